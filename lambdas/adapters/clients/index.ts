@@ -1,0 +1,27 @@
+/**
+ * AWS SDK v3 clients, one of each per Lambda instance, traced by Powertools.
+ * Created lazily so that a function bundles and builds only the clients it uses.
+ * Endpoint, region and credentials come from the standard SDK configuration
+ * (`AWS_ENDPOINT_URL`, `AWS_REGION`, ...): nothing here knows about emulators.
+ */
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { EventBridgeClient } from '@aws-sdk/client-eventbridge';
+import { SFNClient } from '@aws-sdk/client-sfn';
+import { SQSClient } from '@aws-sdk/client-sqs';
+import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { tracer } from '../../observability/powertools';
+
+const once = <T>(make: () => T): (() => T) => {
+  let value: T | undefined;
+  return () => (value ??= make());
+};
+
+/** DynamoDB document client (`removeUndefinedValues`). */
+export const documentClient = once(() =>
+  DynamoDBDocumentClient.from(tracer.captureAWSv3Client(new DynamoDBClient({})), {
+    marshallOptions: { removeUndefinedValues: true, convertClassInstanceToMap: true },
+  }),
+);
+export const sfnClient = once(() => tracer.captureAWSv3Client(new SFNClient({})));
+export const sqsClient = once(() => tracer.captureAWSv3Client(new SQSClient({})));
+export const eventBridgeClient = once(() => tracer.captureAWSv3Client(new EventBridgeClient({})));

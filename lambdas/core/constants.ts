@@ -1,0 +1,45 @@
+/**
+ * Behaviour-changing defaults of the runtime, in one place. Units are in the names.
+ */
+
+/** Version of every checkpoint record written today. Readers accept all of {@link SUPPORTED_CHECKPOINT_SCHEMA_VERSIONS}. */
+export const CHECKPOINT_SCHEMA_VERSION = 1;
+/** Checkpoint schema versions this build can read. */
+export const SUPPORTED_CHECKPOINT_SCHEMA_VERSIONS: readonly number[] = [1];
+/** Version of the event log rows and the dead-letter envelope written today. */
+export const EVENT_SCHEMA_VERSION = 1;
+
+/** Model turns a run may take before it fails with `StepLimitReached`. */
+export const DEFAULT_MAX_STEPS = 20;
+/** Times an invalid final answer is sent back to the model with its validation errors before the run fails. */
+export const DEFAULT_MAX_OUTPUT_REPAIRS = 2;
+/** Tool calls of one model turn that run at once (the Map state's MaxConcurrency). */
+export const DEFAULT_TOOL_CONCURRENCY = 4;
+/** How long a human approval may wait before it counts as rejected with reason "timed out" (24 h). */
+export const DEFAULT_APPROVAL_TIMEOUT_SECONDS = 86_400;
+/** Lambda timeout of a model turn. */
+export const DEFAULT_MODEL_TIMEOUT_SECONDS = 120;
+/** Lambda timeout of a tool call. */
+export const DEFAULT_TOOL_TIMEOUT_SECONDS = 30;
+/** Tool calls one model turn may request; more is answered with an error result for the extras. */
+export const MAX_TOOL_CALLS_PER_TURN = 16;
+
+/**
+ * Retry of transient faults on every Lambda task: 3 retries, 1 s first interval,
+ * doubling, at most 20 s apart, full jitter (Step Functions Retry fields).
+ */
+export const TASK_RETRY = {
+  maxAttempts: 3,
+  intervalSeconds: 1,
+  backoffRate: 2,
+  maxDelaySeconds: 20,
+} as const;
+
+/** Reason recorded when an approval wait reaches its timeout. */
+export const APPROVAL_TIMED_OUT_REASON = 'timed out';
+
+/**
+ * Step Functions execution names are 1-80 characters of `[0-9A-Za-z_-]`
+ * (StartExecution API reference); session ids are used as execution names.
+ */
+export const SESSION_ID_PATTERN = /^[0-9A-Za-z_-]{1,80}$/;

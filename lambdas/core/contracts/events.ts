@@ -1,0 +1,119 @@
+/**
+ * The event log and the dead-letter envelope.
+ *
+ * The event log table (partition key `sessionId`, sort key `seq`) is appended to
+ * by the projector from the checkpoint table's stream; rows are never updated.
+ * `seq` is the stream record's sequence number, zero-padded to 40 digits, so rows
+ * sort in stream order within a session.
+ */
+import { z } from 'zod';
+import { EVENT_SCHEMA_VERSION } from '../constants';
+
+/** Event types, one per kind of checkpoint change. */
+export const EventTypeSchema = z.enum([
+  'SessionStarted',
+  'SessionUpdated',
+  'SessionSucceeded',
+  'SessionFailed',
+  'InputAccepted',
+  'ModelTurnCompleted',
+  'ApprovalRequested',
+  'ToolCallCompleted',
+  'RecordRemoved',
+]);
+
+/**
+ * One row of the event log.
+ * Example: `{"sessionId":"ses_a1","seq":"000...0123","schemaVersion":1,"type":"ToolCallCompleted","at":"2026-11-21T09:00:00.000Z","eventId":"4f1c...","change":"INSERT","checkpointKey":"CP#000001#tool#call_1","record":{...}}`
+ */
+export const EventLogRecordSchema = z.object({
+  sessionId: z.string(),
+  seq: z.string().regex(/^\d{40}$/),
+  schemaVersion: z.literal(EVENT_SCHEMA_VERSION),
+  type: EventTypeSchema,
+  /** When the change happened (the stream record's ApproximateCreationDateTime), ISO 8601. */
+  at: z.string(),
+  /** The stream record's eventID. */
+  eventId: z.string(),
+  change: z.enum(['INSERT', 'MODIFY', 'REMOVE']),
+  checkpointKey: z.string(),
+  /** The checkpoint record after the change (before it, for REMOVE). */
+  record: z.record(z.string(), z.unknown()),
+});
+
+/**
+ * The one envelope every failed run sends to the dead-letter queue.
+ * Example: `{"schemaVersion":1,"agent":"ssh-investigator","sessionId":"ses_a1","executionArn":"arn:aws:states:...","failedState":"RunTools","error":"States.TaskFailed","cause":"...","time":"2026-11-21T09:00:00.000Z"}`
+ */
+export const DeadLetterEnvelopeSchema = z.object({
+  schemaVersion: z.literal(EVENT_SCHEMA_VERSION),
+  agent: z.string(),
+  sessionId: z.string(),
+  executionArn: z.string(),
+  failedState: z.string(),
+  error: z.string(),
+  cause: z.string(),
+  /** ISO 8601. */
+  time: z.string(),
+});
+
+export type EventType = z.infer<typeof EventTypeSchema>;
+export type EventLogRecord = z.infer<typeof EventLogRecordSchema>;
+export type DeadLetterEnvelope = z.infer<typeof DeadLetterEnvelopeSchema>;
+
+/** A stream record reduced to what the projector needs (images already unmarshalled). */
+export interface CheckpointChange {
+  readonly eventId: string;
+  readonly eventName: 'INSERT' | 'MODIFY' | 'REMOVE';
+  readonly sequenceNumber: string;
+  /** Epoch seconds (DynamoDB Streams `ApproximateCreationDateTime`). */
+  readonly approximateCreationEpochSeconds: number;
+  readonly newImage?: Record<string, unknown>;
+  readonly oldImage?: Record<string, unknown>;
+}
+
+/**
+ * Maps a checkpoint change to its event log row.
+ * @throws Error when the record has no `sessionId`/`sk` or the sequence number is not decimal digits.
+ */
+export function toEventLogRecord(change: CheckpointChange): EventLogRecord {
+  const record = change.newImage ?? change.oldImage;
+  if (!record || typeof record.sessionId !== 'string' || typeof record.sk !== 'string') {
+    throw new Error(`stream record ${change.eventId} has no sessionId/sk image`);
+  }
+  if (!/^\d{1,40}$/.test(change.sequenceNumber)) throw new Error(`stream record ${change.eventId}: sequence number "${change.sequenceNumber}" is not decimal`);
+  return {
+    sessionId: record.sessionId,
+    seq: change.sequenceNumber.padStart(40, '0'),
+    schemaVersion: EVENT_SCHEMA_VERSION,
+    type: eventType(change, record),
+    at: new Date(change.approximateCreationEpochSeconds * 1000).toISOString(),
+    eventId: change.eventId,
+    change: change.eventName,
+    checkpointKey: record.sk,
+    record,
+  };
+}
+
+function eventType(change: CheckpointChange, record: Record<string, unknown>): EventType {
+  if (change.eventName === 'REMOVE') return 'RecordRemoved';
+  switch (record.kind) {
+    case 'session': {
+      if (change.eventName === 'INSERT') return 'SessionStarted';
+      const before = change.oldImage?.status;
+      if (record.status !== before && record.status === 'SUCCEEDED') return 'SessionSucceeded';
+      if (record.status !== before && record.status === 'FAILED') return 'SessionFailed';
+      return 'SessionUpdated';
+    }
+    case 'input':
+      return 'InputAccepted';
+    case 'model':
+      return 'ModelTurnCompleted';
+    case 'approval':
+      return 'ApprovalRequested';
+    case 'tool':
+      return 'ToolCallCompleted';
+    default:
+      throw new Error(`stream record ${change.eventId}: unknown checkpoint kind ${String(record.kind)}`);
+  }
+}

@@ -1,0 +1,122 @@
+/**
+ * What passes between the states of an agent's state machine. The payload is a
+ * pointer (decision 2 of the design): ids, counters and routing fields only.
+ * Messages and tool results live in the checkpoint table and are loaded by the
+ * step that needs them, so the payload does not grow with the number of turns.
+ */
+import { z } from 'zod';
+import { SESSION_ID_PATTERN } from '../constants';
+
+/** A session id: also the execution name of API-started runs. Example: `ses_k3x9...` */
+export const SessionIdSchema = z.string().regex(SESSION_ID_PATTERN, 'must be 1-80 characters of [0-9A-Za-z_-]');
+
+/** A failure carried as a value to the RecordFailure step. */
+export const FailureSchema = z.object({
+  error: z.string(),
+  cause: z.string(),
+});
+
+/**
+ * A tool call the Map state runs: the call id, the tool, the ARN of the Lambda
+ * function that runs it (invoked by `FunctionName.$`), and whether a human must
+ * approve it first.
+ */
+export const ToolCallRefSchema = z.object({
+  callId: z.string(),
+  tool: z.string(),
+  functionArn: z.string(),
+  needsApproval: z.boolean(),
+});
+
+/**
+ * The result of the Prepare step.
+ * - `ready`: the session exists; go to the first model turn.
+ * - `duplicate`: this trigger already started another execution (EventBridge delivers at least once).
+ * - `failed`: the trigger input is invalid; `failure` names the fields.
+ */
+export const PrepareResultSchema = z.object({
+  sessionId: SessionIdSchema,
+  step: z.literal(0),
+  repairs: z.literal(0),
+  outcome: z.enum(['ready', 'duplicate', 'failed']),
+  failure: FailureSchema.optional(),
+});
+
+/** Input of a model turn: which session, and the counters so far. */
+export const ModelTurnInputSchema = z.object({
+  sessionId: SessionIdSchema,
+  /** Model turns taken so far. */
+  step: z.number().int().nonnegative(),
+  /** Invalid final answers sent back for repair so far. */
+  repairs: z.number().int().nonnegative(),
+  executionArn: z.string(),
+});
+
+/**
+ * The result of a model turn, routed by the `Route` Choice state.
+ * - `tool_calls`: run `calls` (Map), then the next model turn.
+ * - `repair`: the final answer failed validation; the errors were recorded and go back to the model.
+ * - `final`: the answer is valid and recorded; the run succeeds.
+ * - `failed`: the run cannot go on (invalid answer past its repairs); `failure` says why.
+ */
+export const ModelTurnResultSchema = z.object({
+  sessionId: SessionIdSchema,
+  step: z.number().int().positive(),
+  repairs: z.number().int().nonnegative(),
+  outcome: z.enum(['tool_calls', 'repair', 'final', 'failed']),
+  calls: z.array(ToolCallRefSchema),
+  failure: FailureSchema.optional(),
+});
+
+/**
+ * A human decision, as the approval task returns it (SendTaskSuccess output), or
+ * `not_required` for tools that need none, or `timed_out` from the wait's Catch.
+ */
+export const ApprovalOutcomeSchema = z.object({
+  decision: z.enum(['not_required', 'approved', 'rejected', 'timed_out']),
+  reason: z.string().optional(),
+  approvalId: z.string().optional(),
+  decidedBy: z.string().optional(),
+});
+
+/** Input of a tool task (one Map item). */
+export const ToolTaskInputSchema = z.object({
+  sessionId: SessionIdSchema,
+  step: z.number().int().positive(),
+  call: ToolCallRefSchema,
+  approval: ApprovalOutcomeSchema,
+  executionArn: z.string(),
+});
+
+/** Input of the approval request task (`.waitForTaskToken`). */
+export const ApprovalRequestInputSchema = z.object({
+  agent: z.string(),
+  sessionId: SessionIdSchema,
+  step: z.number().int().positive(),
+  call: ToolCallRefSchema,
+  taskToken: z.string().min(1),
+  timeoutSeconds: z.number().int().positive(),
+  executionArn: z.string(),
+});
+
+/** Input of the RecordFailure task: the state that failed, and the error. */
+export const RecordFailureInputSchema = z.object({
+  agent: z.string(),
+  executionArn: z.string(),
+  executionName: z.string(),
+  failedState: z.string(),
+  /** The payload at the failed state: a loop pointer, or the raw trigger when Prepare failed. */
+  state: z.record(z.string(), z.unknown()),
+  /** Step Functions' Catch output (`Error`, `Cause`), when a task threw. */
+  caught: z.object({ Error: z.string(), Cause: z.string().optional() }).optional(),
+});
+
+export type Failure = z.infer<typeof FailureSchema>;
+export type ToolCallRef = z.infer<typeof ToolCallRefSchema>;
+export type PrepareResult = z.infer<typeof PrepareResultSchema>;
+export type ModelTurnInput = z.infer<typeof ModelTurnInputSchema>;
+export type ModelTurnResult = z.infer<typeof ModelTurnResultSchema>;
+export type ApprovalOutcome = z.infer<typeof ApprovalOutcomeSchema>;
+export type ToolTaskInput = z.infer<typeof ToolTaskInputSchema>;
+export type ApprovalRequestInput = z.infer<typeof ApprovalRequestInputSchema>;
+export type RecordFailureInput = z.infer<typeof RecordFailureInputSchema>;

@@ -1,0 +1,114 @@
+/**
+ * The model contract: one shape that maps onto the Anthropic Messages API, the
+ * OpenAI Chat Completions API and the Amazon Bedrock Converse API.
+ *
+ * - Messages alternate `user` / `assistant`; the system prompt is separate
+ *   (Anthropic `system`, Bedrock `system`, OpenAI a leading `system` message).
+ * - Content is a list of blocks: `text`, `tool_use` (Anthropic `tool_use`,
+ *   Bedrock `toolUse`, OpenAI `tool_calls[]`) and `tool_result` (Anthropic
+ *   `tool_result`, Bedrock `toolResult`, OpenAI a `tool` role message).
+ * - Tools are described by name, description and a JSON Schema of their input.
+ */
+import { z } from 'zod';
+
+/** A block of text. Example: `{"type":"text","text":"Looking at the log."}` */
+export const TextBlockSchema = z.object({ type: z.literal('text'), text: z.string() });
+
+/**
+ * A tool call asked for by the model. `id` is the provider's call id.
+ * Example: `{"type":"tool_use","id":"call_1","name":"count_failed_attempts","input":{}}`
+ */
+export const ToolUseBlockSchema = z.object({
+  type: z.literal('tool_use'),
+  id: z.string().min(1),
+  name: z.string().min(1),
+  input: z.record(z.string(), z.unknown()),
+});
+
+/**
+ * The result of a tool call, sent back to the model. `content` is JSON text.
+ * Example: `{"type":"tool_result","toolUseId":"call_1","content":"{\"total\":3}","isError":false}`
+ */
+export const ToolResultBlockSchema = z.object({
+  type: z.literal('tool_result'),
+  toolUseId: z.string().min(1),
+  content: z.string(),
+  isError: z.boolean(),
+});
+
+/** Any content block. */
+export const ContentBlockSchema = z.discriminatedUnion('type', [TextBlockSchema, ToolUseBlockSchema, ToolResultBlockSchema]);
+
+/** One message of the conversation. */
+export const MessageSchema = z.object({
+  role: z.enum(['user', 'assistant']),
+  content: z.array(ContentBlockSchema),
+});
+
+/** A tool as the model sees it: `inputSchema` is JSON Schema (draft 2020-12). */
+export const ToolSpecSchema = z.object({
+  name: z.string(),
+  description: z.string(),
+  inputSchema: z.record(z.string(), z.unknown()),
+});
+
+/**
+ * Why the model stopped, in Anthropic's terms (Bedrock `stopReason` and OpenAI
+ * `finish_reason` map onto it: `tool_calls`→`tool_use`, `stop`→`end_turn`, `length`→`max_tokens`).
+ */
+export const StopReasonSchema = z.enum(['end_turn', 'tool_use', 'max_tokens', 'stop_sequence', 'refusal']);
+
+/** Token usage of one call (Anthropic `input_tokens`/`output_tokens`, Bedrock `inputTokens`/`outputTokens`, OpenAI `prompt_tokens`/`completion_tokens`). */
+export const UsageSchema = z.object({
+  inputTokens: z.number().int().nonnegative(),
+  outputTokens: z.number().int().nonnegative(),
+});
+
+/** What the runtime sends to a provider. */
+export const ModelRequestSchema = z.object({
+  modelId: z.string(),
+  system: z.string(),
+  messages: z.array(MessageSchema),
+  tools: z.array(ToolSpecSchema),
+  maxTokens: z.number().int().positive().optional(),
+  temperature: z.number().min(0).max(2).optional(),
+});
+
+/** What a provider returns: the assistant's content, why it stopped, and its usage. */
+export const ModelResponseSchema = z.object({
+  content: z.array(z.discriminatedUnion('type', [TextBlockSchema, ToolUseBlockSchema])),
+  stopReason: StopReasonSchema,
+  usage: UsageSchema,
+  /** Model id and version as the provider reports it. */
+  modelId: z.string(),
+  /** The provider's request id, for audit. */
+  requestId: z.string().optional(),
+});
+
+export type TextBlock = z.infer<typeof TextBlockSchema>;
+export type ToolUseBlock = z.infer<typeof ToolUseBlockSchema>;
+export type ToolResultBlock = z.infer<typeof ToolResultBlockSchema>;
+export type ContentBlock = z.infer<typeof ContentBlockSchema>;
+export type Message = z.infer<typeof MessageSchema>;
+export type ToolSpec = z.infer<typeof ToolSpecSchema>;
+export type StopReason = z.infer<typeof StopReasonSchema>;
+export type Usage = z.infer<typeof UsageSchema>;
+export type ModelRequest = z.infer<typeof ModelRequestSchema>;
+export type ModelResponse = z.infer<typeof ModelResponseSchema>;
+
+/**
+ * A model provider: Anthropic, OpenAI, Bedrock or the scripted provider.
+ * Implementations throw {@link import('../errors').TransientError} for faults
+ * worth retrying and a {@link import('../errors').TerminalError} otherwise.
+ */
+export interface ModelProvider {
+  /** Provider name, e.g. `scripted`, `bedrock`, `anthropic`, `openai`. */
+  readonly name: string;
+  /** Sends one request; resolves to the model's answer. */
+  converse(request: ModelRequest): Promise<ModelResponse>;
+  /**
+   * Called when the run has reached its final answer; a strict fake throws if
+   * it still holds unplayed turns. Real providers omit it.
+   */
+  assertComplete?(request: ModelRequest): void;
+}

@@ -1,0 +1,26 @@
+/**
+ * Names of the environment variables the CDK constructs set and the handlers read.
+ * Shared so that the two sides cannot drift apart.
+ */
+export const ENV = {
+  /** DynamoDB table of sessions and checkpoints (stream source of the event log). */
+  checkpointTable: 'AGENT_CHECKPOINT_TABLE',
+  /** DynamoDB table of the append-only event log. */
+  eventTable: 'AGENT_EVENT_TABLE',
+  /** DynamoDB table of pending approvals and their task tokens (never streamed, never returned). */
+  approvalTable: 'AGENT_APPROVAL_TABLE',
+  /** URL of the SQS queue that receives one envelope per failed run. */
+  deadLetterQueueUrl: 'AGENT_DLQ_URL',
+  /** Name of the runtime's EventBridge bus. */
+  eventBusName: 'AGENT_EVENT_BUS',
+  /** JSON object: agent name → state machine ARN (API function). */
+  stateMachines: 'AGENT_STATE_MACHINES',
+  /** JSON object: tool name → Lambda function ARN (model-turn function). */
+  toolFunctions: 'AGENT_TOOL_FUNCTIONS',
+  /** Name of the tool a tool function runs. */
+  toolName: 'AGENT_TOOL_NAME',
+  /** Name of the agent a per-agent function serves. */
+  agentName: 'AGENT_NAME',
+} as const;
+
+export type EnvName = (typeof ENV)[keyof typeof ENV];

@@ -1,0 +1,156 @@
+/**
+ * The agent loop's decisions, pure: rebuilding the conversation from checkpoints,
+ * and deciding what a model's answer means for the run.
+ */
+import type { z } from 'zod';
+import { MAX_TOOL_CALLS_PER_TURN } from './constants';
+import type { CheckpointRecord, InputCheckpoint, ModelCheckpoint, ToolCheckpoint } from './contracts/checkpoint';
+import type { Failure, ToolCallRef } from './contracts/loop';
+import type { ContentBlock, Message, ModelResponse, ToolResultBlock, ToolUseBlock } from './contracts/model';
+import { formatIssues } from './validation';
+
+/** Prefix of the user message that sends an invalid final answer back to the model. */
+export const REPAIR_PREFIX = 'Your final answer was rejected by the output schema. Fix these problems and answer again with JSON only:';
+
+/**
+ * Rebuilds the conversation from a session's checkpoints, in step order:
+ * the input's prompt; then per model turn, the assistant's content, followed by
+ * a user message with the turn's tool results (in call order) or with the
+ * validation errors of a rejected final answer.
+ * @throws Error when the input checkpoint is missing or a tool result is missing for a call.
+ */
+export function buildConversation(records: readonly CheckpointRecord[]): Message[] {
+  const input = records.find((r): r is InputCheckpoint => r.kind === 'input');
+  if (!input) throw new Error('conversation has no input checkpoint');
+  const tools = new Map<string, ToolCheckpoint>();
+  for (const r of records) if (r.kind === 'tool') tools.set(`${r.step}#${r.callId}`, r);
+  const turns = records.filter((r): r is ModelCheckpoint => r.kind === 'model').sort((a, b) => a.step - b.step);
+
+  const messages: Message[] = [{ role: 'user', content: [{ type: 'text', text: input.prompt }] }];
+  for (const turn of turns) {
+    messages.push({ role: 'assistant', content: turn.response.content });
+    if (turn.outcome === 'tool_calls') {
+      const results: ContentBlock[] = [];
+      for (const block of turn.response.content) {
+        if (block.type !== 'tool_use') continue;
+        const inline = turn.inlineResults.find((r) => r.toolUseId === block.id);
+        if (inline) {
+          results.push(inline);
+          continue;
+        }
+        const done = tools.get(`${turn.step}#${block.id}`);
+        if (!done) throw new Error(`step ${turn.step}: no result recorded for tool call ${block.id}`);
+        results.push({ type: 'tool_result', toolUseId: block.id, content: done.result, isError: done.isError });
+      }
+      messages.push({ role: 'user', content: results });
+    } else if (turn.outcome === 'repair') {
+      const text = `${REPAIR_PREFIX}\n${(turn.validationErrors ?? []).map((e) => `- ${e}`).join('\n')}`;
+      messages.push({ role: 'user', content: [{ type: 'text', text }] });
+    }
+  }
+  return messages;
+}
+
+/** The text of a model answer: its text blocks joined. */
+export function answerText(response: ModelResponse): string {
+  return response.content
+    .filter((b): b is Extract<ContentBlock, { type: 'text' }> => b.type === 'text')
+    .map((b) => b.text)
+    .join('');
+}
+
+/**
+ * Parses a final answer: JSON (optionally inside a ```json fence), then the output schema.
+ * @returns the parsed output, or the problems, one per field.
+ */
+export function parseFinalAnswer<O extends z.ZodType>(
+  text: string,
+  schema: O,
+): { ok: true; output: z.infer<O> } | { ok: false; errors: string[] } {
+  const fenced = /```(?:json)?\s*([\s\S]*?)```/.exec(text);
+  const body = (fenced?.[1] ?? text).trim();
+  let json: unknown;
+  try {
+    json = JSON.parse(body);
+  } catch (err) {
+    return { ok: false, errors: [`(root): not valid JSON (${(err as Error).message})`] };
+  }
+  const parsed = schema.safeParse(json);
+  return parsed.success ? { ok: true, output: parsed.data } : { ok: false, errors: formatIssues(parsed.error) };
+}
+
+/** What a model answer means for the run. */
+export type TurnDecision =
+  | { outcome: 'tool_calls'; calls: ToolCallRef[]; inlineResults: ToolResultBlock[] }
+  | { outcome: 'final'; output: unknown }
+  | { outcome: 'repair'; validationErrors: string[] }
+  | { outcome: 'failed'; validationErrors: string[]; failure: Failure };
+
+/** The agent facts {@link decideTurn} needs. */
+export interface TurnContext<O extends z.ZodType> {
+  /** Tool name → function ARN and approval flag, for the tools the model was offered. */
+  readonly tools: ReadonlyMap<string, { functionArn: string; needsApproval: boolean }>;
+  readonly output: O;
+  /** Repairs already used in this run. */
+  readonly repairs: number;
+  readonly maxOutputRepairs: number;
+}
+
+/**
+ * Decides a model turn's outcome.
+ * - Tool calls: known tools become Map items; an unknown tool, or a call past
+ *   {@link MAX_TOOL_CALLS_PER_TURN}, gets an error result without running anything.
+ * - Otherwise the text is the final answer: valid → `final`; invalid → `repair`
+ *   while repairs remain, else `failed` with `OutputValidationFailed`.
+ */
+export function decideTurn<O extends z.ZodType>(response: ModelResponse, ctx: TurnContext<O>): TurnDecision {
+  const uses = response.content.filter((b): b is ToolUseBlock => b.type === 'tool_use');
+  if (uses.length > 0) {
+    const calls: ToolCallRef[] = [];
+    const inlineResults: ToolResultBlock[] = [];
+    for (const use of uses) {
+      const tool = ctx.tools.get(use.name);
+      if (!tool) {
+        inlineResults.push(errorResult(use.id, 'UNKNOWN_TOOL', `No tool named "${use.name}" is available.`));
+      } else if (calls.length >= MAX_TOOL_CALLS_PER_TURN) {
+        inlineResults.push(errorResult(use.id, 'TOO_MANY_CALLS', `At most ${MAX_TOOL_CALLS_PER_TURN} tool calls per turn; this one was not run.`));
+      } else {
+        calls.push({ callId: use.id, tool: use.name, functionArn: tool.functionArn, needsApproval: tool.needsApproval });
+      }
+    }
+    return { outcome: 'tool_calls', calls, inlineResults };
+  }
+  let validationErrors: string[];
+  if (response.stopReason === 'max_tokens') {
+    validationErrors = ['(root): the answer was cut off at the output token limit; answer more briefly'];
+  } else {
+    const parsed = parseFinalAnswer(answerText(response), ctx.output);
+    if (parsed.ok) return { outcome: 'final', output: parsed.output };
+    validationErrors = parsed.errors;
+  }
+  if (ctx.repairs < ctx.maxOutputRepairs) return { outcome: 'repair', validationErrors };
+  return {
+    outcome: 'failed',
+    validationErrors,
+    failure: {
+      error: 'OutputValidationFailed',
+      cause: `final answer still invalid after ${ctx.maxOutputRepairs} repair(s): ${validationErrors.join('; ')}`,
+    },
+  };
+}
+
+/** A tool result that reports an error to the model, as JSON `{error, message}`. */
+export function errorResult(toolUseId: string, error: string, message: string, details?: unknown): ToolResultBlock {
+  return {
+    type: 'tool_result',
+    toolUseId,
+    isError: true,
+    content: JSON.stringify(details === undefined ? { error, message } : { error, message, details }),
+  };
+}
+
+/** The tool call `callId` of a model turn's checkpoint, or undefined. */
+export function toolUseOf(turn: CheckpointRecord | undefined, callId: string): ToolUseBlock | undefined {
+  if (turn?.kind !== 'model') return undefined;
+  return turn.response.content.find((b): b is ToolUseBlock => b.type === 'tool_use' && b.id === callId);
+}

@@ -1,0 +1,77 @@
+/**
+ * What starts a run: an EventBridge event (the rule's target input is the whole
+ * event), or the API (`{source: "api", sessionId, idempotencyKey, input}`).
+ * Session ids are derived from the trigger, so a trigger delivered twice maps to
+ * one session.
+ */
+import { z } from 'zod';
+import type { TriggerInfo } from './contracts/checkpoint';
+import { SessionIdSchema } from './contracts/loop';
+import { sessionIdFor } from './ids';
+
+/**
+ * An EventBridge event envelope (EventBridge User Guide, "Amazon EventBridge events").
+ * Example: `{"version":"0","id":"6a7e8feb-...","detail-type":"GuardDuty Finding","source":"aws.guardduty","account":"123456789012","time":"2024-01-01T00:00:00Z","region":"us-east-1","resources":[],"detail":{}}`
+ */
+export const EventBridgeEnvelopeSchema = z.object({
+  version: z.string(),
+  id: z.string().min(1),
+  'detail-type': z.string(),
+  source: z.string(),
+  account: z.string(),
+  time: z.string(),
+  region: z.string(),
+  resources: z.array(z.string()),
+  detail: z.unknown(),
+});
+
+/** The execution input the API function starts a run with. */
+export const ApiTriggerSchema = z.object({
+  source: z.literal('api'),
+  sessionId: SessionIdSchema,
+  idempotencyKey: z.string(),
+  input: z.unknown(),
+});
+
+export type EventBridgeEnvelope = z.infer<typeof EventBridgeEnvelopeSchema>;
+export type ApiTrigger = z.infer<typeof ApiTriggerSchema>;
+
+/** A trigger, recognised. */
+export type ParsedTrigger =
+  | { ok: true; sessionId: string; input: unknown; info: TriggerInfo }
+  | { ok: false; error: string };
+
+/**
+ * Recognises the execution input of an agent's state machine.
+ * @returns `ok: false` with a message when the input is neither an EventBridge event nor an API trigger.
+ */
+export function parseTrigger(agent: string, raw: unknown): ParsedTrigger {
+  const api = ApiTriggerSchema.safeParse(raw);
+  if (api.success) {
+    return {
+      ok: true,
+      sessionId: api.data.sessionId,
+      input: api.data.input,
+      info: { source: 'api', dedupeKey: api.data.idempotencyKey },
+    };
+  }
+  const event = EventBridgeEnvelopeSchema.safeParse(raw);
+  if (event.success) {
+    return {
+      ok: true,
+      sessionId: sessionIdFor(agent, event.data.id),
+      input: event.data.detail,
+      info: {
+        source: 'eventbridge',
+        dedupeKey: event.data.id,
+        detailType: event.data['detail-type'],
+        eventSource: event.data.source,
+        time: event.data.time,
+      },
+    };
+  }
+  return {
+    ok: false,
+    error: 'execution input is neither an EventBridge event (version, id, detail-type, source, detail ...) nor an API trigger ({source: "api", sessionId, idempotencyKey, input})',
+  };
+}

@@ -1,0 +1,67 @@
+/**
+ * The per-agent Lambda handlers. Each agent's generated entry file does
+ * `export const { prepare, modelTurn, runTool } = createAgentHandlers(agent)`;
+ * the Agent construct points one function at each export.
+ */
+import type { Context } from 'aws-lambda';
+import { CheckpointStore } from '../../adapters/checkpoint-store';
+import { documentClient } from '../../adapters/clients';
+import { requireEnv, requireJsonMapEnv } from '../../adapters/config';
+import { ScriptedModelProvider } from '../../adapters/providers/scripted';
+import { ModelTurnInputSchema, ToolTaskInputSchema, type ModelTurnResult, type PrepareResult } from '../../core/contracts/loop';
+import type { AgentDefinition } from '../../core/define';
+import { ENV } from '../../core/env-names';
+import { logger, logStep } from '../../observability/powertools';
+import type { StepDeps } from './deps';
+import { modelTurn } from './model-turn';
+import { prepare, type PrepareEvent } from './prepare';
+import { runTool, type ToolTaskResult } from './run-tool';
+
+/** The three handlers of an agent. */
+export interface AgentHandlers {
+  prepare(event: PrepareEvent, context: Context): Promise<PrepareResult>;
+  modelTurn(event: unknown, context: Context): Promise<ModelTurnResult>;
+  runTool(event: unknown, context: Context): Promise<ToolTaskResult>;
+}
+
+/**
+ * Builds an agent's handlers. Environment is read on first use (the functions
+ * share one bundle but not one configuration).
+ */
+export function createAgentHandlers(agent: AgentDefinition): AgentHandlers {
+  let deps: StepDeps | undefined;
+  const getDeps = (): StepDeps =>
+    (deps ??= {
+      agent,
+      store: new CheckpointStore(documentClient(), requireEnv(ENV.checkpointTable)),
+      provider: () => new ScriptedModelProvider(agent.model.script),
+      toolFunctions: () => requireJsonMapEnv(ENV.toolFunctions),
+    });
+
+  return {
+    async prepare(event, context) {
+      logStep({ agent: agent.name, executionArn: event.executionArn, step: 0 });
+      logger.addContext(context);
+      const result = await prepare(event, getDeps());
+      logger.info('prepared', { sessionId: result.sessionId, outcome: result.outcome, failure: result.failure });
+      return result;
+    },
+    async modelTurn(event, context) {
+      const input = ModelTurnInputSchema.parse(event);
+      logStep({ agent: agent.name, sessionId: input.sessionId, executionArn: input.executionArn, step: input.step + 1 });
+      logger.addContext(context);
+      const result = await modelTurn(input, getDeps());
+      logger.info('model turn', { outcome: result.outcome, calls: result.calls.map((c) => c.tool), failure: result.failure });
+      return result;
+    },
+    async runTool(event, context) {
+      const input = ToolTaskInputSchema.parse(event);
+      const toolName = requireEnv(ENV.toolName);
+      logStep({ agent: agent.name, sessionId: input.sessionId, executionArn: input.executionArn, step: input.step, tool: toolName, callId: input.call.callId });
+      logger.addContext(context);
+      const result = await runTool(input, toolName, getDeps());
+      logger.info('tool call', { status: result.status, approval: input.approval.decision });
+      return result;
+    },
+  };
+}

@@ -1,0 +1,41 @@
+/**
+ * GET /runs/{sessionId}: the run's status (session head and pending approvals).
+ * GET /runs/{sessionId}/events: the session's event log, in order.
+ * Answers 404 for an unknown session.
+ */
+import type { APIGatewayProxyEvent, APIGatewayProxyResult, Context } from 'aws-lambda';
+import { ApprovalStore } from '../adapters/approval-store';
+import { CheckpointStore } from '../adapters/checkpoint-store';
+import { documentClient } from '../adapters/clients';
+import { requireEnv } from '../adapters/config';
+import { EventLogStore } from '../adapters/event-log-store';
+import { json, problem } from '../adapters/http';
+import type { RunStatus } from '../core/contracts/api';
+import { ENV } from '../core/env-names';
+import { logger, logStep } from '../observability/powertools';
+
+const checkpoints = new CheckpointStore(documentClient(), requireEnv(ENV.checkpointTable));
+const approvals = new ApprovalStore(documentClient(), requireEnv(ENV.approvalTable));
+const events = new EventLogStore(documentClient(), requireEnv(ENV.eventTable));
+
+export async function handler(event: APIGatewayProxyEvent, context: Context): Promise<APIGatewayProxyResult> {
+  logger.addContext(context);
+  const sessionId = event.pathParameters?.sessionId ?? '';
+  logStep({ sessionId });
+  const session = await checkpoints.getSession(sessionId);
+  if (!session) return problem(404, 'UnknownSession', `no session "${sessionId}"`);
+  if (event.resource.endsWith('/events')) return json(200, { sessionId, events: await events.list(sessionId) });
+  const status: RunStatus = {
+    sessionId,
+    agent: session.agent,
+    status: session.status,
+    executionArn: session.executionArn,
+    step: session.step,
+    createdAt: session.createdAt,
+    updatedAt: session.updatedAt,
+    output: session.output,
+    failure: session.failure,
+    pendingApprovals: session.status === 'RUNNING' ? await approvals.listPending(sessionId) : [],
+  };
+  return json(200, status);
+}

@@ -1,0 +1,44 @@
+/**
+ * The projector: appends every change of the checkpoint table (its DynamoDB
+ * stream, NEW_AND_OLD_IMAGES) to the event log. Records are processed in order
+ * and reported one by one (Powertools batch, `ReportBatchItemFailures`): a bad
+ * record is reported and retried (then sent to the delivery DLQ by the event
+ * source mapping) without blocking or losing the others. Appends are conditional,
+ * so a redelivered record is not appended twice.
+ */
+import { BatchProcessor, EventType, processPartialResponse } from '@aws-lambda-powertools/batch';
+import type { AttributeValue } from '@aws-sdk/client-dynamodb';
+import { unmarshall } from '@aws-sdk/util-dynamodb';
+import type { Context, DynamoDBRecord, DynamoDBStreamEvent, DynamoDBBatchResponse } from 'aws-lambda';
+import { documentClient } from '../adapters/clients';
+import { requireEnv } from '../adapters/config';
+import { EventLogStore } from '../adapters/event-log-store';
+import { toEventLogRecord } from '../core/contracts/events';
+import { ENV } from '../core/env-names';
+import { logger } from '../observability/powertools';
+
+const events = new EventLogStore(documentClient(), requireEnv(ENV.eventTable));
+const processor = new BatchProcessor(EventType.DynamoDBStreams);
+
+const image = (value: Record<string, unknown> | undefined): Record<string, unknown> | undefined =>
+  value ? unmarshall(value as Record<string, AttributeValue>) : undefined;
+
+async function recordHandler(record: DynamoDBRecord): Promise<void> {
+  const change = record.dynamodb;
+  if (!record.eventID || !record.eventName || !change?.SequenceNumber) throw new Error('stream record without eventID, eventName or SequenceNumber');
+  const row = toEventLogRecord({
+    eventId: record.eventID,
+    eventName: record.eventName,
+    sequenceNumber: change.SequenceNumber,
+    approximateCreationEpochSeconds: change.ApproximateCreationDateTime ?? Date.now() / 1000,
+    newImage: image(change.NewImage),
+    oldImage: image(change.OldImage),
+  });
+  const appended = await events.append(row);
+  logger.debug('event', { sessionId: row.sessionId, type: row.type, seq: row.seq, appended });
+}
+
+export async function handler(event: DynamoDBStreamEvent, context: Context): Promise<DynamoDBBatchResponse> {
+  logger.addContext(context);
+  return processPartialResponse(event, recordHandler, processor, { context, processInParallel: false });
+}

@@ -1,0 +1,190 @@
+/**
+ * The shared runtime every agent binds to: the checkpoint table (its stream
+ * feeds the event log), the event log, the approval table, the runtime's event
+ * bus, the dead-letter queues, the projector, the approval and failure
+ * functions, and the HTTP API.
+ */
+import * as path from 'node:path';
+import { Duration, Lazy, RemovalPolicy, Stack } from 'aws-cdk-lib';
+import * as apigw from 'aws-cdk-lib/aws-apigateway';
+import * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
+import * as events from 'aws-cdk-lib/aws-events';
+import type * as iam from 'aws-cdk-lib/aws-iam';
+import * as lambda from 'aws-cdk-lib/aws-lambda';
+import * as sources from 'aws-cdk-lib/aws-lambda-event-sources';
+import * as sqs from 'aws-cdk-lib/aws-sqs';
+import type * as sfn from 'aws-cdk-lib/aws-stepfunctions';
+import { Construct } from 'constructs';
+import { APPROVALS_BY_SESSION_INDEX } from '../../lambdas/adapters/approval-store';
+import { ENV } from '../../lambdas/core/env-names';
+import { PROJECT_ROOT, RuntimeFunction } from './runtime-function';
+
+const handlerEntry = (name: string): string => path.join(PROJECT_ROOT, 'lambdas', 'handlers', `${name}.ts`);
+
+/** Props of {@link AgentRuntime}. */
+export interface AgentRuntimeProps {
+  /**
+   * What happens to the checkpoint, event log and approval tables when the stack is deleted.
+   * @default RemovalPolicy.RETAIN (they are the audit record)
+   */
+  readonly tableRemovalPolicy?: RemovalPolicy;
+  /**
+   * How callers authenticate to the HTTP API.
+   * @default apigw.AuthorizationType.IAM (SigV4-signed requests)
+   */
+  readonly apiAuthorization?: apigw.AuthorizationType.IAM | apigw.AuthorizationType.NONE;
+  /** Days the dead-letter queues keep messages. @default 14 (the SQS maximum) */
+  readonly deadLetterRetentionDays?: number;
+}
+
+/**
+ * The shared runtime. Agents register with {@link AgentRuntime.registerAgent}
+ * (the {@link Agent} construct does it), which wires them into the API and
+ * grants the approval functions their task callbacks.
+ */
+export class AgentRuntime extends Construct {
+  /** Sessions and checkpoints; partition key `sessionId`, sort key `sk`; stream NEW_AND_OLD_IMAGES. */
+  readonly checkpointTable: dynamodb.Table;
+  /** Append-only event log; partition key `sessionId`, sort key `seq`. */
+  readonly eventTable: dynamodb.Table;
+  /** Pending approvals with their task tokens; partition key `approvalId`; GSI `bySession`. */
+  readonly approvalTable: dynamodb.Table;
+  /** The runtime's bus: `ApprovalRequested` and later runtime events. */
+  readonly eventBus: events.EventBus;
+  /** One envelope per failed run (agent, session, execution, failed state, error, cause, time). */
+  readonly deadLetterQueue: sqs.Queue;
+  /** Undeliverable trigger events and stream records the projector could not append. */
+  readonly deliveryDeadLetterQueue: sqs.Queue;
+  readonly projectorFunction: lambda.IFunction;
+  readonly approvalRequestFunction: lambda.IFunction;
+  readonly recordFailureFunction: lambda.IFunction;
+  readonly api: apigw.RestApi;
+
+  private readonly stateMachines: Record<string, string> = {};
+  private readonly startRunFunction: RuntimeFunction;
+  private readonly decideApprovalFunction: RuntimeFunction;
+
+  constructor(scope: Construct, id: string, props: AgentRuntimeProps = {}) {
+    super(scope, id);
+    const retention = props.deadLetterRetentionDays ?? 14;
+    if (!Number.isInteger(retention) || retention < 1 || retention > 14) {
+      throw new Error(`AgentRuntime: deadLetterRetentionDays must be an integer from 1 to 14 (SQS MessageRetentionPeriod), got ${retention}`);
+    }
+    const removalPolicy = props.tableRemovalPolicy ?? RemovalPolicy.RETAIN;
+    const table = (tid: string, partitionKey: string, sortKey?: string, stream?: dynamodb.StreamViewType): dynamodb.Table =>
+      new dynamodb.Table(this, tid, {
+        partitionKey: { name: partitionKey, type: dynamodb.AttributeType.STRING },
+        sortKey: sortKey ? { name: sortKey, type: dynamodb.AttributeType.STRING } : undefined,
+        billingMode: dynamodb.BillingMode.PAY_PER_REQUEST,
+        encryption: dynamodb.TableEncryption.AWS_MANAGED,
+        pointInTimeRecoverySpecification: { pointInTimeRecoveryEnabled: true },
+        stream,
+        removalPolicy,
+      });
+    this.checkpointTable = table('Checkpoints', 'sessionId', 'sk', dynamodb.StreamViewType.NEW_AND_OLD_IMAGES);
+    this.eventTable = table('Events', 'sessionId', 'seq');
+    this.approvalTable = table('Approvals', 'approvalId');
+    this.approvalTable.addGlobalSecondaryIndex({
+      indexName: APPROVALS_BY_SESSION_INDEX,
+      partitionKey: { name: 'sessionId', type: dynamodb.AttributeType.STRING },
+      sortKey: { name: 'requestedAt', type: dynamodb.AttributeType.STRING },
+      projectionType: dynamodb.ProjectionType.ALL,
+    });
+
+    this.eventBus = new events.EventBus(this, 'Bus');
+    const queue = (qid: string): sqs.Queue =>
+      new sqs.Queue(this, qid, {
+        retentionPeriod: Duration.days(retention),
+        encryption: sqs.QueueEncryption.SQS_MANAGED,
+        enforceSSL: true,
+      });
+    this.deadLetterQueue = queue('DeadLetterQueue');
+    this.deliveryDeadLetterQueue = queue('DeliveryDeadLetterQueue');
+
+    const fn = (fid: string, entry: string, description: string, environment: Record<string, string>): RuntimeFunction =>
+      new RuntimeFunction(this, fid, { entry: handlerEntry(entry), description, serviceName: 'agent-runtime', environment });
+
+    const projector = fn('Projector', 'projector', 'Appends checkpoint changes to the event log', { [ENV.eventTable]: this.eventTable.tableName });
+    this.eventTable.grant(projector, 'dynamodb:PutItem');
+    projector.addEventSource(
+      new sources.DynamoEventSource(this.checkpointTable, {
+        startingPosition: lambda.StartingPosition.TRIM_HORIZON,
+        batchSize: 100,
+        maxBatchingWindow: Duration.seconds(1),
+        parallelizationFactor: 1,
+        bisectBatchOnError: true,
+        retryAttempts: 10,
+        reportBatchItemFailures: true,
+        onFailure: new sources.SqsDlq(this.deliveryDeadLetterQueue),
+      }),
+    );
+    this.projectorFunction = projector;
+
+    const checkpointEnv = { [ENV.checkpointTable]: this.checkpointTable.tableName };
+    const approvalRequest = fn('ApprovalRequest', 'approval-request', 'Stores an approval task token and announces the request', {
+      ...checkpointEnv,
+      [ENV.approvalTable]: this.approvalTable.tableName,
+      [ENV.eventBusName]: this.eventBus.eventBusName,
+    });
+    this.checkpointTable.grant(approvalRequest, 'dynamodb:GetItem', 'dynamodb:PutItem');
+    this.approvalTable.grant(approvalRequest, 'dynamodb:PutItem');
+    this.eventBus.grantPutEventsTo(approvalRequest);
+    this.approvalRequestFunction = approvalRequest;
+
+    const recordFailure = fn('RecordFailure', 'record-failure', 'Records a failed run and sends its envelope to the dead-letter queue', {
+      ...checkpointEnv,
+      [ENV.deadLetterQueueUrl]: this.deadLetterQueue.queueUrl,
+    });
+    this.checkpointTable.grant(recordFailure, 'dynamodb:UpdateItem');
+    this.deadLetterQueue.grantSendMessages(recordFailure);
+    this.recordFailureFunction = recordFailure;
+
+    // HTTP API (API Gateway REST, Lambda proxy).
+    this.startRunFunction = fn('StartRun', 'api-start-run', 'POST /agents/{agent}/runs', {
+      [ENV.stateMachines]: Lazy.string({ produce: () => Stack.of(this).toJsonString(this.stateMachines) }),
+    });
+    const getRun = fn('GetRun', 'api-get-run', 'GET /runs/{sessionId} and /runs/{sessionId}/events', {
+      ...checkpointEnv,
+      [ENV.approvalTable]: this.approvalTable.tableName,
+      [ENV.eventTable]: this.eventTable.tableName,
+    });
+    this.checkpointTable.grant(getRun, 'dynamodb:GetItem');
+    this.approvalTable.grant(getRun, 'dynamodb:Query');
+    this.eventTable.grant(getRun, 'dynamodb:Query');
+    this.decideApprovalFunction = fn('DecideApproval', 'api-decide-approval', 'POST /approvals/{approvalId}', {
+      [ENV.approvalTable]: this.approvalTable.tableName,
+    });
+    this.approvalTable.grant(this.decideApprovalFunction, 'dynamodb:GetItem', 'dynamodb:UpdateItem');
+
+    const authorizationType = props.apiAuthorization ?? apigw.AuthorizationType.IAM;
+    this.api = new apigw.RestApi(this, 'Api', {
+      description: 'Agent runtime: start runs, read status and events, decide approvals',
+      deployOptions: { stageName: 'v1', tracingEnabled: true, throttlingRateLimit: 100, throttlingBurstLimit: 200 },
+      defaultMethodOptions: { authorizationType },
+    });
+    const integration = (f: lambda.IFunction): apigw.LambdaIntegration => new apigw.LambdaIntegration(f, { proxy: true });
+    this.api.root.addResource('agents').addResource('{agent}').addResource('runs').addMethod('POST', integration(this.startRunFunction));
+    const run = this.api.root.addResource('runs').addResource('{sessionId}');
+    run.addMethod('GET', integration(getRun));
+    run.addResource('events').addMethod('GET', integration(getRun));
+    this.api.root.addResource('approvals').addResource('{approvalId}').addMethod('POST', integration(this.decideApprovalFunction));
+  }
+
+  /**
+   * Wires an agent's state machine into the runtime: the API may start and
+   * describe its executions, and the decide-approval function may answer its task tokens.
+   * @throws Error when an agent of that name is already registered.
+   */
+  registerAgent(name: string, stateMachine: sfn.StateMachine): void {
+    if (this.stateMachines[name] !== undefined) throw new Error(`AgentRuntime: an agent named "${name}" is already registered`);
+    this.stateMachines[name] = stateMachine.stateMachineArn;
+    stateMachine.grantStartExecution(this.startRunFunction);
+    stateMachine.grantExecution(this.startRunFunction, 'states:DescribeExecution');
+    stateMachine.grantTaskResponse(this.decideApprovalFunction);
+  }
+
+  /** Grants the given DynamoDB actions on the checkpoint table (no wildcards). */
+  grantCheckpoints(grantee: iam.IGrantable, ...actions: string[]): iam.Grant {
+    return this.checkpointTable.grant(grantee, ...actions);
+  }
+}

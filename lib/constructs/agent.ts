@@ -1,0 +1,167 @@
+/**
+ * One declared agent: its Lambda functions (prepare, model turn, one per tool),
+ * its state machine (the agent loop) and its EventBridge triggers, bound to an
+ * {@link AgentRuntime}.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { Duration, Stack } from 'aws-cdk-lib';
+import * as events from 'aws-cdk-lib/aws-events';
+import * as targets from 'aws-cdk-lib/aws-events-targets';
+import * as logs from 'aws-cdk-lib/aws-logs';
+import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
+import { Construct } from 'constructs';
+import type { AgentDefinition } from '../../lambdas/core/define';
+import { ENV } from '../../lambdas/core/env-names';
+import { AgentLoop } from '../../statemachines/agent-loop';
+import type { AgentRuntime } from './agent-runtime';
+import { TEXT_ASSET_EXTENSIONS } from '../text-assets';
+import { PROJECT_ROOT, RuntimeFunction } from './runtime-function';
+
+/** Text files agent code may import as strings (esbuild's `text` loader). */
+const TEXT_LOADERS = Object.fromEntries(TEXT_ASSET_EXTENSIONS.map((ext) => [ext, 'text']));
+
+/** Props of {@link Agent}. */
+export interface AgentProps {
+  readonly runtime: AgentRuntime;
+  /** The agent, as `defineAgent` returned it. */
+  readonly definition: AgentDefinition;
+  /**
+   * Path of the module that exports the definition (absolute, or relative to the
+   * project root). Its functions are bundled from it.
+   */
+  readonly module: string;
+  /** Name under which the module exports the definition. @default 'agent' */
+  readonly exportName?: string;
+  /**
+   * The bus the triggers' rules listen on.
+   * @default the account's default bus (where AWS services such as GuardDuty publish)
+   */
+  readonly triggerBus?: events.IEventBus;
+}
+
+/**
+ * An agent: a Standard state machine running the agent loop, a Lambda function
+ * per tool, and an EventBridge rule per trigger that starts executions with the
+ * whole event as input (failed deliveries go to the runtime's delivery DLQ).
+ */
+export class Agent extends Construct {
+  readonly name: string;
+  readonly stateMachine: sfn.StateMachine;
+  readonly prepareFunction: RuntimeFunction;
+  readonly modelTurnFunction: RuntimeFunction;
+  readonly rules: events.Rule[] = [];
+  private readonly toolFunctions = new Map<string, RuntimeFunction>();
+
+  constructor(scope: Construct, id: string, props: AgentProps) {
+    super(scope, id);
+    const { definition: agent, runtime } = props;
+    const modulePath = path.resolve(PROJECT_ROOT, props.module);
+    if (!fs.existsSync(modulePath)) throw new Error(`Agent(${agent.name}): module ${modulePath} does not exist`);
+    this.name = agent.name;
+    const entry = writeEntry(agent.name, modulePath, props.exportName ?? 'agent');
+
+    const fn = (fid: string, handler: string, description: string, timeoutSeconds: number, environment: Record<string, string> = {}): RuntimeFunction =>
+      new RuntimeFunction(this, fid, {
+        entry,
+        handler,
+        description: `${agent.name}: ${description}`,
+        serviceName: agent.name,
+        timeout: Duration.seconds(timeoutSeconds),
+        loader: TEXT_LOADERS,
+        environment: { [ENV.checkpointTable]: runtime.checkpointTable.tableName, [ENV.agentName]: agent.name, ...environment },
+      });
+
+    this.prepareFunction = fn('Prepare', 'prepare', 'validates the trigger and creates the session', 30);
+    runtime.grantCheckpoints(this.prepareFunction, 'dynamodb:GetItem', 'dynamodb:PutItem');
+
+    for (const tool of agent.tools) {
+      const toolFn = fn(`Tool-${tool.name}`, 'runTool', `tool ${tool.name}@${tool.version}`, tool.timeoutSeconds, { [ENV.toolName]: tool.name });
+      runtime.grantCheckpoints(toolFn, 'dynamodb:GetItem', 'dynamodb:PutItem');
+      this.toolFunctions.set(tool.name, toolFn);
+    }
+    const toolArns = Object.fromEntries([...this.toolFunctions].map(([name, f]) => [name, f.functionArn]));
+    this.modelTurnFunction = fn('ModelTurn', 'modelTurn', 'one model turn', agent.modelTimeoutSeconds, {
+      [ENV.toolFunctions]: Stack.of(this).toJsonString(toolArns),
+    });
+    runtime.grantCheckpoints(this.modelTurnFunction, 'dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:Query', 'dynamodb:UpdateItem');
+
+    const loop = new AgentLoop(this, 'Loop', {
+      agentName: agent.name,
+      maxSteps: agent.maxSteps,
+      toolConcurrency: agent.toolConcurrency,
+      approvalTimeoutSeconds: agent.approvalTimeoutSeconds,
+      prepareFunction: this.prepareFunction,
+      modelTurnFunction: this.modelTurnFunction,
+      approvalRequestFunction: runtime.approvalRequestFunction,
+      recordFailureFunction: runtime.recordFailureFunction,
+    });
+    this.stateMachine = new sfn.StateMachine(this, 'StateMachine', {
+      definitionBody: sfn.DefinitionBody.fromChainable(loop),
+      stateMachineType: sfn.StateMachineType.STANDARD,
+      tracingEnabled: true,
+      logs: {
+        destination: new logs.LogGroup(this, 'ExecutionLogs', { retention: logs.RetentionDays.ONE_MONTH }),
+        level: sfn.LogLevel.ERROR,
+        includeExecutionData: false,
+      },
+      comment: `Agent loop of ${agent.name}: ${agent.description}`,
+    });
+    // Tools are invoked by ARN from the payload (FunctionName.$), so the graph cannot grant them.
+    for (const toolFn of this.toolFunctions.values()) toolFn.grantInvoke(this.stateMachine);
+    runtime.registerAgent(agent.name, this.stateMachine);
+
+    agent.triggers.forEach((trigger, i) => {
+      const rule = new events.Rule(this, `Trigger${i}`, {
+        description: `Starts ${agent.name}`,
+        eventBus: props.triggerBus,
+        eventPattern: {
+          source: trigger.eventPattern.source,
+          detailType: trigger.eventPattern.detailType,
+          detail: trigger.eventPattern.detail,
+        },
+      });
+      rule.addTarget(
+        new targets.SfnStateMachine(this.stateMachine, {
+          deadLetterQueue: runtime.deliveryDeadLetterQueue,
+          retryAttempts: 185,
+          maxEventAge: Duration.hours(24),
+        }),
+      );
+      this.rules.push(rule);
+    });
+  }
+
+  /**
+   * The Lambda function that runs a tool, to grant it access to what it touches.
+   * @throws Error when the agent declares no such tool.
+   */
+  toolFunction(name: string): RuntimeFunction {
+    const found = this.toolFunctions.get(name);
+    if (!found) throw new Error(`Agent(${this.name}): no tool named "${name}"`);
+    return found;
+  }
+}
+
+/**
+ * Writes the agent's Lambda entry, `.build/entries/<agent>.ts`, which binds the
+ * agent module to the runtime's per-agent handlers. Regenerated at every synth.
+ */
+function writeEntry(agentName: string, modulePath: string, exportName: string): string {
+  const dir = path.join(PROJECT_ROOT, '.build', 'entries');
+  fs.mkdirSync(dir, { recursive: true });
+  const file = path.join(dir, `${agentName}.ts`);
+  const rel = (target: string): string => {
+    const r = path.relative(dir, target).replace(/\\/g, '/').replace(/\.ts$/, '');
+    return r.startsWith('.') ? r : `./${r}`;
+  };
+  const source = [
+    `// Generated by the Agent construct for agent "${agentName}". Do not edit.`,
+    `import { createAgentHandlers } from '${rel(path.join(PROJECT_ROOT, 'lambdas', 'handlers', 'agent', 'index.ts'))}';`,
+    `import { ${exportName} as definition } from '${rel(modulePath)}';`,
+    `export const { prepare, modelTurn, runTool } = createAgentHandlers(definition);`,
+    '',
+  ].join('\n');
+  if (!fs.existsSync(file) || fs.readFileSync(file, 'utf8') !== source) fs.writeFileSync(file, source);
+  return file;
+}

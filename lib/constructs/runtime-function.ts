@@ -1,0 +1,79 @@
+/**
+ * The house Lambda function: a NodejsFunction (esbuild) with the runtime's
+ * defaults. Every Lambda of the runtime and of its agents is one of these.
+ */
+import * as path from 'node:path';
+import { Duration, RemovalPolicy } from 'aws-cdk-lib';
+import * as lambda from 'aws-cdk-lib/aws-lambda';
+import * as nodejs from 'aws-cdk-lib/aws-lambda-nodejs';
+import * as logs from 'aws-cdk-lib/aws-logs';
+import type { Construct } from 'constructs';
+
+/** The repository root: NodejsFunction's project root and lock file location. */
+export const PROJECT_ROOT = path.resolve(__dirname, '..', '..');
+
+/** Props of {@link RuntimeFunction}. */
+export interface RuntimeFunctionProps {
+  /** Absolute path of the handler's entry file. */
+  readonly entry: string;
+  /** Name of the exported handler. @default 'handler' */
+  readonly handler?: string;
+  readonly description: string;
+  /** Powertools service name (`POWERTOOLS_SERVICE_NAME`), e.g. `agent-runtime` or the agent's name. */
+  readonly serviceName: string;
+  /** @default 30 seconds */
+  readonly timeout?: Duration;
+  /** @default 512 MiB */
+  readonly memorySize?: number;
+  readonly environment?: Record<string, string>;
+  /** Days of CloudWatch Logs retention. @default logs.RetentionDays.ONE_MONTH */
+  readonly logRetention?: logs.RetentionDays;
+  /** Extra esbuild loaders, e.g. `{'.log': 'text'}` to embed a data file. */
+  readonly loader?: Record<string, string>;
+}
+
+/**
+ * A NodejsFunction with: runtime nodejs22.x on ARM64; the AWS SDK bundled in
+ * (`externalModules: []`, so the bundle carries the SDK version it was tested
+ * with); an esbuild target of node20 so the same bundle also runs on the local
+ * cloud's Node 20; minified with names kept (error names survive); source maps;
+ * X-Ray tracing; JSON logs into a log group with a retention.
+ */
+export class RuntimeFunction extends nodejs.NodejsFunction {
+  constructor(scope: Construct, id: string, props: RuntimeFunctionProps) {
+    const logGroup = new logs.LogGroup(scope, `${id}Logs`, {
+      retention: props.logRetention ?? logs.RetentionDays.ONE_MONTH,
+      removalPolicy: RemovalPolicy.RETAIN,
+    });
+    super(scope, id, {
+      entry: props.entry,
+      handler: props.handler ?? 'handler',
+      description: props.description,
+      runtime: lambda.Runtime.NODEJS_22_X,
+      architecture: lambda.Architecture.ARM_64,
+      timeout: props.timeout ?? Duration.seconds(30),
+      memorySize: props.memorySize ?? 512,
+      tracing: lambda.Tracing.ACTIVE,
+      loggingFormat: lambda.LoggingFormat.JSON,
+      logGroup,
+      projectRoot: PROJECT_ROOT,
+      depsLockFilePath: path.join(PROJECT_ROOT, 'package-lock.json'),
+      environment: {
+        POWERTOOLS_SERVICE_NAME: props.serviceName,
+        POWERTOOLS_LOG_LEVEL: 'INFO',
+        NODE_OPTIONS: '--enable-source-maps',
+        ...props.environment,
+      },
+      bundling: {
+        externalModules: [],
+        target: 'node20',
+        format: nodejs.OutputFormat.CJS,
+        minify: true,
+        keepNames: true,
+        sourceMap: true,
+        sourcesContent: false,
+        loader: props.loader,
+      },
+    });
+  }
+}

@@ -1,0 +1,85 @@
+/**
+ * Follows an execution as it runs, printing each state as it finishes (state,
+ * detail, duration) from the execution history and the session's event log.
+ */
+import { GetExecutionHistoryCommand, type HistoryEvent, type SFNClient } from '@aws-sdk/client-sfn';
+import type { EventLogRecord } from '../../lambdas/core/contracts/events';
+
+/** One line of progress. */
+export interface Progress {
+  readonly at: Date;
+  readonly state: string;
+  readonly durationMs?: number;
+  readonly detail: string;
+}
+
+/** Reads new history events since the last call (paginating), in order. */
+export class HistoryCursor {
+  private seen = 0;
+  private readonly entered = new Map<string, Date>();
+  constructor(
+    private readonly sfn: SFNClient,
+    private readonly executionArn: string,
+  ) {}
+
+  /** Finished states since the last call. */
+  async next(): Promise<Progress[]> {
+    const events: HistoryEvent[] = [];
+    let nextToken: string | undefined;
+    do {
+      const page = await this.sfn.send(new GetExecutionHistoryCommand({ executionArn: this.executionArn, maxResults: 1000, nextToken }));
+      events.push(...(page.events ?? []));
+      nextToken = page.nextToken;
+    } while (nextToken);
+    const fresh = events.slice(this.seen);
+    this.seen = events.length;
+    const lines: Progress[] = [];
+    for (const e of fresh) {
+      const at = e.timestamp ?? new Date();
+      const entered = e.stateEnteredEventDetails;
+      if (entered?.name) {
+        this.entered.set(entered.name, at);
+        if (entered.name === 'RunTools') lines.push({ at, state: 'RunTools', detail: 'running tool calls' });
+      }
+      const exited = e.stateExitedEventDetails;
+      if (exited?.name) {
+        const start = this.entered.get(exited.name);
+        lines.push({ at, state: exited.name, durationMs: start ? at.getTime() - start.getTime() : undefined, detail: describe(exited.name, exited.output) });
+      }
+      if (e.executionFailedEventDetails) lines.push({ at, state: 'ExecutionFailed', detail: `${e.executionFailedEventDetails.error ?? ''}: ${e.executionFailedEventDetails.cause ?? ''}` });
+      if (e.type === 'ExecutionSucceeded') lines.push({ at, state: 'ExecutionSucceeded', detail: '' });
+    }
+    return lines;
+  }
+}
+
+function describe(state: string, output: string | undefined): string {
+  let out: Record<string, unknown> = {};
+  try {
+    out = output ? (JSON.parse(output) as Record<string, unknown>) : {};
+  } catch {
+    return '';
+  }
+  if (state === 'ModelTurn') {
+    const calls = Array.isArray(out.calls) ? (out.calls as { tool: string; needsApproval: boolean }[]).map((c) => c.tool + (c.needsApproval ? ' (needs approval)' : '')) : [];
+    return `step ${String(out.step)} → ${String(out.outcome)}${calls.length ? ': ' + calls.join(', ') : ''}`;
+  }
+  if (state === 'Prepare') return `session ${String(out.sessionId)} ${String(out.outcome)}`;
+  if (state === 'RecordFailure') return `${String(out.error)}: ${String(out.cause)}`;
+  return '';
+}
+
+/** A tool call's line from its event log row. */
+export function describeToolEvent(row: EventLogRecord): Progress | undefined {
+  if (row.type !== 'ToolCallCompleted') return undefined;
+  const r = row.record as { tool?: string; status?: string; durationMs?: number; createdAt?: string; approval?: { decision?: string } };
+  const approval = r.approval?.decision && r.approval.decision !== 'not_required' ? ` (approval ${r.approval.decision})` : '';
+  return { at: new Date(r.createdAt ?? row.at), state: `  tool ${r.tool ?? '?'}`, durationMs: r.durationMs, detail: `${r.status ?? '?'}${approval}` };
+}
+
+/** Formats a progress line: time, state, detail, duration. */
+export function formatProgress(p: Progress): string {
+  const time = p.at.toISOString().slice(11, 23);
+  const dur = p.durationMs === undefined ? '' : `${p.durationMs} ms`;
+  return `${time}  ${p.state.padEnd(22)} ${p.detail.padEnd(60)} ${dur}`.trimEnd();
+}

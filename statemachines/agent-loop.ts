@@ -1,0 +1,274 @@
+/**
+ * The agent loop as a Step Functions fragment:
+ *
+ * ```
+ * Prepare → Prepared? ─ready→ ModelTurn → Route ─tool_calls→ RunTools (Map) ─→ ModelTurn
+ *                      ├duplicate→ DuplicateTrigger (Succeed)  ├final→ Done (Succeed)
+ *                      └failed→ InvalidInput ─┐                ├repair→ ModelTurn
+ *                                             │                ├step ≥ maxSteps→ StepLimitReached ─┐
+ *                                             │                └failed→ OutputValidationFailed ───┤
+ *   any task failing past its retries → <State>Failed ─────────────────────────────→ RecordFailure → Failed (Fail)
+ *
+ * RunTools item: NeedsApproval? ─yes→ RequestApproval (.waitForTaskToken, TimeoutSeconds) ─→ RunTool
+ *                                │     └States.Timeout→ ApprovalTimedOut ─────────────────↗
+ *                                └no→ RunTool (FunctionName.$ from the item)
+ * ```
+ *
+ * Outcomes are values routed by Choice states; thrown errors are faults, retried
+ * with exponential backoff and full jitter, then caught and recorded. The step
+ * limit is a Choice rule of the definition. The payload is a pointer (session
+ * id, step, counters, the current turn's call list); the Map discards its
+ * results. A turn with one tool call takes 5 state transitions
+ * (ModelTurn, Route, RunTools, NeedsApproval, RunTool).
+ */
+import { Duration } from 'aws-cdk-lib';
+import type * as lambda from 'aws-cdk-lib/aws-lambda';
+import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
+import * as tasks from 'aws-cdk-lib/aws-stepfunctions-tasks';
+import type { Construct } from 'constructs';
+import { APPROVAL_TIMED_OUT_REASON, TASK_RETRY } from '../lambdas/core/constants';
+import { TERMINAL_ERROR_NAMES } from '../lambdas/core/errors';
+
+/** Props of {@link AgentLoop}. */
+export interface AgentLoopProps {
+  readonly agentName: string;
+  /** Model turns allowed; a run reaching it ends with `StepLimitReached`. */
+  readonly maxSteps: number;
+  /** The RunTools Map's MaxConcurrency. */
+  readonly toolConcurrency: number;
+  /** TimeoutSeconds of each approval wait. */
+  readonly approvalTimeoutSeconds: number;
+  readonly prepareFunction: lambda.IFunction;
+  readonly modelTurnFunction: lambda.IFunction;
+  readonly approvalRequestFunction: lambda.IFunction;
+  readonly recordFailureFunction: lambda.IFunction;
+}
+
+/** State names, shared with tests and the CLI that follows executions. */
+export const STATE = {
+  prepare: 'Prepare',
+  prepared: 'Prepared?',
+  modelTurn: 'ModelTurn',
+  route: 'Route',
+  runTools: 'RunTools',
+  needsApproval: 'NeedsApproval?',
+  requestApproval: 'RequestApproval',
+  approvalTimedOut: 'ApprovalTimedOut',
+  runTool: 'RunTool',
+  recordFailure: 'RecordFailure',
+  done: 'Done',
+  duplicate: 'DuplicateTrigger',
+  failed: 'Failed',
+  stepLimitReached: 'StepLimitReached',
+} as const;
+
+const EXECUTION_ARN = sfn.JsonPath.stringAt('$$.Execution.Id');
+
+/**
+ * The agent loop. Start state: Prepare. It ends in Done, DuplicateTrigger or Failed.
+ * Functions invoked by ARN from the payload (the tools) are not known to the
+ * graph: grant the state machine `lambda:InvokeFunction` on them.
+ */
+export class AgentLoop extends sfn.StateMachineFragment {
+  readonly startState: sfn.State;
+  readonly endStates: sfn.INextable[] = [];
+
+  constructor(scope: Construct, id: string, props: AgentLoopProps) {
+    super(scope, id);
+    const recordFailure = this.recordFailure(props);
+
+    const prepare = new tasks.LambdaInvoke(this, STATE.prepare, {
+      lambdaFunction: props.prepareFunction,
+      payload: sfn.TaskInput.fromObject({
+        trigger: sfn.JsonPath.entirePayload,
+        executionArn: EXECUTION_ARN,
+        executionName: sfn.JsonPath.stringAt('$$.Execution.Name'),
+      }),
+      payloadResponseOnly: false,
+      retryOnServiceExceptions: false,
+      outputPath: '$.Payload',
+    });
+    this.retryFaults(prepare);
+    prepare.addCatch(this.caught(STATE.prepare, props, recordFailure), { resultPath: '$.caught' });
+
+    const modelTurn = new tasks.LambdaInvoke(this, STATE.modelTurn, {
+      lambdaFunction: props.modelTurnFunction,
+      payload: sfn.TaskInput.fromObject({
+        sessionId: sfn.JsonPath.stringAt('$.sessionId'),
+        step: sfn.JsonPath.numberAt('$.step'),
+        repairs: sfn.JsonPath.numberAt('$.repairs'),
+        executionArn: EXECUTION_ARN,
+      }),
+      retryOnServiceExceptions: false,
+      outputPath: '$.Payload',
+    });
+    this.retryFaults(modelTurn);
+    modelTurn.addCatch(this.caught(STATE.modelTurn, props, recordFailure), { resultPath: '$.caught' });
+
+    const runTools = new sfn.Map(this, STATE.runTools, {
+      itemsPath: '$.calls',
+      maxConcurrency: props.toolConcurrency,
+      itemSelector: {
+        'sessionId.$': '$.sessionId',
+        'step.$': '$.step',
+        'call.$': '$$.Map.Item.Value',
+        approval: { decision: 'not_required' },
+      },
+      resultPath: sfn.JsonPath.DISCARD,
+    });
+    runTools.itemProcessor(this.toolItem(props));
+    runTools.addCatch(this.caught(STATE.runTools, props, recordFailure), { resultPath: '$.caught' });
+    runTools.next(modelTurn);
+
+    const outcome = (value: string): sfn.Condition => sfn.Condition.stringEquals('$.outcome', value);
+    const route = new sfn.Choice(this, STATE.route)
+      .when(outcome('final'), new sfn.Succeed(this, STATE.done))
+      .when(outcome('failed'), this.domainFailure('OutputValidationFailed', STATE.modelTurn, props, recordFailure))
+      .when(
+        sfn.Condition.numberGreaterThanEquals('$.step', props.maxSteps),
+        this.failWith(STATE.stepLimitReached, 'StepLimitReached', `the agent reached its step limit of ${props.maxSteps} model turns`, props, recordFailure),
+      )
+      .when(outcome('tool_calls'), runTools)
+      .when(outcome('repair'), modelTurn)
+      .otherwise(this.failWith('UnexpectedOutcome', 'UnexpectedOutcome', 'the model turn returned an outcome the loop does not know', props, recordFailure));
+    modelTurn.next(route);
+
+    const prepared = new sfn.Choice(this, STATE.prepared)
+      .when(outcome('ready'), modelTurn)
+      .when(outcome('duplicate'), new sfn.Succeed(this, STATE.duplicate, { comment: 'this trigger already started another execution' }))
+      .otherwise(this.domainFailure('InvalidInput', STATE.prepare, props, recordFailure));
+    prepare.next(prepared);
+
+    this.startState = prepare;
+  }
+
+  /** One tool call: an approval wait when the tool needs one, then the tool's function. */
+  private toolItem(props: AgentLoopProps): sfn.IChainable {
+    const runTool = new sfn.CustomState(this, STATE.runTool, {
+      stateJson: {
+        Type: 'Task',
+        Resource: 'arn:aws:states:::lambda:invoke',
+        Parameters: {
+          'FunctionName.$': '$.call.functionArn',
+          Payload: {
+            'sessionId.$': '$.sessionId',
+            'step.$': '$.step',
+            'call.$': '$.call',
+            'approval.$': '$.approval',
+            'executionArn.$': '$$.Execution.Id',
+          },
+        },
+        OutputPath: '$.Payload',
+      },
+    });
+    this.retryFaults(runTool);
+
+    const requestApproval = new tasks.LambdaInvoke(this, STATE.requestApproval, {
+      lambdaFunction: props.approvalRequestFunction,
+      integrationPattern: sfn.IntegrationPattern.WAIT_FOR_TASK_TOKEN,
+      payload: sfn.TaskInput.fromObject({
+        agent: props.agentName,
+        sessionId: sfn.JsonPath.stringAt('$.sessionId'),
+        step: sfn.JsonPath.numberAt('$.step'),
+        call: sfn.JsonPath.objectAt('$.call'),
+        taskToken: sfn.JsonPath.taskToken,
+        timeoutSeconds: props.approvalTimeoutSeconds,
+        executionArn: EXECUTION_ARN,
+      }),
+      taskTimeout: sfn.Timeout.duration(Duration.seconds(props.approvalTimeoutSeconds)),
+      retryOnServiceExceptions: false,
+      resultPath: '$.approval',
+    });
+    // The wait's own timeout is an outcome (rejected, "timed out"), never retried.
+    requestApproval.addRetry({ errors: [sfn.Errors.TIMEOUT], maxAttempts: 0 });
+    this.retryFaults(requestApproval);
+    const timedOut = new sfn.Pass(this, STATE.approvalTimedOut, {
+      parameters: { decision: 'timed_out', reason: APPROVAL_TIMED_OUT_REASON },
+      resultPath: '$.approval',
+    });
+    requestApproval.addCatch(timedOut, { errors: [sfn.Errors.TIMEOUT], resultPath: '$.approval' });
+    requestApproval.next(runTool);
+    timedOut.next(runTool);
+
+    return new sfn.Choice(this, STATE.needsApproval)
+      .when(sfn.Condition.booleanEquals('$.call.needsApproval', true), requestApproval)
+      .otherwise(runTool);
+  }
+
+  /** Terminal errors are not retried; every other fault is, with backoff and full jitter. */
+  private retryFaults(task: sfn.TaskStateBase | sfn.CustomState): void {
+    task.addRetry({ errors: [...TERMINAL_ERROR_NAMES], maxAttempts: 0 });
+    task.addRetry({
+      errors: [sfn.Errors.ALL],
+      maxAttempts: TASK_RETRY.maxAttempts,
+      interval: Duration.seconds(TASK_RETRY.intervalSeconds),
+      backoffRate: TASK_RETRY.backoffRate,
+      maxDelay: Duration.seconds(TASK_RETRY.maxDelaySeconds),
+      jitterStrategy: sfn.JitterType.FULL,
+    });
+  }
+
+  /** RecordFailure then Fail, with the recorded error and cause. */
+  private recordFailure(props: AgentLoopProps): sfn.State {
+    const record = new tasks.LambdaInvoke(this, STATE.recordFailure, {
+      lambdaFunction: props.recordFailureFunction,
+      retryOnServiceExceptions: false,
+      outputPath: '$.Payload',
+    });
+    record.addRetry({
+      errors: [sfn.Errors.ALL],
+      maxAttempts: 5,
+      interval: Duration.seconds(1),
+      backoffRate: 2,
+      jitterStrategy: sfn.JitterType.FULL,
+    });
+    const failed = new sfn.Fail(this, STATE.failed, {
+      errorPath: sfn.JsonPath.stringAt('$.error'),
+      causePath: sfn.JsonPath.stringAt('$.cause'),
+    });
+    // If even recording fails, the execution still ends FAILED (and the caught error is in its history).
+    record.addCatch(new sfn.Fail(this, 'RecordFailureFailed', { error: 'RecordFailureFailed', cause: 'the failure could not be recorded' }));
+    record.next(failed);
+    return record;
+  }
+
+  /** A Pass that turns a caught fault at `failedState` into RecordFailure's input. */
+  private caught(failedState: string, props: AgentLoopProps, next: sfn.State): sfn.IChainable {
+    return new sfn.Pass(this, `${failedState}Failed`, {
+      parameters: {
+        agent: props.agentName,
+        'executionArn.$': '$$.Execution.Id',
+        'executionName.$': '$$.Execution.Name',
+        failedState,
+        'state.$': '$',
+        'caught.$': '$.caught',
+      },
+    }).next(next);
+  }
+
+  /** A Pass that hands a failure the step returned as a value (`$.failure`) to RecordFailure. */
+  private domainFailure(id: string, failedState: string, props: AgentLoopProps, next: sfn.State): sfn.IChainable {
+    return new sfn.Pass(this, id, {
+      parameters: {
+        agent: props.agentName,
+        'executionArn.$': '$$.Execution.Id',
+        'executionName.$': '$$.Execution.Name',
+        failedState,
+        'state.$': '$',
+      },
+    }).next(next);
+  }
+
+  /** A Pass that fails the run with a fixed error decided by the definition itself. */
+  private failWith(id: string, error: string, cause: string, props: AgentLoopProps, next: sfn.State): sfn.IChainable {
+    return new sfn.Pass(this, id, {
+      parameters: {
+        agent: props.agentName,
+        'executionArn.$': '$$.Execution.Id',
+        'executionName.$': '$$.Execution.Name',
+        failedState: id,
+        state: { 'sessionId.$': '$.sessionId', 'step.$': '$.step', failure: { error, cause } },
+      },
+    }).next(next);
+  }
+}
