@@ -24,9 +24,10 @@
 import { Duration } from 'aws-cdk-lib';
 import type * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
+import type * as sqs from 'aws-cdk-lib/aws-sqs';
 import * as tasks from 'aws-cdk-lib/aws-stepfunctions-tasks';
 import type { Construct } from 'constructs';
-import { APPROVAL_TIMED_OUT_REASON, TASK_RETRY } from '../lambdas/core/constants';
+import { APPROVAL_TIMED_OUT_REASON, EVENT_SCHEMA_VERSION, TASK_RETRY } from '../lambdas/core/constants';
 import { TERMINAL_ERROR_NAMES } from '../lambdas/core/errors';
 
 /** Props of {@link AgentLoop}. */
@@ -42,6 +43,8 @@ export interface AgentLoopProps {
   readonly modelTurnFunction: lambda.IFunction;
   readonly approvalRequestFunction: lambda.IFunction;
   readonly recordFailureFunction: lambda.IFunction;
+  /** Where the envelope goes directly when even RecordFailure fails (last resort). */
+  readonly deadLetterQueue: sqs.IQueue;
 }
 
 /** State names, shared with tests and the CLI that follows executions. */
@@ -226,8 +229,28 @@ export class AgentLoop extends sfn.StateMachineFragment {
       errorPath: sfn.JsonPath.stringAt('$.error'),
       causePath: sfn.JsonPath.stringAt('$.cause'),
     });
-    // If even recording fails, the execution still ends FAILED (and the caught error is in its history).
-    record.addCatch(new sfn.Fail(this, 'RecordFailureFailed', { error: 'RecordFailureFailed', cause: 'the failure could not be recorded' }));
+    // If even recording fails, the envelope still reaches the DLQ, straight from the state
+    // machine (no Lambda), and the execution ends FAILED. The session id is the execution
+    // name here: exact for API-started runs, the execution's own name otherwise.
+    const lastResort = new tasks.SqsSendMessage(this, 'SendEnvelopeDirectly', {
+      queue: props.deadLetterQueue,
+      messageBody: sfn.TaskInput.fromObject({
+        schemaVersion: EVENT_SCHEMA_VERSION,
+        agent: props.agentName,
+        sessionId: sfn.JsonPath.stringAt('$.executionName'),
+        executionArn: sfn.JsonPath.stringAt('$.executionArn'),
+        failedState: sfn.JsonPath.stringAt('$.failedState'),
+        error: 'RecordFailureFailed',
+        cause: sfn.JsonPath.jsonToString(sfn.JsonPath.objectAt('$.recordFailureError')),
+        time: sfn.JsonPath.stringAt('$$.State.EnteredTime'),
+      }),
+      resultPath: sfn.JsonPath.DISCARD,
+    });
+    lastResort.addRetry({ errors: [sfn.Errors.ALL], maxAttempts: 5, interval: Duration.seconds(1), backoffRate: 2, jitterStrategy: sfn.JitterType.FULL });
+    const unrecorded = new sfn.Fail(this, 'RecordFailureFailed', { error: 'RecordFailureFailed', cause: 'the failure could not be recorded in the session; its envelope went to the DLQ' });
+    lastResort.next(unrecorded);
+    lastResort.addCatch(unrecorded);
+    record.addCatch(lastResort, { resultPath: '$.recordFailureError' });
     record.next(failed);
     return record;
   }

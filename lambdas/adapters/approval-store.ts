@@ -42,9 +42,9 @@ export class ApprovalStore {
         new UpdateCommand({
           TableName: this.tableName,
           Key: { approvalId },
-          UpdateExpression: 'SET #status = :status, decidedAt = :at, reason = :reason, decidedBy = :by',
+          UpdateExpression: 'SET #status = :status, #decidedAt = :at, #reason = :reason, #decidedBy = :by',
           ConditionExpression: '#status = :pending',
-          ExpressionAttributeNames: { '#status': 'status' },
+          ExpressionAttributeNames: { '#status': 'status', '#decidedAt': 'decidedAt', '#reason': 'reason', '#decidedBy': 'decidedBy' },
           ExpressionAttributeValues: {
             ':status': decision.status,
             ':at': this.now().toISOString(),

@@ -115,8 +115,9 @@ export class CheckpointStore {
       new UpdateCommand({
         TableName: this.tableName,
         Key: { sessionId, sk: SESSION_SK },
-        UpdateExpression: 'SET step = :step, updatedAt = :at',
-        ConditionExpression: 'attribute_exists(sk) AND (attribute_not_exists(step) OR step <= :step)',
+        UpdateExpression: 'SET #step = :step, #updatedAt = :at',
+        ConditionExpression: 'attribute_exists(sk) AND (attribute_not_exists(#step) OR #step <= :step)',
+        ExpressionAttributeNames: names('step', 'updatedAt'),
         ExpressionAttributeValues: { ':step': step, ':at': this.now().toISOString() },
       }),
     ).catch((err: unknown) => {
@@ -130,9 +131,9 @@ export class CheckpointStore {
       new UpdateCommand({
         TableName: this.tableName,
         Key: { sessionId, sk: SESSION_SK },
-        UpdateExpression: 'SET #status = :status, step = :step, #output = :output, updatedAt = :at',
+        UpdateExpression: 'SET #status = :status, #step = :step, #output = :output, #updatedAt = :at',
         ConditionExpression: 'attribute_exists(sk)',
-        ExpressionAttributeNames: { '#status': 'status', '#output': 'output' },
+        ExpressionAttributeNames: names('status', 'step', 'output', 'updatedAt'),
         ExpressionAttributeValues: { ':status': 'SUCCEEDED', ':step': step, ':output': output, ':at': this.now().toISOString() },
       }),
     );
@@ -148,11 +149,12 @@ export class CheckpointStore {
       new UpdateCommand({
         TableName: this.tableName,
         Key: { sessionId: props.sessionId, sk: SESSION_SK },
+        // Every attribute through a placeholder: several (agent, status, kind) are DynamoDB reserved words.
         UpdateExpression:
-          'SET #status = :status, failure = :failure, updatedAt = :at, createdAt = if_not_exists(createdAt, :at), ' +
-          'schemaVersion = if_not_exists(schemaVersion, :v), kind = if_not_exists(kind, :kind), agent = if_not_exists(agent, :agent), ' +
-          'executionArn = if_not_exists(executionArn, :exec), step = if_not_exists(step, :zero)',
-        ExpressionAttributeNames: { '#status': 'status' },
+          'SET #status = :status, #failure = :failure, #updatedAt = :at, #createdAt = if_not_exists(#createdAt, :at), ' +
+          '#schemaVersion = if_not_exists(#schemaVersion, :v), #kind = if_not_exists(#kind, :kind), #agent = if_not_exists(#agent, :agent), ' +
+          '#executionArn = if_not_exists(#executionArn, :exec), #step = if_not_exists(#step, :zero)',
+        ExpressionAttributeNames: names('status', 'failure', 'updatedAt', 'createdAt', 'schemaVersion', 'kind', 'agent', 'executionArn', 'step'),
         ExpressionAttributeValues: {
           ':status': 'FAILED',
           ':failure': props.failure,
@@ -166,6 +168,11 @@ export class CheckpointStore {
       }),
     );
   }
+}
+
+/** `{'#a': 'a', ...}` for ExpressionAttributeNames. */
+function names(...attributes: string[]): Record<string, string> {
+  return Object.fromEntries(attributes.map((a) => [`#${a}`, a]));
 }
 
 function parseRecord<T>(item: Record<string, unknown>, schema: { safeParse(v: unknown): { success: true; data: T } | { success: false; error: { message: string } } }): T {

@@ -13,17 +13,17 @@ import type { Context, DynamoDBRecord, DynamoDBStreamEvent, DynamoDBBatchRespons
 import { documentClient } from '../adapters/clients';
 import { requireEnv } from '../adapters/config';
 import { EventLogStore } from '../adapters/event-log-store';
-import { toEventLogRecord } from '../core/contracts/events';
+import { toEventLogRecord, type EventLogRecord } from '../core/contracts/events';
 import { ENV } from '../core/env-names';
 import { logger } from '../observability/powertools';
 
-const events = new EventLogStore(documentClient(), requireEnv(ENV.eventTable));
-const processor = new BatchProcessor(EventType.DynamoDBStreams);
+/** Appends one event log row; false when it was already there. */
+export type AppendEvent = (row: EventLogRecord) => Promise<boolean>;
 
 const image = (value: Record<string, unknown> | undefined): Record<string, unknown> | undefined =>
   value ? unmarshall(value as Record<string, AttributeValue>) : undefined;
 
-async function recordHandler(record: DynamoDBRecord): Promise<void> {
+async function project(record: DynamoDBRecord, append: AppendEvent): Promise<void> {
   const change = record.dynamodb;
   if (!record.eventID || !record.eventName || !change?.SequenceNumber) throw new Error('stream record without eventID, eventName or SequenceNumber');
   const row = toEventLogRecord({
@@ -34,11 +34,22 @@ async function recordHandler(record: DynamoDBRecord): Promise<void> {
     newImage: image(change.NewImage),
     oldImage: image(change.OldImage),
   });
-  const appended = await events.append(row);
+  const appended = await append(row);
   logger.debug('event', { sessionId: row.sessionId, type: row.type, seq: row.seq, appended });
 }
 
-export async function handler(event: DynamoDBStreamEvent, context: Context): Promise<DynamoDBBatchResponse> {
-  logger.addContext(context);
-  return processPartialResponse(event, recordHandler, processor, { context, processInParallel: false });
+/**
+ * Builds the projector handler around an append function. Records are handled
+ * one after the other (stream order); each failure is reported by its sequence
+ * number in `batchItemFailures`.
+ */
+export function createProjector(append: AppendEvent): (event: DynamoDBStreamEvent, context: Context) => Promise<DynamoDBBatchResponse> {
+  const processor = new BatchProcessor(EventType.DynamoDBStreams);
+  return async (event, context) => {
+    logger.addContext(context);
+    return processPartialResponse(event, (record: DynamoDBRecord) => project(record, append), processor, { context, processInParallel: false });
+  };
 }
+
+let store: EventLogStore | undefined;
+export const handler = createProjector((row) => (store ??= new EventLogStore(documentClient(), requireEnv(ENV.eventTable))).append(row));

@@ -95,6 +95,7 @@ export class Agent extends Construct {
       modelTurnFunction: this.modelTurnFunction,
       approvalRequestFunction: runtime.approvalRequestFunction,
       recordFailureFunction: runtime.recordFailureFunction,
+      deadLetterQueue: runtime.deadLetterQueue,
     });
     this.stateMachine = new sfn.StateMachine(this, 'StateMachine', {
       definitionBody: sfn.DefinitionBody.fromChainable(loop),

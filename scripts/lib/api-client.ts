@@ -72,14 +72,20 @@ export class RuntimeApiClient {
     return (await this.request<{ approvalId: string; status: string }>('POST', `approvals/${approvalId}`, { decision, reason, decidedBy })).body;
   }
 
-  /** Polls until the run has a pending approval. @throws Error after `timeoutMs`. */
+  /**
+   * Polls until the run has a pending approval (a session not created yet counts as waiting).
+   * @throws Error after `timeoutMs`, or when the run ends without asking.
+   */
   async waitForApproval(sessionId: string, timeoutMs = 60_000): Promise<PendingApproval> {
     const until = Date.now() + timeoutMs;
     for (;;) {
-      const run = await this.getRun(sessionId);
-      const pending = run.pendingApprovals[0];
+      const run = await this.getRun(sessionId).catch((err: unknown) => {
+        if (err instanceof ApiError && err.status === 404) return undefined;
+        throw err;
+      });
+      const pending = run?.pendingApprovals[0];
       if (pending) return pending;
-      if (run.status !== 'RUNNING') throw new Error(`run ${sessionId} ended ${run.status} without asking for approval`);
+      if (run && run.status !== 'RUNNING') throw new Error(`run ${sessionId} ended ${run.status} without asking for approval`);
       if (Date.now() > until) throw new Error(`no approval requested by ${sessionId} within ${timeoutMs} ms`);
       await new Promise((r) => setTimeout(r, 250));
     }

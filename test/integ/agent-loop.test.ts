@@ -1,0 +1,205 @@
+/**
+ * The agent loop executing on the deployed state machines: triggers, approvals,
+ * outcomes, failures into the DLQ, checkpoints and the event log.
+ */
+import { describe, expect, it } from 'vitest';
+import { IncidentReportSchema } from '../../examples/ssh-brute-force/agent';
+import type { CheckpointRecord, ModelCheckpoint, ToolCheckpoint } from '../../lambdas/core/contracts/checkpoint';
+import { ApiError } from '../../scripts/lib/api-client';
+import {
+  api,
+  checkpoints,
+  deadLetterFor,
+  eventLog,
+  executionOf,
+  findingEvent,
+  finished,
+  history,
+  publishFinding,
+  startExecution,
+  uniqueKey,
+} from './harness';
+
+const offendingIp = (findingEvent.detail as { service: { action: { networkConnectionAction: { remoteIpDetails: { ipAddressV4: string } } } } }).service.action
+  .networkConnectionAction.remoteIpDetails.ipAddressV4;
+
+const models = (records: CheckpointRecord[]): ModelCheckpoint[] => records.filter((r): r is ModelCheckpoint => r.kind === 'model').sort((a, b) => a.step - b.step);
+const tools = (records: CheckpointRecord[]): ToolCheckpoint[] => records.filter((r): r is ToolCheckpoint => r.kind === 'tool');
+
+/** Checks the event log against the checkpoints: in order, nothing missing, nothing twice. */
+async function expectCompleteEventLog(sessionId: string, terminal: 'SessionSucceeded' | 'SessionFailed'): Promise<void> {
+  const records = await checkpoints(sessionId);
+  const keys = records.map((r) => r.sk);
+  const rows = await eventLog(sessionId, records.length + 1);
+  const seqs = rows.map((r) => r.seq);
+  expect([...seqs].sort()).toEqual(seqs);
+  expect(new Set(seqs).size).toBe(seqs.length);
+  expect(new Set(rows.map((r) => r.checkpointKey))).toEqual(new Set(keys));
+  expect(rows[0]?.type).toBe('SessionStarted');
+  await eventLog(sessionId, rows.length).then(async () => {
+    const all = await api.getEvents(sessionId);
+    expect(all.at(-1)?.type).toBe(terminal);
+    for (const r of records.filter((c) => c.sk !== 'SESSION')) {
+      expect(all.filter((e) => e.checkpointKey === r.sk && e.change === 'INSERT')).toHaveLength(1);
+    }
+  });
+}
+
+describe('the example agent, ssh-investigator', () => {
+  it('investigates a GuardDuty finding published on EventBridge and blocks the address after approval', async () => {
+    const sessionId = await publishFinding();
+    const executionArn = await executionOf(sessionId);
+
+    const pending = await api.waitForApproval(sessionId);
+    expect(pending.tool).toBe('block_address');
+    expect(pending.input).toMatchObject({ address: offendingIp });
+    expect(JSON.stringify(await api.getRun(sessionId))).not.toContain('taskToken');
+    await api.decide(pending.approvalId, 'approve', 'confirmed', 'integ-test');
+
+    expect((await finished(executionArn)).status).toBe('SUCCEEDED');
+    const run = await api.getRun(sessionId);
+    expect(run.status).toBe('SUCCEEDED');
+    const report = IncidentReportSchema.parse(run.output);
+    expect(report.blockedAddresses).toEqual([offendingIp]);
+
+    // The report agrees with what the tools computed on the real log during this run.
+    const records = await checkpoints(sessionId);
+    const count = tools(records).find((t) => t.tool === 'count_failed_attempts');
+    const counted = JSON.parse(count?.result ?? '{}') as { sources: { address: string; attempts: number; firstSeen: string; lastSeen: string }[] };
+    for (const offender of report.offendingAddresses) {
+      expect(counted.sources.find((s) => s.address === offender.address)).toMatchObject(offender);
+    }
+    const shown = tools(records).map((t) => t.result).join('\n');
+    for (const id of report.citedLineIds) expect(shown).toContain(`"lineId":${id}`);
+    const block = tools(records).find((t) => t.tool === 'block_address');
+    expect(block).toMatchObject({ status: 'succeeded', approval: { decision: 'approved', decidedBy: 'integ-test' } });
+
+    expect(models(records).map((m) => m.outcome)).toEqual(['tool_calls', 'tool_calls', 'tool_calls', 'final']);
+    expect(records.filter((r) => r.kind === 'approval')).toHaveLength(1);
+    await expectCompleteEventLog(sessionId, 'SessionSucceeded');
+  });
+
+  it('starts a run through the API; the same idempotency key returns the same session', async () => {
+    const key = uniqueKey('api');
+    const first = await api.startRun('ssh-investigator', findingEvent.detail, key);
+    expect(first.created).toBe(true);
+    const again = await api.startRun('ssh-investigator', findingEvent.detail, key);
+    expect(again).toMatchObject({ sessionId: first.sessionId, executionArn: first.executionArn, created: false });
+    await expect(api.startRun('ssh-investigator', { ...findingEvent.detail, severity: 9 }, key)).rejects.toMatchObject({ status: 409 });
+
+    const pending = await api.waitForApproval(first.sessionId);
+    await api.decide(pending.approvalId, 'approve');
+    expect((await finished(first.executionArn)).status).toBe('SUCCEEDED');
+    expect((await api.getRun(first.sessionId)).status).toBe('SUCCEEDED');
+  });
+
+  it('fails when the API request is invalid, naming the field', async () => {
+    const noInput = api.request('POST', 'agents/ssh-investigator/runs', {});
+    await expect(noInput).rejects.toBeInstanceOf(ApiError);
+    await expect(noInput).rejects.toMatchObject({ status: 400, body: { issues: [expect.stringContaining('input')] } });
+    await expect(api.startRun('no-such-agent', {})).rejects.toMatchObject({ status: 404 });
+    await expect(api.getRun('ses_unknown')).rejects.toMatchObject({ status: 404 });
+  });
+
+  it('fails when the trigger input does not match the agent, recording the field and sending the envelope to the DLQ', async () => {
+    const detail = structuredClone(findingEvent.detail) as { service: { action: { networkConnectionAction: { remoteIpDetails: { ipAddressV4: string } } } } };
+    detail.service.action.networkConnectionAction.remoteIpDetails.ipAddressV4 = 'not-an-ip';
+    const run = await api.startRun('ssh-investigator', detail, uniqueKey('bad-input'));
+    expect((await finished(run.executionArn)).status).toBe('FAILED');
+    const envelope = await deadLetterFor(run.sessionId);
+    expect(envelope).toMatchObject({ agent: 'ssh-investigator', executionArn: run.executionArn, failedState: 'Prepare', error: 'InvalidInput' });
+    expect(envelope.cause).toContain('input.service.action.networkConnectionAction.remoteIpDetails.ipAddressV4');
+    expect(await api.getRun(run.sessionId)).toMatchObject({ status: 'FAILED', failure: { error: 'InvalidInput', failedState: 'Prepare' } });
+  });
+});
+
+describe('approvals', () => {
+  it('gives a rejection to the model as the tool result, with its reason', async () => {
+    const run = await api.startRun('integ-declined', findingEvent.detail, uniqueKey('reject'));
+    const pending = await api.waitForApproval(run.sessionId);
+    await api.decide(pending.approvalId, 'reject', 'address belongs to our VPN', 'integ-test');
+    await expect(api.decide(pending.approvalId, 'approve')).rejects.toMatchObject({ status: 409 });
+
+    expect((await finished(run.executionArn)).status).toBe('SUCCEEDED');
+    const report = IncidentReportSchema.parse((await api.getRun(run.sessionId)).output);
+    expect(report.blockedAddresses).toEqual([]);
+    const block = tools(await checkpoints(run.sessionId)).find((t) => t.tool === 'block_address');
+    expect(block).toMatchObject({ status: 'rejected', isError: true, approval: { decision: 'rejected', reason: 'address belongs to our VPN' } });
+    expect(block?.result).toContain('address belongs to our VPN');
+  });
+
+  it('counts an approval that times out as a rejection with reason "timed out"', async () => {
+    const run = await api.startRun('integ-declined', findingEvent.detail, uniqueKey('timeout'));
+    const pending = await api.waitForApproval(run.sessionId);
+    expect(new Date(pending.expiresAt).getTime() - new Date(pending.requestedAt).getTime()).toBe(10_000);
+
+    expect((await finished(run.executionArn, 60_000)).status).toBe('SUCCEEDED');
+    const block = tools(await checkpoints(run.sessionId)).find((t) => t.tool === 'block_address');
+    expect(block).toMatchObject({ status: 'rejected', approval: { decision: 'timed_out', reason: 'timed out' } });
+    expect(JSON.parse(block?.result ?? '{}')).toMatchObject({ status: 'rejected', reason: 'timed out' });
+    await expect(api.decide(pending.approvalId, 'approve')).rejects.toMatchObject({ status: 409 });
+  });
+});
+
+describe('loop outcomes', () => {
+  it('sends an invalid final answer back to the model with the validation errors, then succeeds', async () => {
+    const run = await api.startRun('integ-repair', { question: 'What is six times seven?' }, uniqueKey('repair'));
+    expect((await finished(run.executionArn)).status).toBe('SUCCEEDED');
+    const records = await checkpoints(run.sessionId);
+    expect(models(records).map((m) => m.outcome)).toEqual(['repair', 'final']);
+    expect(models(records)[0]?.validationErrors).toEqual([expect.stringContaining('confidence')]);
+    expect((await api.getRun(run.sessionId)).output).toEqual({ answer: '42', confidence: 0.9 });
+    await expectCompleteEventLog(run.sessionId, 'SessionSucceeded');
+  });
+
+  it('fails with OutputValidationFailed when the answer is still invalid after its repairs', async () => {
+    const run = await api.startRun('integ-never-valid', { question: 'q' }, uniqueKey('never-valid'));
+    const done = await finished(run.executionArn);
+    expect(done).toMatchObject({ status: 'FAILED', error: 'OutputValidationFailed' });
+    expect(await deadLetterFor(run.sessionId)).toMatchObject({ failedState: 'ModelTurn', error: 'OutputValidationFailed', agent: 'integ-never-valid' });
+    await expectCompleteEventLog(run.sessionId, 'SessionFailed');
+  });
+
+  it('fails with StepLimitReached when the agent reaches maxSteps, enforced by the definition', async () => {
+    const run = await api.startRun('integ-step-limit', { question: 'q' }, uniqueKey('limit'));
+    expect(await finished(run.executionArn)).toMatchObject({ status: 'FAILED', error: 'StepLimitReached' });
+    const records = await checkpoints(run.sessionId);
+    expect(models(records)).toHaveLength(2);
+    expect(tools(records)).toHaveLength(1);
+    expect(await deadLetterFor(run.sessionId)).toMatchObject({ failedState: 'StepLimitReached', error: 'StepLimitReached' });
+    expect((await history(run.executionArn)).some((e) => e.stateEnteredEventDetails?.name === 'StepLimitReached')).toBe(true);
+  });
+
+  it('retries a tool that keeps failing, then records the run and sends its envelope to the DLQ', async () => {
+    const run = await api.startRun('integ-failing-tool', { question: 'q' }, uniqueKey('failing'));
+    expect((await finished(run.executionArn)).status).toBe('FAILED');
+    const envelope = await deadLetterFor(run.sessionId);
+    expect(envelope).toMatchObject({ schemaVersion: 1, agent: 'integ-failing-tool', sessionId: run.sessionId, executionArn: run.executionArn, failedState: 'RunTools' });
+    expect(envelope.error).not.toBe('');
+    expect(Date.parse(envelope.time)).not.toBeNaN();
+    const attempts = (await history(run.executionArn)).filter((e) => e.type === 'TaskFailed' && (e.taskFailedEventDetails?.cause ?? '').includes('disk on fire'));
+    expect(attempts).toHaveLength(4); // the first try and 3 retries
+    expect(await api.getRun(run.sessionId)).toMatchObject({ status: 'FAILED', failure: { failedState: 'RunTools' } });
+    expect(tools(await checkpoints(run.sessionId))).toHaveLength(0);
+  });
+
+  it('runs a trigger delivered twice only once', async () => {
+    const envelope = {
+      version: '0',
+      id: uniqueKey('event'),
+      'detail-type': 'Question Asked',
+      source: 'integ.test',
+      account: '000000000000',
+      time: new Date().toISOString(),
+      region: 'us-east-1',
+      resources: [],
+      detail: { question: 'What is six times seven?' },
+    };
+    const first = await startExecution('integ-repair', envelope);
+    expect((await finished(first)).status).toBe('SUCCEEDED');
+    const second = await startExecution('integ-repair', envelope);
+    expect((await finished(second)).status).toBe('SUCCEEDED');
+    expect((await history(second)).some((e) => e.stateEnteredEventDetails?.name === 'DuplicateTrigger')).toBe(true);
+    expect((await history(second)).some((e) => e.stateEnteredEventDetails?.name === 'ModelTurn')).toBe(false);
+  });
+});

@@ -1,0 +1,130 @@
+/** What the integration tests share: clients for the deployed stack, and waits. */
+import * as fs from 'node:fs';
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { EventBridgeClient, PutEventsCommand } from '@aws-sdk/client-eventbridge';
+import { DescribeExecutionCommand, GetExecutionHistoryCommand, SFNClient, StartExecutionCommand, type HistoryEvent } from '@aws-sdk/client-sfn';
+import { DeleteMessageCommand, ReceiveMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
+import { DynamoDBDocumentClient, QueryCommand } from '@aws-sdk/lib-dynamodb';
+import { inject } from 'vitest';
+import { CheckpointRecordSchema, type CheckpointRecord } from '../../lambdas/core/contracts/checkpoint';
+import { DeadLetterEnvelopeSchema, type DeadLetterEnvelope, type EventLogRecord } from '../../lambdas/core/contracts/events';
+import { sessionIdFor } from '../../lambdas/core/ids';
+import { RuntimeApiClient } from '../../scripts/lib/api-client';
+import { apiBaseUrl, queueUrl, ROOT, useLocalCloudEnv } from '../../scripts/lib/cloud';
+
+useLocalCloudEnv();
+export const outputs = inject('outputs');
+const need = (key: string): string => {
+  const v = outputs[key];
+  if (!v) throw new Error(`stack output ${key} missing`);
+  return v;
+};
+
+export const sfn = new SFNClient({});
+export const sqs = new SQSClient({});
+export const doc = DynamoDBDocumentClient.from(new DynamoDBClient({}));
+export const api = new RuntimeApiClient(apiBaseUrl(need('ApiUrl')));
+
+/** The state machine ARN of an agent. */
+export const stateMachineOf = (agent: string): string => need(`StateMachine${agent.replace(/[^A-Za-z0-9]/g, '')}`);
+
+/** The example's GuardDuty finding event (EventBridge envelope). */
+export const findingEvent = JSON.parse(
+  fs.readFileSync(`${ROOT}/examples/ssh-brute-force/events/guardduty-ssh-brute-force.json`, 'utf8'),
+) as { id: string; 'detail-type': string; source: string; detail: Record<string, unknown>; resources: string[] } & Record<string, unknown>;
+
+/** Publishes the finding on the default bus (as a replay: AWS reserves `aws.*` sources). @returns the session id it starts. */
+export async function publishFinding(agent = 'ssh-investigator'): Promise<string> {
+  const out = await new EventBridgeClient({}).send(
+    new PutEventsCommand({
+      Entries: [{ Source: 'agent-runtime.replay', DetailType: findingEvent['detail-type'], Detail: JSON.stringify(findingEvent.detail), Resources: findingEvent.resources }],
+    }),
+  );
+  const id = out.Entries?.[0]?.EventId;
+  if (!id) throw new Error(`PutEvents failed: ${JSON.stringify(out.Entries)}`);
+  return sessionIdFor(agent, id);
+}
+
+/** Starts an execution directly with an input (as the rule or the API would). */
+export async function startExecution(agent: string, input: unknown): Promise<string> {
+  const out = await sfn.send(new StartExecutionCommand({ stateMachineArn: stateMachineOf(agent), input: JSON.stringify(input) }));
+  return out.executionArn ?? '';
+}
+
+/** A unique idempotency key per test run. */
+export const uniqueKey = (label: string): string => `${label}-${Date.now()}-${Math.random().toString(36).slice(2, 8)}`;
+
+/** Polls until `probe` returns a value (not undefined). */
+export async function eventually<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 60_000, everyMs = 250): Promise<T> {
+  const until = Date.now() + timeoutMs;
+  let last: unknown;
+  for (;;) {
+    try {
+      const v = await probe();
+      if (v !== undefined) return v;
+    } catch (err) {
+      last = err;
+    }
+    if (Date.now() > until) throw new Error(`timed out waiting for ${what}${last instanceof Error ? `: ${last.message}` : ''}`);
+    await new Promise((r) => setTimeout(r, everyMs));
+  }
+}
+
+/** The session's execution ARN once Prepare has created the session. */
+export const executionOf = (sessionId: string): Promise<string> =>
+  eventually(`session ${sessionId}`, async () => (await api.getRun(sessionId)).executionArn);
+
+/** Waits until the execution is no longer RUNNING. @returns its description. */
+export async function finished(executionArn: string, timeoutMs = 90_000): Promise<{ status: string; error?: string; cause?: string; output?: string }> {
+  return eventually(`execution ${executionArn} to finish`, async () => {
+    const d = await sfn.send(new DescribeExecutionCommand({ executionArn }));
+    return d.status === 'RUNNING' ? undefined : { status: d.status ?? '', error: d.error, cause: d.cause, output: d.output };
+  }, timeoutMs);
+}
+
+/** The execution's history events. */
+export async function history(executionArn: string): Promise<HistoryEvent[]> {
+  const events: HistoryEvent[] = [];
+  let nextToken: string | undefined;
+  do {
+    const page = await sfn.send(new GetExecutionHistoryCommand({ executionArn, maxResults: 1000, nextToken }));
+    events.push(...(page.events ?? []));
+    nextToken = page.nextToken;
+  } while (nextToken);
+  return events;
+}
+
+/** All checkpoint records of a session (head included), parsed. */
+export async function checkpoints(sessionId: string): Promise<CheckpointRecord[]> {
+  const out = await doc.send(
+    new QueryCommand({ TableName: need('CheckpointTableName'), KeyConditionExpression: 'sessionId = :s', ExpressionAttributeValues: { ':s': sessionId }, ConsistentRead: true }),
+  );
+  return (out.Items ?? []).map((i) => CheckpointRecordSchema.parse(i));
+}
+
+/** Waits until the event log holds one row per checkpoint change we expect (at least `count`). */
+export async function eventLog(sessionId: string, atLeast: number): Promise<EventLogRecord[]> {
+  return eventually(`${atLeast} events of ${sessionId}`, async () => {
+    const rows = await api.getEvents(sessionId);
+    return rows.length >= atLeast ? rows : undefined;
+  }, 30_000);
+}
+
+/**
+ * Finds (and deletes) the DLQ envelope of a session. Receives with a zero visibility
+ * timeout so envelopes of other tests stay visible.
+ */
+export async function deadLetterFor(sessionIdOrExecution: string, timeoutMs = 30_000): Promise<DeadLetterEnvelope> {
+  const url = queueUrl(need('DeadLetterQueueUrl'));
+  return eventually(`DLQ envelope for ${sessionIdOrExecution}`, async () => {
+    const out = await sqs.send(new ReceiveMessageCommand({ QueueUrl: url, MaxNumberOfMessages: 10, VisibilityTimeout: 0, WaitTimeSeconds: 1 }));
+    for (const m of out.Messages ?? []) {
+      const envelope = DeadLetterEnvelopeSchema.parse(JSON.parse(m.Body ?? '{}'));
+      if (envelope.sessionId === sessionIdOrExecution || envelope.executionArn === sessionIdOrExecution) {
+        await sqs.send(new DeleteMessageCommand({ QueueUrl: url, ReceiptHandle: m.ReceiptHandle }));
+        return envelope;
+      }
+    }
+    return undefined;
+  }, timeoutMs, 100);
+}
