@@ -19,6 +19,8 @@ new AgentRuntimeStack(app, 'AgentRuntimeInteg', {
     fixture(fixtures.neverValidAgent, 'neverValidAgent'),
     fixture(fixtures.stepLimitAgent, 'stepLimitAgent'),
     fixture(fixtures.failingToolAgent, 'failingToolAgent'),
+    fixture(fixtures.benchEcho5, 'benchEcho5'),
+    fixture(fixtures.benchEcho50, 'benchEcho50'),
   ],
 });
 app.synth();
