@@ -8,6 +8,7 @@
  *                                             │                ├step ≥ maxSteps→ StepLimitReached ─┐
  *                                             │                └failed→ OutputValidationFailed ───┤
  *   any task failing past its retries → <State>Failed ─────────────────────────────→ RecordFailure → Failed (Fail)
+ *                                              RecordFailure failing → SendEnvelopeDirectly (SQS) → RecordFailureFailed (Fail)
  *
  * RunTools item: NeedsApproval? ─yes→ RequestApproval (.waitForTaskToken, TimeoutSeconds) ─→ RunTool
  *                                │     └States.Timeout→ ApprovalTimedOut ─────────────────↗
@@ -257,41 +258,23 @@ export class AgentLoop extends sfn.StateMachineFragment {
 
   /** A Pass that turns a caught fault at `failedState` into RecordFailure's input. */
   private caught(failedState: string, props: AgentLoopProps, next: sfn.State): sfn.IChainable {
-    return new sfn.Pass(this, `${failedState}Failed`, {
-      parameters: {
-        agent: props.agentName,
-        'executionArn.$': '$$.Execution.Id',
-        'executionName.$': '$$.Execution.Name',
-        failedState,
-        'state.$': '$',
-        'caught.$': '$.caught',
-      },
-    }).next(next);
+    return this.failurePass(`${failedState}Failed`, failedState, props, next, { 'state.$': '$', 'caught.$': '$.caught' });
   }
 
   /** A Pass that hands a failure the step returned as a value (`$.failure`) to RecordFailure. */
   private domainFailure(id: string, failedState: string, props: AgentLoopProps, next: sfn.State): sfn.IChainable {
-    return new sfn.Pass(this, id, {
-      parameters: {
-        agent: props.agentName,
-        'executionArn.$': '$$.Execution.Id',
-        'executionName.$': '$$.Execution.Name',
-        failedState,
-        'state.$': '$',
-      },
-    }).next(next);
+    return this.failurePass(id, failedState, props, next, { 'state.$': '$' });
   }
 
   /** A Pass that fails the run with a fixed error decided by the definition itself. */
   private failWith(id: string, error: string, cause: string, props: AgentLoopProps, next: sfn.State): sfn.IChainable {
+    return this.failurePass(id, id, props, next, { state: { 'sessionId.$': '$.sessionId', 'step.$': '$.step', failure: { error, cause } } });
+  }
+
+  /** RecordFailure's input: the agent, the execution, the failed state, and `fields`. */
+  private failurePass(id: string, failedState: string, props: AgentLoopProps, next: sfn.State, fields: Record<string, unknown>): sfn.IChainable {
     return new sfn.Pass(this, id, {
-      parameters: {
-        agent: props.agentName,
-        'executionArn.$': '$$.Execution.Id',
-        'executionName.$': '$$.Execution.Name',
-        failedState: id,
-        state: { 'sessionId.$': '$.sessionId', 'step.$': '$.step', failure: { error, cause } },
-      },
+      parameters: { agent: props.agentName, 'executionArn.$': '$$.Execution.Id', 'executionName.$': '$$.Execution.Name', failedState, ...fields },
     }).next(next);
   }
 }
