@@ -61,7 +61,7 @@ const AGENT_NAME = /^[a-z][a-z0-9-]{0,39}$/;
  */
 export function defineTool<I extends z.ZodType, O extends z.ZodType>(props: ToolProps<I, O>): ToolDefinition<I, O> {
   if (!TOOL_NAME.test(props.name)) throw new Error(`defineTool: name "${props.name}" must match ${TOOL_NAME}`);
-  if (!/^\d+\.\d+\.\d+/.test(props.version)) throw new Error(`defineTool(${props.name}): version "${props.version}" must be semver (1.0.0)`);
+  if (!/^\d+\.\d+\.\d+(?:-[0-9A-Za-z.-]+)?(?:\+[0-9A-Za-z.-]+)?$/.test(props.version)) throw new Error(`defineTool(${props.name}): version "${props.version}" must be semver (1.0.0)`);
   return {
     ...props,
     needsApproval: props.needsApproval ?? false,

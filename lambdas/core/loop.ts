@@ -67,13 +67,18 @@ export function parseFinalAnswer<O extends z.ZodType>(
   text: string,
   schema: O,
 ): { ok: true; output: z.infer<O> } | { ok: false; errors: string[] } {
-  const fenced = /```(?:json)?\s*([\s\S]*?)```/.exec(text);
-  const body = (fenced?.[1] ?? text).trim();
+  // The whole text first: a valid answer may contain a ``` code span inside a string.
   let json: unknown;
   try {
-    json = JSON.parse(body);
+    json = JSON.parse(text.trim());
   } catch (err) {
-    return { ok: false, errors: [`(root): not valid JSON (${(err as Error).message})`] };
+    const fenced = /```(?:json)?\s*([\s\S]*?)```/.exec(text);
+    try {
+      if (!fenced?.[1]) throw err;
+      json = JSON.parse(fenced[1].trim());
+    } catch (inner) {
+      return { ok: false, errors: [`(root): not valid JSON (${(inner as Error).message})`] };
+    }
   }
   const parsed = schema.safeParse(json);
   return parsed.success ? { ok: true, output: parsed.data } : { ok: false, errors: formatIssues(parsed.error) };

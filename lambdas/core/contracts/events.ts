@@ -99,7 +99,8 @@ function eventType(change: CheckpointChange, record: Record<string, unknown>): E
   if (change.eventName === 'REMOVE') return 'RecordRemoved';
   switch (record.kind) {
     case 'session': {
-      if (change.eventName === 'INSERT') return 'SessionStarted';
+      // A run that fails before Prepare creates its session inserts the head already FAILED.
+      if (change.eventName === 'INSERT') return record.status === 'FAILED' ? 'SessionFailed' : 'SessionStarted';
       const before = change.oldImage?.status;
       if (record.status !== before && record.status === 'SUCCEEDED') return 'SessionSucceeded';
       if (record.status !== before && record.status === 'FAILED') return 'SessionFailed';

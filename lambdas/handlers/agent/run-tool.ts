@@ -69,6 +69,10 @@ async function execute(
   input: ToolTaskInput,
 ): Promise<Pick<ToolCheckpoint, 'status' | 'result' | 'isError'>> {
   const { approval } = input;
+  // Defence in depth: a tool that needs approval never runs without one, whatever the payload says.
+  if (tool.needsApproval && approval.decision !== 'approved' && approval.decision !== 'rejected' && approval.decision !== 'timed_out') {
+    throw new ConfigurationError(`${tool.name} needs approval but the call arrived with decision "${approval.decision}"`);
+  }
   if (approval.decision === 'rejected' || approval.decision === 'timed_out') {
     const reason = approval.decision === 'timed_out' ? 'timed out' : (approval.reason ?? 'no reason given');
     return {
@@ -103,5 +107,5 @@ async function execute(
   if (!output.success) {
     throw new ToolOutputInvalidError(`${tool.name} returned a result its output schema rejects: ${formatIssues(output.error).join('; ')}`);
   }
-  return { status: 'succeeded', isError: false, result: JSON.stringify(output.data) };
+  return { status: 'succeeded', isError: false, result: JSON.stringify(output.data) ?? 'null' };
 }

@@ -603,7 +603,7 @@ describe('the agent', () => {
       {
         type: 'eventbridge',
         eventPattern: {
-          source: ['aws.guardduty'],
+          source: ['aws.guardduty', 'agent-runtime.replay'],
           detailType: ['GuardDuty Finding'],
           detail: { type: ['UnauthorizedAccess:EC2/SSHBruteForce'] },
         },

@@ -1,0 +1,131 @@
+import { describe, expect, it } from 'vitest';
+import { EVENT_SCHEMA_VERSION } from '../../../lambdas/core/constants';
+import { EventLogRecordSchema, toEventLogRecord, type CheckpointChange } from '../../../lambdas/core/contracts/events';
+import { checkpointKey } from '../../../lambdas/core/contracts/checkpoint';
+import { inputRecord, modelRecord, SESSION_ID, text, toolRecord } from '../support/records';
+
+const head = (status: 'RUNNING' | 'SUCCEEDED' | 'FAILED', step = 0): Record<string, unknown> => ({
+  sessionId: SESSION_ID,
+  sk: 'SESSION',
+  schemaVersion: 1,
+  kind: 'session',
+  agent: 'unit-agent',
+  status,
+  executionArn: 'arn:aws:states:us-east-1:123456789012:execution:unit-agent:run-1',
+  createdAt: '2024-12-10T11:10:07.000Z',
+  updatedAt: '2024-12-10T11:10:07.000Z',
+  step,
+});
+
+const omit = (item: Record<string, unknown>, key: string): Record<string, unknown> => Object.fromEntries(Object.entries(item).filter(([k]) => k !== key));
+
+const change = (props: Partial<CheckpointChange> & Pick<CheckpointChange, 'eventName'>): CheckpointChange => ({
+  eventId: 'c81e728d9d4c2f636f067f89cc14862c',
+  sequenceNumber: '4421584500000000017450439091',
+  approximateCreationEpochSeconds: 1733829006,
+  ...props,
+});
+
+describe('toEventLogRecord', () => {
+  it('maps a change to a valid event log row', () => {
+    const row = toEventLogRecord(change({ eventName: 'INSERT', newImage: head('RUNNING') }));
+    expect(EventLogRecordSchema.parse(row)).toEqual(row);
+    expect(row).toEqual({
+      sessionId: SESSION_ID,
+      seq: '0000000000004421584500000000017450439091',
+      schemaVersion: EVENT_SCHEMA_VERSION,
+      type: 'SessionStarted',
+      at: '2024-12-10T11:10:06.000Z',
+      eventId: 'c81e728d9d4c2f636f067f89cc14862c',
+      change: 'INSERT',
+      checkpointKey: 'SESSION',
+      record: head('RUNNING'),
+    });
+  });
+
+  it('pads the sequence number to 40 digits so that rows sort like the numbers', () => {
+    const numbers = ['900000000000000000000000001', '4421584500000000017450439091', '10', '9', '1234567890123456789012345678901234567890'];
+    const seqs = numbers.map((sequenceNumber) => toEventLogRecord(change({ eventName: 'INSERT', sequenceNumber, newImage: head('RUNNING') })).seq);
+    for (const seq of seqs) expect(seq).toMatch(/^\d{40}$/);
+    const byText = [...seqs].sort();
+    const byNumber = [...numbers].sort((a, b) => (BigInt(a) < BigInt(b) ? -1 : BigInt(a) > BigInt(b) ? 1 : 0)).map((n) => n.padStart(40, '0'));
+    expect(byText).toEqual(byNumber);
+  });
+
+  it('takes `at` from the epoch seconds, fractions included', () => {
+    expect(toEventLogRecord(change({ eventName: 'INSERT', approximateCreationEpochSeconds: 1733829006.25, newImage: head('RUNNING') })).at).toBe('2024-12-10T11:10:06.250Z');
+  });
+
+  describe('types', () => {
+    it('names a session INSERT SessionStarted', () => {
+      expect(toEventLogRecord(change({ eventName: 'INSERT', newImage: head('RUNNING') })).type).toBe('SessionStarted');
+    });
+
+    it('names a session MODIFY to SUCCEEDED SessionSucceeded', () => {
+      expect(toEventLogRecord(change({ eventName: 'MODIFY', oldImage: head('RUNNING', 1), newImage: head('SUCCEEDED', 2) })).type).toBe('SessionSucceeded');
+    });
+
+    it('names a session MODIFY to FAILED SessionFailed', () => {
+      expect(toEventLogRecord(change({ eventName: 'MODIFY', oldImage: head('RUNNING', 1), newImage: head('FAILED', 1) })).type).toBe('SessionFailed');
+    });
+
+    it('names a session MODIFY without a status change SessionUpdated', () => {
+      expect(toEventLogRecord(change({ eventName: 'MODIFY', oldImage: head('RUNNING', 1), newImage: head('RUNNING', 2) })).type).toBe('SessionUpdated');
+    });
+
+    it('names a repeated SUCCEEDED write (a replayed final turn) SessionUpdated, not a second SessionSucceeded', () => {
+      expect(toEventLogRecord(change({ eventName: 'MODIFY', oldImage: head('SUCCEEDED', 2), newImage: head('SUCCEEDED', 2) })).type).toBe('SessionUpdated');
+    });
+
+    // Regression: eventType() returned SessionStarted for every session
+    // INSERT. When a run fails before Prepare created the head (invalid input, unrecognised trigger),
+    // CheckpointStore.markFailed creates the head already FAILED: its one stream record is an
+    // INSERT, so the event log gets SessionStarted and never a SessionFailed for that run.
+    it('names a session head inserted already FAILED (markFailed before Prepare) SessionFailed', () => {
+      expect(toEventLogRecord(change({ eventName: 'INSERT', newImage: head('FAILED') })).type).toBe('SessionFailed');
+    });
+
+    it.each([
+      ['input', 'InputAccepted', inputRecord('q') as unknown as Record<string, unknown>],
+      ['model', 'ModelTurnCompleted', modelRecord(1, [text('{}')]) as unknown as Record<string, unknown>],
+      [
+        'approval',
+        'ApprovalRequested',
+        { sessionId: SESSION_ID, sk: checkpointKey.approval(1, 'c1'), kind: 'approval', step: 1, approvalId: 'apv_1', callId: 'c1', tool: 'echo', input: {}, expiresAt: 'x' },
+      ],
+      ['tool', 'ToolCallCompleted', toolRecord(1, 'c1', '{}') as unknown as Record<string, unknown>],
+    ])('names a %s checkpoint INSERT %s', (_kind, type, image) => {
+      const row = toEventLogRecord(change({ eventName: 'INSERT', newImage: image }));
+      expect(row.type).toBe(type);
+      expect(row.checkpointKey).toBe(image.sk);
+    });
+
+    it('names a REMOVE RecordRemoved and records the old image', () => {
+      const old = toolRecord(1, 'c1', '{}') as unknown as Record<string, unknown>;
+      const row = toEventLogRecord(change({ eventName: 'REMOVE', oldImage: old }));
+      expect(row).toMatchObject({ type: 'RecordRemoved', change: 'REMOVE', sessionId: SESSION_ID, checkpointKey: checkpointKey.tool(1, 'c1'), record: old });
+    });
+  });
+
+  it('fails when the image has no sessionId', () => {
+    const image = omit(head('RUNNING'), 'sessionId');
+    expect(() => toEventLogRecord(change({ eventName: 'INSERT', newImage: image }))).toThrow(/no sessionId\/sk/);
+  });
+
+  it('fails when the image has no sk', () => {
+    const image = omit(head('RUNNING'), 'sk');
+    expect(() => toEventLogRecord(change({ eventName: 'INSERT', newImage: image }))).toThrow(/no sessionId\/sk/);
+  });
+
+  it('fails when there is no image at all', () => {
+    expect(() => toEventLogRecord(change({ eventName: 'MODIFY' }))).toThrow(/no sessionId\/sk/);
+  });
+
+  it.each(['', '12a4', '-5', '1.5', '1'.repeat(41)])('fails when the sequence number is %j', (sequenceNumber) => {
+    expect(() => toEventLogRecord(change({ eventName: 'INSERT', sequenceNumber, newImage: head('RUNNING') }))).toThrow(/is not decimal/);
+  });
+
+  it('fails when the checkpoint kind is unknown', () => {
+    expect(() => toEventLogRecord(change({ eventName: 'INSERT', newImage: { sessionId: SESSION_ID, sk: 'CP#000001#x', kind: 'mystery' } }))).toThrow(/unknown checkpoint kind mystery/);
+  });
+});

@@ -1,0 +1,266 @@
+import { describe, expect, it } from 'vitest';
+import { z } from 'zod';
+import { MAX_TOOL_CALLS_PER_TURN } from '../../../lambdas/core/constants';
+import type { TextBlock, ToolResultBlock } from '../../../lambdas/core/contracts/model';
+import { buildConversation, decideTurn, errorResult, parseFinalAnswer, REPAIR_PREFIX, toolUseOf, type TurnContext } from '../../../lambdas/core/loop';
+import { inputRecord, modelRecord, response, text, toolRecord, toolUse } from '../support/records';
+
+const AnswerSchema = z.object({ answer: z.string(), confidence: z.number().min(0).max(1) });
+
+const ECHO_ARN = 'arn:aws:lambda:us-east-1:123456789012:function:unit-echo';
+const BLOCK_ARN = 'arn:aws:lambda:us-east-1:123456789012:function:unit-block';
+
+const context = (repairs = 0, maxOutputRepairs = 2): TurnContext<typeof AnswerSchema> => ({
+  tools: new Map([
+    ['echo', { functionArn: ECHO_ARN, needsApproval: false }],
+    ['block', { functionArn: BLOCK_ARN, needsApproval: true }],
+  ]),
+  output: AnswerSchema,
+  repairs,
+  maxOutputRepairs,
+});
+
+const userText = (message: { content: readonly unknown[] } | undefined): string =>
+  ((message?.content ?? []) as TextBlock[]).map((b) => b.text).join('');
+
+describe('buildConversation', () => {
+  it('starts with the input prompt as the first user message', () => {
+    expect(buildConversation([inputRecord('What is 6 x 7?')])).toEqual([{ role: 'user', content: [{ type: 'text', text: 'What is 6 x 7?' }] }]);
+  });
+
+  it('follows a turn with its assistant content, then the tool results in call order, inline results included', () => {
+    const content = [text('Checking.'), toolUse('c1', 'echo', { text: 'a' }), toolUse('c2', 'nope'), toolUse('c3', 'echo', { text: 'b' })];
+    const unknown = errorResult('c2', 'UNKNOWN_TOOL', 'No tool named "nope" is available.');
+    const records = [
+      toolRecord(1, 'c3', '{"text":"b"}'),
+      inputRecord('q'),
+      modelRecord(1, content, { inlineResults: [unknown] }),
+      toolRecord(1, 'c1', '{"error":"TOOL_ERROR","message":"boom"}', true),
+    ];
+
+    const messages = buildConversation(records);
+
+    expect(messages).toHaveLength(3);
+    expect(messages[1]).toEqual({ role: 'assistant', content });
+    expect(messages[2]).toEqual({
+      role: 'user',
+      content: [
+        { type: 'tool_result', toolUseId: 'c1', content: '{"error":"TOOL_ERROR","message":"boom"}', isError: true },
+        unknown,
+        { type: 'tool_result', toolUseId: 'c3', content: '{"text":"b"}', isError: false },
+      ],
+    });
+  });
+
+  it('orders the turns by step, whatever the order of the records', () => {
+    const records = [
+      modelRecord(10, [text('{"answer":"x","confidence":1}')], { outcome: 'final' }),
+      modelRecord(2, [toolUse('c2', 'echo')]),
+      toolRecord(2, 'c2', '"two"'),
+      modelRecord(1, [toolUse('c1', 'echo')]),
+      toolRecord(1, 'c1', '"one"'),
+      inputRecord('q'),
+    ];
+
+    const messages = buildConversation(records);
+
+    expect(messages.map((m) => m.role)).toEqual(['user', 'assistant', 'user', 'assistant', 'user', 'assistant']);
+    expect((messages[2]?.content[0] as ToolResultBlock).content).toBe('"one"');
+    expect((messages[4]?.content[0] as ToolResultBlock).content).toBe('"two"');
+    expect(messages[5]?.content).toEqual([text('{"answer":"x","confidence":1}')]);
+  });
+
+  it('answers a rejected final answer with REPAIR_PREFIX and each validation error', () => {
+    const errors = ['confidence: Invalid input: expected number, received undefined', 'answer: Too small'];
+    const records = [inputRecord('q'), modelRecord(1, [text('{"answer":""}')], { outcome: 'repair', validationErrors: errors })];
+
+    const messages = buildConversation(records);
+
+    expect(messages).toHaveLength(3);
+    expect(messages[2]?.role).toBe('user');
+    const repair = userText(messages[2]);
+    expect(repair.startsWith(REPAIR_PREFIX)).toBe(true);
+    for (const error of errors) expect(repair).toContain(`- ${error}`);
+  });
+
+  it('adds no user message after a final turn', () => {
+    const records = [inputRecord('q'), modelRecord(1, [text('{"answer":"42","confidence":1}')], { outcome: 'final' })];
+    expect(buildConversation(records).map((m) => m.role)).toEqual(['user', 'assistant']);
+  });
+
+  it('fails when the input checkpoint is missing', () => {
+    expect(() => buildConversation([modelRecord(1, [text('{}')], { outcome: 'final' })])).toThrow(/no input checkpoint/);
+  });
+
+  it('fails when a tool call has no recorded result, naming the step and the call', () => {
+    const records = [inputRecord('q'), modelRecord(1, [toolUse('c1', 'echo'), toolUse('c2', 'echo')]), toolRecord(1, 'c1', '{}')];
+    expect(() => buildConversation(records)).toThrow(/step 1.*c2/);
+  });
+
+  it('fails when the only result for the call id was recorded at another step', () => {
+    const records = [inputRecord('q'), modelRecord(1, [toolUse('c1', 'echo')]), toolRecord(2, 'c1', '{}')];
+    expect(() => buildConversation(records)).toThrow(/c1/);
+  });
+});
+
+describe('parseFinalAnswer', () => {
+  it('parses plain JSON through the schema', () => {
+    expect(parseFinalAnswer(' {"answer": "42", "confidence": 0.9}\n', AnswerSchema)).toEqual({ ok: true, output: { answer: '42', confidence: 0.9 } });
+  });
+
+  it('parses JSON inside a ```json fence, with prose around it', () => {
+    const answer = 'Here it is:\n```json\n{"answer": "42", "confidence": 1}\n```\nDone.';
+    expect(parseFinalAnswer(answer, AnswerSchema)).toEqual({ ok: true, output: { answer: '42', confidence: 1 } });
+  });
+
+  it('parses JSON inside a fence without a language', () => {
+    expect(parseFinalAnswer('```\n{"answer": "a", "confidence": 0}\n```', AnswerSchema)).toEqual({ ok: true, output: { answer: 'a', confidence: 0 } });
+  });
+
+  it('returns the schema output (defaults applied)', () => {
+    const schema = z.object({ answer: z.string(), tags: z.array(z.string()).default([]) });
+    expect(parseFinalAnswer('{"answer":"a"}', schema)).toEqual({ ok: true, output: { answer: 'a', tags: [] } });
+  });
+
+  it('fails when the text is not JSON, naming (root)', () => {
+    const parsed = parseFinalAnswer('the answer is 42', AnswerSchema);
+    expect(parsed.ok).toBe(false);
+    if (parsed.ok) return;
+    expect(parsed.errors).toHaveLength(1);
+    expect(parsed.errors[0]).toMatch(/^\(root\): not valid JSON/);
+  });
+
+  it('fails when fields break the schema, one error per field naming its path', () => {
+    const schema = z.object({ report: z.object({ hits: z.array(z.object({ ip: z.ipv4() })) }), confidence: z.number() });
+    const parsed = parseFinalAnswer('{"report":{"hits":[{"ip":"10.0.0.1"},{"ip":"10.0.0"}]}}', schema);
+    expect(parsed.ok).toBe(false);
+    if (parsed.ok) return;
+    expect(parsed.errors).toHaveLength(2);
+    expect(parsed.errors.some((e) => e.startsWith('report.hits.1.ip: '))).toBe(true);
+    expect(parsed.errors.some((e) => e.startsWith('confidence: '))).toBe(true);
+  });
+
+  it('fails when the JSON is valid but the root has the wrong type, naming (root)', () => {
+    const parsed = parseFinalAnswer('[1, 2]', AnswerSchema);
+    expect(parsed.ok).toBe(false);
+    if (!parsed.ok) expect(parsed.errors[0]).toMatch(/^\(root\): /);
+  });
+
+  // Regression: parseFinalAnswer looked for a ``` fence anywhere in the text before
+  // trying the text as JSON, so a valid plain-JSON answer whose string value contains a code span
+  // (``` ... ```) is cut down to the text between the backticks and rejected as "not valid JSON".
+  it('parses a plain JSON answer whose string value contains a ``` code span', () => {
+    const answer = '{"answer": "run ```ls -l /var/log``` first", "confidence": 0.5}';
+    expect(parseFinalAnswer(answer, AnswerSchema)).toEqual({ ok: true, output: { answer: 'run ```ls -l /var/log``` first', confidence: 0.5 } });
+  });
+});
+
+describe('decideTurn', () => {
+  it('turns tool calls into Map items with the function ARN and the approval flag, in call order', () => {
+    const decision = decideTurn(response([text('Let me look.'), toolUse('c1', 'echo', { text: 'x' }), toolUse('c2', 'block')]), context());
+    expect(decision).toEqual({
+      outcome: 'tool_calls',
+      calls: [
+        { callId: 'c1', tool: 'echo', functionArn: ECHO_ARN, needsApproval: false },
+        { callId: 'c2', tool: 'block', functionArn: BLOCK_ARN, needsApproval: true },
+      ],
+      inlineResults: [],
+    });
+  });
+
+  it('answers a call of an unknown tool with an UNKNOWN_TOOL error result and does not run it', () => {
+    const decision = decideTurn(response([toolUse('c1', 'rm_rf'), toolUse('c2', 'echo')]), context());
+    expect(decision.outcome).toBe('tool_calls');
+    if (decision.outcome !== 'tool_calls') return;
+    expect(decision.calls.map((c) => c.callId)).toEqual(['c2']);
+    expect(decision.inlineResults).toHaveLength(1);
+    const [result] = decision.inlineResults;
+    expect(result).toMatchObject({ type: 'tool_result', toolUseId: 'c1', isError: true });
+    expect(JSON.parse(result?.content ?? '')).toEqual({ error: 'UNKNOWN_TOOL', message: 'No tool named "rm_rf" is available.' });
+  });
+
+  it(`answers the calls past ${MAX_TOOL_CALLS_PER_TURN} in one turn with TOO_MANY_CALLS and runs the first ${MAX_TOOL_CALLS_PER_TURN}`, () => {
+    const uses = Array.from({ length: MAX_TOOL_CALLS_PER_TURN + 2 }, (_, i) => toolUse(`c${i + 1}`, 'echo'));
+    const decision = decideTurn(response(uses), context());
+    if (decision.outcome !== 'tool_calls') throw new Error(`unexpected outcome ${decision.outcome}`);
+    expect(decision.calls.map((c) => c.callId)).toEqual(uses.slice(0, MAX_TOOL_CALLS_PER_TURN).map((u) => u.id));
+    expect(decision.inlineResults.map((r) => r.toolUseId)).toEqual([`c${MAX_TOOL_CALLS_PER_TURN + 1}`, `c${MAX_TOOL_CALLS_PER_TURN + 2}`]);
+    for (const r of decision.inlineResults) {
+      expect(r.isError).toBe(true);
+      expect((JSON.parse(r.content) as { error: string }).error).toBe('TOO_MANY_CALLS');
+    }
+  });
+
+  it('does not count calls of unknown tools towards the per-turn limit', () => {
+    const uses = [toolUse('x', 'nope'), ...Array.from({ length: MAX_TOOL_CALLS_PER_TURN }, (_, i) => toolUse(`c${i + 1}`, 'echo'))];
+    const decision = decideTurn(response(uses), context());
+    if (decision.outcome !== 'tool_calls') throw new Error(`unexpected outcome ${decision.outcome}`);
+    expect(decision.calls).toHaveLength(MAX_TOOL_CALLS_PER_TURN);
+    expect(decision.inlineResults.map((r) => r.toolUseId)).toEqual(['x']);
+  });
+
+  it('returns final with the parsed output for a valid answer', () => {
+    const decision = decideTurn(response([text('```json\n{"answer":"42","confidence":0.9}\n```')]), context());
+    expect(decision).toEqual({ outcome: 'final', output: { answer: '42', confidence: 0.9 } });
+  });
+
+  it('joins the text blocks of the answer before parsing it', () => {
+    const decision = decideTurn(response([text('{"answer":"42",'), text('"confidence":1}')]), context());
+    expect(decision).toEqual({ outcome: 'final', output: { answer: '42', confidence: 1 } });
+  });
+
+  it('asks for a repair of an invalid answer while repairs remain, with errors naming the field', () => {
+    const decision = decideTurn(response([text('{"answer":"42"}')]), context(1, 2));
+    expect(decision.outcome).toBe('repair');
+    if (decision.outcome !== 'repair') return;
+    expect(decision.validationErrors).toEqual([expect.stringMatching(/^confidence: /)]);
+  });
+
+  it('fails with OutputValidationFailed when the answer is invalid and the repairs are used up', () => {
+    const decision = decideTurn(response([text('{"answer":"42"}')]), context(2, 2));
+    expect(decision.outcome).toBe('failed');
+    if (decision.outcome !== 'failed') return;
+    expect(decision.failure.error).toBe('OutputValidationFailed');
+    expect(decision.failure.cause).toContain('after 2 repair(s)');
+    expect(decision.failure.cause).toContain('confidence: ');
+    expect(decision.validationErrors).toEqual([expect.stringMatching(/^confidence: /)]);
+  });
+
+  it('fails at once when the agent allows no repairs', () => {
+    expect(decideTurn(response([text('nope')]), context(0, 0)).outcome).toBe('failed');
+  });
+
+  it('asks for a repair when the answer was cut off at max_tokens, even if the text parses', () => {
+    const decision = decideTurn(response([text('{"answer":"42","confidence":1}')], 'max_tokens'), context());
+    expect(decision.outcome).toBe('repair');
+    if (decision.outcome !== 'repair') return;
+    expect(decision.validationErrors).toEqual([expect.stringMatching(/^\(root\): .*token limit/)]);
+  });
+});
+
+describe('toolUseOf', () => {
+  const turn = modelRecord(1, [text('hi'), toolUse('c1', 'echo', { text: 'a' }), toolUse('c2', 'block')]);
+
+  it('finds the tool call of a model checkpoint by id', () => {
+    expect(toolUseOf(turn, 'c2')).toEqual(toolUse('c2', 'block'));
+    expect(toolUseOf(turn, 'c1')?.input).toEqual({ text: 'a' });
+  });
+
+  it('returns undefined for an unknown id, another kind of record, or no record', () => {
+    expect(toolUseOf(turn, 'c9')).toBeUndefined();
+    expect(toolUseOf(inputRecord('q'), 'c1')).toBeUndefined();
+    expect(toolUseOf(toolRecord(1, 'c1', '{}'), 'c1')).toBeUndefined();
+    expect(toolUseOf(undefined, 'c1')).toBeUndefined();
+  });
+});
+
+describe('errorResult', () => {
+  it('is an error tool result whose content is JSON {error, message}', () => {
+    expect(errorResult('c1', 'TOOL_ERROR', 'boom')).toEqual({ type: 'tool_result', toolUseId: 'c1', isError: true, content: '{"error":"TOOL_ERROR","message":"boom"}' });
+  });
+
+  it('adds details when given', () => {
+    const result = errorResult('c1', 'INVALID_ARGUMENTS', 'bad', { issues: ['id: expected number'] });
+    expect(JSON.parse(result.content)).toEqual({ error: 'INVALID_ARGUMENTS', message: 'bad', details: { issues: ['id: expected number'] } });
+  });
+});

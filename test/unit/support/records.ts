@@ -1,0 +1,92 @@
+/** Builders of checkpoint records and content blocks for the unit tests. */
+import {
+  checkpointKey,
+  type InputCheckpoint,
+  type ModelCheckpoint,
+  type ToolCheckpoint,
+  type TriggerInfo,
+} from '../../../lambdas/core/contracts/checkpoint';
+import type { ToolCallRef } from '../../../lambdas/core/contracts/loop';
+import type { ModelResponse, StopReason, TextBlock, ToolResultBlock, ToolUseBlock } from '../../../lambdas/core/contracts/model';
+
+export const SESSION_ID = 'ses_0123456789abcdef0123456789abcdef';
+export const CREATED_AT = '2024-12-10T11:10:07.000Z';
+export const API_TRIGGER_INFO: TriggerInfo = { source: 'api', dedupeKey: 'alert-42' };
+
+export const text = (value: string): TextBlock => ({ type: 'text', text: value });
+
+export const toolUse = (id: string, name: string, input: Record<string, unknown> = {}): ToolUseBlock => ({ type: 'tool_use', id, name, input });
+
+export function response(content: ModelResponse['content'], stopReason?: StopReason): ModelResponse {
+  return {
+    content,
+    stopReason: stopReason ?? (content.some((b) => b.type === 'tool_use') ? 'tool_use' : 'end_turn'),
+    usage: { inputTokens: 100, outputTokens: 10 },
+    modelId: 'scripted/unit-v1',
+    requestId: 'req-1',
+  };
+}
+
+export function inputRecord(prompt: string, sessionId: string = SESSION_ID): InputCheckpoint {
+  return {
+    sessionId,
+    sk: checkpointKey.input(),
+    schemaVersion: 1,
+    createdAt: CREATED_AT,
+    kind: 'input',
+    step: 0,
+    input: { question: prompt },
+    prompt,
+    trigger: API_TRIGGER_INFO,
+  };
+}
+
+export interface ModelRecordOptions {
+  outcome?: ModelCheckpoint['outcome'];
+  calls?: ToolCallRef[];
+  inlineResults?: ToolResultBlock[];
+  validationErrors?: string[];
+  output?: unknown;
+  stopReason?: StopReason;
+}
+
+export function modelRecord(step: number, content: ModelResponse['content'], options: ModelRecordOptions = {}): ModelCheckpoint {
+  const hasCalls = content.some((b) => b.type === 'tool_use');
+  return {
+    sessionId: SESSION_ID,
+    sk: checkpointKey.model(step),
+    schemaVersion: 1,
+    createdAt: CREATED_AT,
+    kind: 'model',
+    step,
+    provider: 'scripted',
+    request: { modelId: 'scripted/unit-v1', tools: ['echo'], messageCount: 2 * step - 1 },
+    response: response(content, options.stopReason),
+    outcome: options.outcome ?? (hasCalls ? 'tool_calls' : 'final'),
+    calls: options.calls ?? [],
+    inlineResults: options.inlineResults ?? [],
+    validationErrors: options.validationErrors,
+    output: options.output,
+    durationMs: 5,
+  };
+}
+
+export function toolRecord(step: number, callId: string, result: string, isError = false): ToolCheckpoint {
+  return {
+    sessionId: SESSION_ID,
+    sk: checkpointKey.tool(step, callId),
+    schemaVersion: 1,
+    createdAt: CREATED_AT,
+    kind: 'tool',
+    step,
+    callId,
+    tool: 'echo',
+    toolVersion: '1.0.0',
+    input: {},
+    approval: { decision: 'not_required' },
+    status: isError ? 'tool_error' : 'succeeded',
+    result,
+    isError,
+    durationMs: 2,
+  };
+}
