@@ -22,7 +22,7 @@
  * results. A turn with one tool call takes 5 state transitions
  * (ModelTurn, Route, RunTools, NeedsApproval, RunTool).
  */
-import { Duration } from 'aws-cdk-lib';
+import { Aws, Duration } from 'aws-cdk-lib';
 import type * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import type * as sqs from 'aws-cdk-lib/aws-sqs';
@@ -151,7 +151,7 @@ export class AgentLoop extends sfn.StateMachineFragment {
     const runTool = new sfn.CustomState(this, STATE.runTool, {
       stateJson: {
         Type: 'Task',
-        Resource: 'arn:aws:states:::lambda:invoke',
+        Resource: `arn:${Aws.PARTITION}:states:::lambda:invoke`,
         Parameters: {
           'FunctionName.$': '$.call.functionArn',
           Payload: {

@@ -10,6 +10,18 @@ import { ApprovalRecordSchema, type ApprovalRecord, type PendingApproval } from 
 /** Name of the approval table's session index. */
 export const APPROVALS_BY_SESSION_INDEX = 'bySession';
 
+/** An item of the session index: every attribute but the task token, which the index does not project. */
+const PendingIndexItemSchema = ApprovalRecordSchema.pick({
+  approvalId: true,
+  sessionId: true,
+  step: true,
+  tool: true,
+  input: true,
+  status: true,
+  requestedAt: true,
+  expiresAt: true,
+});
+
 export class ApprovalStore {
   constructor(
     private readonly client: DynamoDBDocumentClient,
@@ -74,7 +86,7 @@ export class ApprovalStore {
     );
     const now = this.now().toISOString();
     return (out.Items ?? [])
-      .map((item) => ApprovalRecordSchema.parse(item))
+      .map((item) => PendingIndexItemSchema.parse(item))
       .filter((a) => a.status === 'pending' && a.expiresAt > now)
       .map(({ approvalId, tool, input, step, requestedAt, expiresAt }) => ({ approvalId, tool, input, step, requestedAt, expiresAt }));
   }

@@ -24,10 +24,11 @@ const handlerEntry = (name: string): string => path.join(PROJECT_ROOT, 'lambdas'
 /** Props of {@link AgentRuntime}. */
 export interface AgentRuntimeProps {
   /**
-   * What happens to the checkpoint, event log and approval tables when the stack is deleted.
-   * @default RemovalPolicy.RETAIN (they are the audit record)
+   * What happens to the checkpoint, event log and approval tables and the dead-letter
+   * queues when the stack is deleted.
+   * @default RemovalPolicy.RETAIN (they are the audit record and the failed runs)
    */
-  readonly tableRemovalPolicy?: RemovalPolicy;
+  readonly removalPolicy?: RemovalPolicy;
   /**
    * How callers authenticate to the HTTP API.
    * @default apigw.AuthorizationType.IAM (SigV4-signed requests)
@@ -70,7 +71,7 @@ export class AgentRuntime extends Construct {
     if (!Number.isInteger(retention) || retention < 1 || retention > 14) {
       throw new Error(`AgentRuntime: deadLetterRetentionDays must be an integer from 1 to 14 (SQS MessageRetentionPeriod), got ${retention}`);
     }
-    const removalPolicy = props.tableRemovalPolicy ?? RemovalPolicy.RETAIN;
+    const removalPolicy = props.removalPolicy ?? RemovalPolicy.RETAIN;
     const table = (tid: string, partitionKey: string, sortKey?: string, stream?: dynamodb.StreamViewType): dynamodb.Table =>
       new dynamodb.Table(this, tid, {
         partitionKey: { name: partitionKey, type: dynamodb.AttributeType.STRING },
@@ -88,7 +89,9 @@ export class AgentRuntime extends Construct {
       indexName: APPROVALS_BY_SESSION_INDEX,
       partitionKey: { name: 'sessionId', type: dynamodb.AttributeType.STRING },
       sortKey: { name: 'requestedAt', type: dynamodb.AttributeType.STRING },
-      projectionType: dynamodb.ProjectionType.ALL,
+      // Never the task token: the index serves the status API.
+      projectionType: dynamodb.ProjectionType.INCLUDE,
+      nonKeyAttributes: ['agent', 'step', 'callId', 'tool', 'input', 'status', 'expiresAt'],
     });
 
     this.eventBus = new events.EventBus(this, 'Bus');
@@ -97,6 +100,7 @@ export class AgentRuntime extends Construct {
         retentionPeriod: Duration.days(retention),
         encryption: sqs.QueueEncryption.SQS_MANAGED,
         enforceSSL: true,
+        removalPolicy,
       });
     this.deadLetterQueue = queue('DeadLetterQueue');
     this.deliveryDeadLetterQueue = queue('DeliveryDeadLetterQueue');
@@ -161,6 +165,8 @@ export class AgentRuntime extends Construct {
       description: 'Agent runtime: start runs, read status and events, decide approvals',
       deployOptions: { stageName: 'v1', tracingEnabled: true, throttlingRateLimit: 100, throttlingBurstLimit: 200 },
       defaultMethodOptions: { authorizationType },
+      // Do not take over the account's per-region API Gateway logging role.
+      cloudWatchRole: false,
     });
     const integration = (f: lambda.IFunction): apigw.LambdaIntegration => new apigw.LambdaIntegration(f, { proxy: true });
     this.api.root.addResource('agents').addResource('{agent}').addResource('runs').addMethod('POST', integration(this.startRunFunction));
@@ -180,7 +186,7 @@ export class AgentRuntime extends Construct {
     this.stateMachines[name] = stateMachine.stateMachineArn;
     stateMachine.grantStartExecution(this.startRunFunction);
     stateMachine.grantExecution(this.startRunFunction, 'states:DescribeExecution');
-    stateMachine.grantTaskResponse(this.decideApprovalFunction);
+    stateMachine.grant(this.decideApprovalFunction, 'states:SendTaskSuccess');
   }
 
   /** Grants the given DynamoDB actions on the checkpoint table (no wildcards). */

@@ -4,6 +4,7 @@
  */
 import * as path from 'node:path';
 import { Duration, RemovalPolicy } from 'aws-cdk-lib';
+import * as iam from 'aws-cdk-lib/aws-iam';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as nodejs from 'aws-cdk-lib/aws-lambda-nodejs';
 import * as logs from 'aws-cdk-lib/aws-logs';
@@ -37,7 +38,8 @@ export interface RuntimeFunctionProps {
  * (`externalModules: []`, so the bundle carries the SDK version it was tested
  * with); an esbuild target of node20 so the same bundle also runs on the local
  * cloud's Node 20; minified with names kept (error names survive); source maps;
- * X-Ray tracing; JSON logs into a log group with a retention.
+ * X-Ray tracing; JSON logs into its own log group with a retention, which is
+ * the only log group its role may write to.
  */
 export class RuntimeFunction extends nodejs.NodejsFunction {
   constructor(scope: Construct, id: string, props: RuntimeFunctionProps) {
@@ -45,7 +47,12 @@ export class RuntimeFunction extends nodejs.NodejsFunction {
       retention: props.logRetention ?? logs.RetentionDays.ONE_MONTH,
       removalPolicy: RemovalPolicy.RETAIN,
     });
+    // Its own role, without AWSLambdaBasicExecutionRole (logs:* on every log group):
+    // the function may write to its own log group only.
+    const role = new iam.Role(scope, `${id}Role`, { assumedBy: new iam.ServicePrincipal('lambda.amazonaws.com') });
+    logGroup.grantWrite(role);
     super(scope, id, {
+      role,
       entry: props.entry,
       handler: props.handler ?? 'handler',
       description: props.description,

@@ -1,0 +1,378 @@
+/**
+ * Least privilege, function by function: every grant of every role, read from
+ * the synthesized AWS::IAM::Policy resources.
+ */
+import '../../lib/text-assets';
+import { Match } from 'aws-cdk-lib/assertions';
+import * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
+import type * as iam from 'aws-cdk-lib/aws-iam';
+import type * as lambda from 'aws-cdk-lib/aws-lambda';
+import type * as sfn from 'aws-cdk-lib/aws-stepfunctions';
+import { beforeAll, describe, expect, it } from 'vitest';
+import type { Agent } from '../../lib/constructs/agent';
+import { AGENT_DEFINITIONS, EXAMPLE_AGENT, functionChild, synthRuntime, type RuntimeUnderTest } from './support/stack';
+import {
+  allPolicyStatements,
+  arnOf,
+  asArray,
+  grantLines,
+  lines,
+  logicalIdOf,
+  must,
+  oneOrAmong,
+  refOf,
+  render,
+  resource,
+  resourcesOfType,
+  roleIdOf,
+  statementsOfRole,
+} from './support/template';
+
+/** Lambda active tracing (CDK adds it with `tracing: ACTIVE`); X-Ray has no resource-level permissions. */
+const LAMBDA_TRACING = ['xray:PutTelemetryRecords', 'xray:PutTraceSegments'];
+/** Step Functions tracing (`tracingEnabled: true`): the sampling calls as well. */
+const SFN_TRACING = ['xray:GetSamplingRules', 'xray:GetSamplingTargets', 'xray:PutTelemetryRecords', 'xray:PutTraceSegments'];
+/** Step Functions execution logging: CloudWatch Logs vended-log delivery actions, which only take "*". */
+const SFN_LOG_DELIVERY = [
+  'logs:CreateLogDelivery',
+  'logs:DeleteLogDelivery',
+  'logs:DescribeLogGroups',
+  'logs:DescribeResourcePolicies',
+  'logs:GetLogDelivery',
+  'logs:ListLogDeliveries',
+  'logs:PutResourcePolicy',
+  'logs:UpdateLogDelivery',
+];
+/** DynamoDB stream event source: ListStreams has no resource type. */
+const STREAM_LIST = ['dynamodb:ListStreams'];
+/** The only actions a statement with Resource "*" may carry (minimizePolicies may merge the groups into one statement). */
+const WILDCARD_ACTIONS = new Set([...LAMBDA_TRACING, ...SFN_TRACING, ...SFN_LOG_DELIVERY, ...STREAM_LIST]);
+
+const TASK_RESPONSE_ACTIONS = ['states:SendTaskSuccess'];
+const SQS_SEND = ['sqs:GetQueueAttributes', 'sqs:GetQueueUrl', 'sqs:SendMessage'];
+const STREAM_READ = ['dynamodb:DescribeStream', 'dynamodb:GetRecords', 'dynamodb:GetShardIterator'];
+
+let rt: RuntimeUnderTest;
+beforeAll(() => {
+  rt = synthRuntime();
+});
+
+const runtime = (): RuntimeUnderTest['stack']['runtime'] => rt.stack.runtime;
+/** A role's grants, without its log writes (the "own log group only" test covers those). */
+const grantsOf = (grantee: { readonly role?: iam.IRole }): string[] =>
+  grantLines(statementsOfRole(rt.template, roleIdOf(grantee))).filter((line) => !line.startsWith('logs:'));
+const lambdaTracing = (): string[] => lines(LAMBDA_TRACING, ['*']);
+const sorted = (values: string[]): string[] => [...values].sort();
+/** The execution ARNs `grantExecution` scopes to: `arn:…:execution:<state machine name>:*`. */
+const executionsOf = (sm: sfn.StateMachine): string =>
+  `arn:\${AWS::Partition}:states:\${AWS::Region}:\${AWS::AccountId}:execution:\${Select(6, Split(:, ${refOf(sm)}))}:*`;
+const toolFunctionsOf = (agent: Agent): lambda.Function[] =>
+  must(AGENT_DEFINITIONS.find((d) => d.name === agent.name), `definition of ${agent.name}`).tools.map((t) => agent.toolFunction(t.name));
+
+/**
+ * `hasResourceProperties` on the role's policy: an Allow statement lists each of
+ * `actions` (alone or among others) on `target` (alone or among others).
+ */
+function expectStatement(grantee: { readonly role?: iam.IRole }, actions: readonly string[], target: unknown): void {
+  for (const action of actions) {
+    rt.template.hasResourceProperties('AWS::IAM::Policy', {
+      Roles: Match.arrayWith([{ Ref: roleIdOf(grantee) }]),
+      PolicyDocument: {
+        Statement: Match.arrayWith([Match.objectLike({ Effect: 'Allow', Action: oneOrAmong(action), Resource: oneOrAmong(target) })]),
+      },
+    });
+  }
+}
+
+describe('every IAM policy', () => {
+  it('never allows the action "*" or a whole service ("service:*")', () => {
+    const offenders = allPolicyStatements(rt.template).flatMap(({ policy, statement }) => {
+      if (statement.NotAction !== undefined) return [`${policy}: NotAction`];
+      return asArray(statement.Action)
+        .filter((action) => action === '*' || /^[\w-]+:\*$/.test(action))
+        .map((action) => `${policy}: ${action}`);
+    });
+    expect(offenders).toEqual([]);
+  });
+
+  it('uses Resource "*" only for the actions AWS offers no resource-level permission for', () => {
+    const offenders = allPolicyStatements(rt.template)
+      .filter(({ statement }) => statement.NotResource !== undefined || asArray(statement.Resource).includes('*'))
+      .flatMap(({ policy, statement }) => asArray(statement.Action).filter((a) => !WILDCARD_ACTIONS.has(a)).map((a) => `${policy}: ${a} on *`));
+    expect(offenders).toEqual([]);
+  });
+
+  it('has only Allow statements (no Deny for a grant to depend on)', () => {
+    expect(allPolicyStatements(rt.template).filter(({ statement }) => statement.Effect !== 'Allow')).toEqual([]);
+  });
+});
+
+describe('every function role', () => {
+  /** Each Lambda function's role and log group, by logical id. */
+  const functionRoles = (): { fn: string; role: string; group: string }[] =>
+    Object.entries(resourcesOfType(rt.template, 'AWS::Lambda::Function')).map(([fn, res]) => ({
+      fn,
+      role: render(res.Properties.Role).replace(/^\$\{(.+)\.Arn\}$/, '$1'),
+      group: render((res.Properties.LoggingConfig as { LogGroup?: unknown } | undefined)?.LogGroup).replace(/^\$\{(.+)\}$/, '$1'),
+    }));
+
+  it('may write logs into its own log group only', () => {
+    const roles = functionRoles();
+    expect(roles.length).toBeGreaterThan(0);
+    for (const { fn, role, group } of roles) {
+      // Not AWSLambdaBasicExecutionRole (logs:* on every log group): tool code handles untrusted input.
+      const managed = asArray(resource(rt.template, role, 'AWS::IAM::Role').Properties.ManagedPolicyArns as unknown[] | undefined).map(render);
+      expect(managed.filter((arn) => arn.endsWith(':iam::aws:policy/service-role/AWSLambdaBasicExecutionRole')), fn).toEqual([]);
+      const logGrants = grantLines(statementsOfRole(rt.template, role)).filter((l) => l.startsWith('logs:'));
+      expect(logGrants.filter((l) => l.startsWith('logs:PutLogEvents ')).length, `${fn} can still log`).toBeGreaterThan(0);
+      expect(logGrants.filter((l) => !l.includes(`\${${group}.Arn}`)), fn).toEqual([]);
+    }
+  });
+});
+
+describe('projector', () => {
+  it('may put items into the event table', () => {
+    expectStatement(runtime().projectorFunction, ['dynamodb:PutItem'], { 'Fn::GetAtt': [logicalIdOf(runtime().eventTable), 'Arn'] });
+  });
+
+  it('may do nothing else to the event table (the log is append-only: no update, delete or batch write)', () => {
+    const onEvents = grantsOf(runtime().projectorFunction).filter((l) => l.includes(logicalIdOf(runtime().eventTable)));
+    expect(onEvents).toEqual([`dynamodb:PutItem ${arnOf(runtime().eventTable)}`]);
+  });
+
+  it('reads the checkpoint table through its stream only', () => {
+    expectStatement(runtime().projectorFunction, STREAM_READ, { 'Fn::GetAtt': [logicalIdOf(runtime().checkpointTable), 'StreamArn'] });
+    const onCheckpoints = grantsOf(runtime().projectorFunction).filter((l) => l.includes(logicalIdOf(runtime().checkpointTable)));
+    expect(onCheckpoints).toEqual(lines(STREAM_READ, [`\${${logicalIdOf(runtime().checkpointTable)}.StreamArn}`]));
+  });
+
+  it('is granted exactly: append to the event log, read the stream, send failed batches to the delivery DLQ, tracing', () => {
+    expect(grantsOf(runtime().projectorFunction)).toEqual(
+      sorted([
+        ...lambdaTracing(),
+        `dynamodb:PutItem ${arnOf(runtime().eventTable)}`,
+        ...lines(STREAM_READ, [`\${${logicalIdOf(runtime().checkpointTable)}.StreamArn}`]),
+        ...lines(STREAM_LIST, ['*']),
+        ...lines(SQS_SEND, [arnOf(runtime().deliveryDeadLetterQueue)]),
+      ]),
+    );
+  });
+});
+
+describe('record-failure function', () => {
+  it('may update the session head in the checkpoint table', () => {
+    expectStatement(runtime().recordFailureFunction, ['dynamodb:UpdateItem'], { 'Fn::GetAtt': [logicalIdOf(runtime().checkpointTable), 'Arn'] });
+  });
+
+  it('may send the envelope to the dead-letter queue', () => {
+    expectStatement(runtime().recordFailureFunction, ['sqs:SendMessage'], { 'Fn::GetAtt': [logicalIdOf(runtime().deadLetterQueue), 'Arn'] });
+  });
+
+  it('is granted exactly that (no put or delete of checkpoints, no other queue)', () => {
+    expect(grantsOf(runtime().recordFailureFunction)).toEqual(
+      sorted([
+        ...lambdaTracing(),
+        `dynamodb:UpdateItem ${arnOf(runtime().checkpointTable)}`,
+        ...lines(SQS_SEND, [arnOf(runtime().deadLetterQueue)]),
+      ]),
+    );
+  });
+});
+
+describe('decide-approval function', () => {
+  const decide = (): lambda.Function => functionChild(runtime(), 'DecideApproval');
+
+  it("may answer the task tokens of every agent's state machine", () => {
+    for (const agent of rt.stack.agents) {
+      expectStatement(decide(), ['states:SendTaskSuccess'], { Ref: logicalIdOf(agent.stateMachine) });
+    }
+  });
+
+  it('may get and update approvals', () => {
+    expectStatement(decide(), ['dynamodb:GetItem', 'dynamodb:UpdateItem'], { 'Fn::GetAtt': [logicalIdOf(runtime().approvalTable), 'Arn'] });
+  });
+
+  it('is granted exactly that: task responses on the state machines only, no other table', () => {
+    const approvals = arnOf(runtime().approvalTable);
+    expect(grantsOf(decide())).toEqual(
+      sorted([
+        ...lambdaTracing(),
+        // Table.grant also names the table's indexes; item actions cannot reach items through an index.
+        ...lines(['dynamodb:GetItem', 'dynamodb:UpdateItem'], [approvals, `${approvals}/index/*`]),
+        ...rt.stack.agents.flatMap((a) => lines(TASK_RESPONSE_ACTIONS, [refOf(a.stateMachine)])),
+      ]),
+    );
+  });
+});
+
+describe('start-run function', () => {
+  const startRun = (): lambda.Function => functionChild(runtime(), 'StartRun');
+
+  it('may start an execution of each state machine', () => {
+    for (const agent of rt.stack.agents) {
+      expectStatement(startRun(), ['states:StartExecution'], { Ref: logicalIdOf(agent.stateMachine) });
+    }
+  });
+
+  it('is granted exactly: start each state machine and describe its executions (the idempotent replay)', () => {
+    expect(grantsOf(startRun())).toEqual(
+      sorted([
+        ...lambdaTracing(),
+        ...rt.stack.agents.flatMap((a) => [`states:StartExecution ${refOf(a.stateMachine)}`, `states:DescribeExecution ${executionsOf(a.stateMachine)}`]),
+      ]),
+    );
+  });
+});
+
+describe('the other runtime functions', () => {
+  it('approval-request is granted exactly: read/write checkpoints, put approvals, put events on the runtime bus', () => {
+    const approvals = arnOf(runtime().approvalTable);
+    expect(grantsOf(runtime().approvalRequestFunction)).toEqual(
+      sorted([
+        ...lambdaTracing(),
+        ...lines(['dynamodb:GetItem', 'dynamodb:PutItem'], [arnOf(runtime().checkpointTable)]),
+        ...lines(['dynamodb:PutItem'], [approvals, `${approvals}/index/*`]),
+        `events:PutEvents ${arnOf(runtime().eventBus)}`,
+      ]),
+    );
+  });
+
+  it('get-run is granted exactly: read the session head, query approvals and events', () => {
+    const approvals = arnOf(runtime().approvalTable);
+    expect(grantsOf(functionChild(runtime(), 'GetRun'))).toEqual(
+      sorted([
+        ...lambdaTracing(),
+        `dynamodb:GetItem ${arnOf(runtime().checkpointTable)}`,
+        ...lines(['dynamodb:Query'], [approvals, `${approvals}/index/*`]),
+        `dynamodb:Query ${arnOf(runtime().eventTable)}`,
+      ]),
+    );
+  });
+});
+
+describe('agent functions', () => {
+  it('prepare may only get and put checkpoints', () => {
+    for (const agent of rt.stack.agents) {
+      expect(grantsOf(agent.prepareFunction)).toEqual(
+        sorted([...lambdaTracing(), ...lines(['dynamodb:GetItem', 'dynamodb:PutItem'], [arnOf(rt.stack.runtime.checkpointTable)])]),
+      );
+    }
+  });
+
+  it('model-turn may get, put, query and update checkpoints, and nothing else', () => {
+    for (const agent of rt.stack.agents) {
+      expect(grantsOf(agent.modelTurnFunction)).toEqual(
+        sorted([
+          ...lambdaTracing(),
+          ...lines(['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:Query', 'dynamodb:UpdateItem'], [arnOf(rt.stack.runtime.checkpointTable)]),
+        ]),
+      );
+    }
+  });
+});
+
+describe('tool functions', () => {
+  const blocklistOf = (agent: Agent): dynamodb.Table => {
+    const table = agent.node.findChild('Blocklist');
+    if (!(table instanceof dynamodb.Table)) throw new Error('the example agent has no Blocklist table');
+    return table;
+  };
+
+  it("the example's block_address may put items into the blocklist table", () => {
+    const example = rt.agent(EXAMPLE_AGENT);
+    expectStatement(example.toolFunction('block_address'), ['dynamodb:PutItem'], { 'Fn::GetAtt': [logicalIdOf(blocklistOf(example)), 'Arn'] });
+  });
+
+  it('no other role than block_address can touch the blocklist table', () => {
+    const example = rt.agent(EXAMPLE_AGENT);
+    const blocklist = logicalIdOf(blocklistOf(example));
+    const roles = new Set(
+      allPolicyStatements(rt.template)
+        .filter(({ statement }) => asArray(statement.Resource).some((r) => render(r).includes(blocklist)))
+        .flatMap(({ roles: r }) => r),
+    );
+    expect([...roles]).toEqual([`\${${roleIdOf(example.toolFunction('block_address'))}}`]);
+  });
+
+  it('may get and put checkpoints, never query, update or delete them', () => {
+    const checkpoints = logicalIdOf(rt.stack.runtime.checkpointTable);
+    for (const agent of rt.stack.agents) {
+      for (const tool of toolFunctionsOf(agent)) {
+        const onCheckpoints = grantsOf(tool).filter((l) => l.includes(checkpoints));
+        expect(onCheckpoints, tool.node.path).toEqual(lines(['dynamodb:GetItem', 'dynamodb:PutItem'], [arnOf(rt.stack.runtime.checkpointTable)]));
+      }
+    }
+  });
+
+  it('are granted nothing beyond checkpoints and tracing, except what an agent adds for its own tool', () => {
+    const example = rt.agent(EXAMPLE_AGENT);
+    for (const agent of rt.stack.agents) {
+      for (const tool of toolFunctionsOf(agent)) {
+        const extra = tool === example.toolFunction('block_address') ? lines(['dynamodb:GetItem', 'dynamodb:PutItem'], [arnOf(blocklistOf(example))]) : [];
+        expect(grantsOf(tool), tool.node.path).toEqual(
+          sorted([...lambdaTracing(), ...lines(['dynamodb:GetItem', 'dynamodb:PutItem'], [arnOf(rt.stack.runtime.checkpointTable)]), ...extra]),
+        );
+      }
+    }
+  });
+});
+
+describe('state machine roles', () => {
+  /** The functions whose ARNs the role may invoke (each granted on the function and its versions/aliases). */
+  const invokable = (agent: Agent): string[] =>
+    grantLines(statementsOfRole(rt.template, roleIdOf(agent.stateMachine)))
+      .filter((l) => l.startsWith('lambda:InvokeFunction '))
+      .map((l) => l.slice('lambda:InvokeFunction '.length));
+  const fnArns = (fns: readonly lambda.IFunction[]): string[] => fns.flatMap((f) => [arnOf(f), `${arnOf(f)}:*`]);
+
+  it('can invoke their own tool functions (invoked by ARN from the payload, so granted explicitly)', () => {
+    for (const agent of rt.stack.agents) {
+      for (const tool of toolFunctionsOf(agent)) {
+        expectStatement(agent.stateMachine, ['lambda:InvokeFunction'], { 'Fn::GetAtt': [logicalIdOf(tool), 'Arn'] });
+      }
+    }
+  });
+
+  it("cannot invoke another agent's tools", () => {
+    for (const agent of rt.stack.agents) {
+      const others = rt.stack.agents.filter((a) => a !== agent).flatMap(toolFunctionsOf);
+      expect(invokable(agent).filter((arn) => fnArns(others).includes(arn)), agent.name).toEqual([]);
+    }
+  });
+
+  it('may invoke exactly: its prepare and model-turn functions, its tools, approval-request and record-failure', () => {
+    for (const agent of rt.stack.agents) {
+      const expected = fnArns([
+        agent.prepareFunction,
+        agent.modelTurnFunction,
+        ...toolFunctionsOf(agent),
+        rt.stack.runtime.approvalRequestFunction,
+        rt.stack.runtime.recordFailureFunction,
+      ]);
+      expect(invokable(agent), agent.name).toEqual(sorted(expected));
+    }
+  });
+
+  it('beyond those invokes, may only send to the dead-letter queue, trace and deliver its logs', () => {
+    const allowed = new Set([
+      `sqs:SendMessage ${arnOf(rt.stack.runtime.deadLetterQueue)}`,
+      ...lines(SFN_TRACING, ['*']),
+      ...lines(SFN_LOG_DELIVERY, ['*']),
+    ]);
+    for (const agent of rt.stack.agents) {
+      const other = grantLines(statementsOfRole(rt.template, roleIdOf(agent.stateMachine))).filter((l) => !l.startsWith('lambda:InvokeFunction '));
+      expect(other.filter((l) => !allowed.has(l)), agent.name).toEqual([]);
+    }
+  });
+
+  it('the EventBridge role of each trigger may only start its own state machine', () => {
+    for (const agent of rt.stack.agents) {
+      for (const rule of agent.rules) {
+        const targets = resource(rt.template, logicalIdOf(rule), 'AWS::Events::Rule').Properties.Targets as { RoleArn: unknown }[];
+        const target = must(targets[0], `target of ${rule.node.path}`);
+        const roleId = render(target.RoleArn).replace(/^\$\{(.+)\.Arn\}$/, '$1');
+        expect(grantLines(statementsOfRole(rt.template, roleId)), agent.name).toEqual([`states:StartExecution ${refOf(agent.stateMachine)}`]);
+      }
+    }
+  });
+});

@@ -1,0 +1,56 @@
+/**
+ * An agent that exists only for the CDK assertion tests: every limit differs from
+ * its default and from the other agents' (a tool timeout of 45 s and one of 90 s,
+ * 7 steps, 3 concurrent tools, a 15-minute approval timeout, a 60 s model turn),
+ * so that a construct ignoring a declared value cannot pass by accident.
+ * Never deployed; the model script is borrowed from a fixture agent.
+ */
+import { z } from 'zod';
+import { defineAgent, defineTool } from '../../../lambdas/core/define';
+import { stepLimitAgent } from '../../fixtures/agents';
+
+/** A slow read-only tool (timeout 45 s). */
+export const slowLookup = defineTool({
+  name: 'slow_lookup',
+  version: '1.0.0',
+  description: 'Looks a key up, slowly.',
+  input: z.object({ key: z.string() }),
+  output: z.object({ value: z.string() }),
+  timeoutSeconds: 45,
+  handler: async ({ key }) => ({ value: key }),
+});
+
+/** A tool that needs a human approval (timeout 90 s). */
+export const guardedWrite = defineTool({
+  name: 'guarded_write',
+  version: '2.1.0',
+  description: 'Writes a value after a human approves it.',
+  input: z.object({ key: z.string(), value: z.string() }),
+  output: z.object({ written: z.boolean() }),
+  needsApproval: true,
+  timeoutSeconds: 90,
+  handler: async () => ({ written: true }),
+});
+
+/** EventBridge pattern of the tuned agent's trigger. */
+export const TUNED_TRIGGER_PATTERN = {
+  source: ['infra.tests'],
+  detailType: ['Tuned Request'],
+  detail: { kind: ['tuned'] },
+};
+
+export const tunedAgent = defineAgent({
+  name: 'infra-tuned',
+  description: 'CDK assertion test agent with non-default limits',
+  systemPrompt: 'Answer the question.',
+  model: stepLimitAgent.model,
+  input: z.object({ question: z.string() }),
+  prompt: (input: { question: string }) => input.question,
+  output: z.object({ answer: z.string() }),
+  tools: [slowLookup, guardedWrite],
+  maxSteps: 7,
+  toolConcurrency: 3,
+  approvalTimeoutSeconds: 900,
+  modelTimeoutSeconds: 60,
+  triggers: [{ type: 'eventbridge', eventPattern: TUNED_TRIGGER_PATTERN }],
+});
