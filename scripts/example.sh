@@ -7,4 +7,5 @@ if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.j
   echo "installing dependencies (npm ci)" >&2
   npm ci --no-audit --no-fund >&2
 fi
+export NODE_NO_WARNINGS=1  # the AWS SDK warns about Node 20 on every client; not actionable here
 exec node_modules/.bin/tsx scripts/agentctl.ts example "$@"

@@ -48,6 +48,9 @@ up() {
     return 1
   fi
   install
+  # MiniStack keeps its state in memory: a new instance has no bootstrap stack and no
+  # deployed stacks, so forget what was deployed to the previous one.
+  rm -f "$state"/bootstrapped-* "$state"/*-outputs.json "$state"/*-fingerprint
   echo "local-cloud: starting MiniStack $MINISTACK_VERSION on $endpoint" >&2
   # setsid: its own session and process group, so `down` can stop the whole group.
   BIND_HOST=127.0.0.1 GATEWAY_PORT="$port" LAMBDA_EXECUTOR=local SFN_WAIT_SCALE=0 \

@@ -13,8 +13,10 @@ export const ENV = {
   deadLetterQueueUrl: 'AGENT_DLQ_URL',
   /** Name of the runtime's EventBridge bus. */
   eventBusName: 'AGENT_EVENT_BUS',
-  /** JSON object: agent name → state machine ARN (API function). */
-  stateMachines: 'AGENT_STATE_MACHINES',
+  /** The agent's state machine ARN (its start-run function). */
+  stateMachineArn: 'AGENT_STATE_MACHINE_ARN',
+  /** Comma-separated names of the deployed agents (the unknown-agent answer). */
+  agentNames: 'AGENT_NAMES',
   /** JSON object: tool name → Lambda function ARN (model-turn function). */
   toolFunctions: 'AGENT_TOOL_FUNCTIONS',
   /** Name of the tool a tool function runs. */

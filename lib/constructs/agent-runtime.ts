@@ -5,7 +5,7 @@
  * functions, and the HTTP API.
  */
 import * as path from 'node:path';
-import { Duration, Lazy, RemovalPolicy, Stack } from 'aws-cdk-lib';
+import { Duration, Lazy, RemovalPolicy } from 'aws-cdk-lib';
 import * as apigw from 'aws-cdk-lib/aws-apigateway';
 import * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
 import * as events from 'aws-cdk-lib/aws-events';
@@ -61,8 +61,8 @@ export class AgentRuntime extends Construct {
   readonly recordFailureFunction: lambda.IFunction;
   readonly api: apigw.RestApi;
 
-  private readonly stateMachines: Record<string, string> = {};
-  private readonly startRunFunction: RuntimeFunction;
+  private readonly agentNames: string[] = [];
+  private readonly agentsResource: apigw.Resource;
   private readonly decideApprovalFunction: RuntimeFunction;
 
   constructor(scope: Construct, id: string, props: AgentRuntimeProps = {}) {
@@ -144,8 +144,8 @@ export class AgentRuntime extends Construct {
     this.recordFailureFunction = recordFailure;
 
     // HTTP API (API Gateway REST, Lambda proxy).
-    this.startRunFunction = fn('StartRun', 'api-start-run', 'POST /agents/{agent}/runs', {
-      [ENV.stateMachines]: Lazy.string({ produce: () => Stack.of(this).toJsonString(this.stateMachines) }),
+    const unknownAgent = fn('UnknownAgent', 'api-unknown-agent', 'POST /agents/{agent}/runs for names no agent has', {
+      [ENV.agentNames]: Lazy.string({ produce: () => this.agentNames.join(',') }),
     });
     const getRun = fn('GetRun', 'api-get-run', 'GET /runs/{sessionId} and /runs/{sessionId}/events', {
       ...checkpointEnv,
@@ -169,7 +169,9 @@ export class AgentRuntime extends Construct {
       cloudWatchRole: false,
     });
     const integration = (f: lambda.IFunction): apigw.LambdaIntegration => new apigw.LambdaIntegration(f, { proxy: true });
-    this.api.root.addResource('agents').addResource('{agent}').addResource('runs').addMethod('POST', integration(this.startRunFunction));
+    // Each agent adds /agents/<name>/runs (registerAgent); other names reach this 404.
+    this.agentsResource = this.api.root.addResource('agents');
+    this.agentsResource.addResource('{agent}').addResource('runs').addMethod('POST', integration(unknownAgent));
     const run = this.api.root.addResource('runs').addResource('{sessionId}');
     run.addMethod('GET', integration(getRun));
     run.addResource('events').addMethod('GET', integration(getRun));
@@ -177,15 +179,14 @@ export class AgentRuntime extends Construct {
   }
 
   /**
-   * Wires an agent's state machine into the runtime: the API may start and
-   * describe its executions, and the decide-approval function may answer its task tokens.
+   * Wires an agent into the runtime: POST /agents/<name>/runs goes to its start-run
+   * function, and the decide-approval function may answer its task tokens.
    * @throws Error when an agent of that name is already registered.
    */
-  registerAgent(name: string, stateMachine: sfn.StateMachine): void {
-    if (this.stateMachines[name] !== undefined) throw new Error(`AgentRuntime: an agent named "${name}" is already registered`);
-    this.stateMachines[name] = stateMachine.stateMachineArn;
-    stateMachine.grantStartExecution(this.startRunFunction);
-    stateMachine.grantExecution(this.startRunFunction, 'states:DescribeExecution');
+  registerAgent(name: string, stateMachine: sfn.StateMachine, startRunFunction: lambda.IFunction): void {
+    if (this.agentNames.includes(name)) throw new Error(`AgentRuntime: an agent named "${name}" is already registered`);
+    this.agentNames.push(name);
+    this.agentsResource.addResource(name).addResource('runs').addMethod('POST', new apigw.LambdaIntegration(startRunFunction, { proxy: true }));
     stateMachine.grant(this.decideApprovalFunction, 'states:SendTaskSuccess');
   }
 

@@ -10,7 +10,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { BLOCKLIST_TABLE_ENV } from '../../examples/ssh-brute-force/tools';
 import { ENV } from '../../lambdas/core/env-names';
 import { AGENT_DEFINITIONS, EXAMPLE_AGENT, functionChild, synthRuntime, type RuntimeUnderTest } from './support/stack';
-import { arnOf, logicalIdOf, must, parseJoinedJson, refOf, render, resource, resourcesOfType, type CfnResource } from './support/template';
+import { arnOf, logicalIdOf, must, parseJoinedJson, render, resource, resourcesOfType, type CfnResource } from './support/template';
 
 let rt: RuntimeUnderTest;
 beforeAll(() => {
@@ -31,15 +31,15 @@ const runtimeFunctions = (): lambda.IFunction[] => {
     runtime.projectorFunction,
     runtime.approvalRequestFunction,
     runtime.recordFailureFunction,
-    functionChild(runtime, 'StartRun'),
+    functionChild(runtime, 'UnknownAgent'),
     functionChild(runtime, 'GetRun'),
     functionChild(runtime, 'DecideApproval'),
   ];
 };
-/** Every per-agent function with its agent: prepare, model turn, one per tool. */
+/** Every per-agent function with its agent: prepare, model turn, start-run, one per tool. */
 const agentFunctions = (): { agent: string; fn: lambda.IFunction }[] =>
   rt.stack.agents.flatMap((agent) =>
-    [agent.prepareFunction, agent.modelTurnFunction, ...definitionOf(agent.name).tools.map((t) => agent.toolFunction(t.name))].map((fn) => ({
+    [agent.prepareFunction, agent.modelTurnFunction, agent.startRunFunction, ...definitionOf(agent.name).tools.map((t) => agent.toolFunction(t.name))].map((fn) => ({
       agent: agent.name,
       fn,
     })),
@@ -151,9 +151,14 @@ describe('per-agent functions', () => {
 describe('runtime functions', () => {
   const runtime = (): RuntimeUnderTest['stack']['runtime'] => rt.stack.runtime;
 
-  it('start-run has AGENT_STATE_MACHINES naming every agent with its state machine', () => {
-    const map = parseJoinedJson(envOf(functionChild(runtime(), 'StartRun'))[ENV.stateMachines]);
-    expect(map).toEqual(Object.fromEntries(rt.stack.agents.map((a) => [a.name, refOf(a.stateMachine)])));
+  it("each agent's start-run function knows its own state machine", () => {
+    for (const agent of rt.stack.agents) {
+      expect(envOf(agent.startRunFunction)[ENV.stateMachineArn], agent.name).toEqual({ Ref: logicalIdOf(agent.stateMachine) });
+    }
+  });
+
+  it('the unknown-agent function names every agent', () => {
+    expect(envOf(functionChild(runtime(), 'UnknownAgent'))[ENV.agentNames]).toBe(rt.stack.agents.map((a) => a.name).join(','));
   });
 
   it('projector knows the event table', () => {

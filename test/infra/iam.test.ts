@@ -205,22 +205,17 @@ describe('decide-approval function', () => {
   });
 });
 
-describe('start-run function', () => {
-  const startRun = (): lambda.Function => functionChild(runtime(), 'StartRun');
-
-  it('may start an execution of each state machine', () => {
+describe('start-run functions (one per agent)', () => {
+  it('may start and describe executions of their own state machine only', () => {
     for (const agent of rt.stack.agents) {
-      expectStatement(startRun(), ['states:StartExecution'], { Ref: logicalIdOf(agent.stateMachine) });
+      expect(grantsOf(agent.startRunFunction), agent.name).toEqual(
+        sorted([...lambdaTracing(), `states:StartExecution ${refOf(agent.stateMachine)}`, `states:DescribeExecution ${executionsOf(agent.stateMachine)}`]),
+      );
     }
   });
 
-  it('is granted exactly: start each state machine and describe its executions (the idempotent replay)', () => {
-    expect(grantsOf(startRun())).toEqual(
-      sorted([
-        ...lambdaTracing(),
-        ...rt.stack.agents.flatMap((a) => [`states:StartExecution ${refOf(a.stateMachine)}`, `states:DescribeExecution ${executionsOf(a.stateMachine)}`]),
-      ]),
-    );
+  it('the unknown-agent function is granted nothing but tracing', () => {
+    expect(grantsOf(functionChild(runtime(), 'UnknownAgent'))).toEqual(sorted(lambdaTracing()));
   });
 });
 

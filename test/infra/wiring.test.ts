@@ -202,13 +202,14 @@ describe('HTTP API', () => {
     );
   };
   const routes = (): [string, lambda.IFunction][] => [
-    ['POST /agents/{agent}/runs', functionChild(runtime(), 'StartRun')],
+    ['POST /agents/{agent}/runs', functionChild(runtime(), 'UnknownAgent')],
+    ...rt.stack.agents.map((a): [string, lambda.IFunction] => [`POST /agents/${a.name}/runs`, a.startRunFunction]),
     ['GET /runs/{sessionId}', functionChild(runtime(), 'GetRun')],
     ['GET /runs/{sessionId}/events', functionChild(runtime(), 'GetRun')],
     ['POST /approvals/{approvalId}', functionChild(runtime(), 'DecideApproval')],
   ];
 
-  it('has exactly the four routes', () => {
+  it('has exactly the four routes, with one start route per agent', () => {
     expect([...methods().keys()].sort()).toEqual(routes().map(([route]) => route).sort());
   });
 
@@ -230,5 +231,21 @@ describe('HTTP API', () => {
       TracingEnabled: true,
       MethodSettings: Match.arrayWith([Match.objectLike({ ThrottlingRateLimit: Match.anyValue(), ThrottlingBurstLimit: Match.anyValue() })]),
     });
+  });
+});
+
+describe('alarms', () => {
+  it('alarms on failed, timed out, aborted and throttled executions of each agent', () => {
+    const { template, stack } = rt;
+    for (const agent of stack.agents) {
+      for (const metric of ['ExecutionsFailed', 'ExecutionsTimedOut', 'ExecutionsAborted', 'ExecutionThrottled']) {
+        template.hasResourceProperties('AWS::CloudWatch::Alarm', {
+          Namespace: 'AWS/States',
+          MetricName: metric,
+          Threshold: 1,
+          Dimensions: [{ Name: 'StateMachineArn', Value: { Ref: logicalIdOf(agent.stateMachine) } }],
+        });
+      }
+    }
   });
 });

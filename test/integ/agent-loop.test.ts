@@ -5,12 +5,13 @@
 import { describe, expect, it } from 'vitest';
 import { IncidentReportSchema } from '../../examples/ssh-brute-force/agent';
 import type { CheckpointRecord, ModelCheckpoint, ToolCheckpoint } from '../../lambdas/core/contracts/checkpoint';
+import { sessionIdFor } from '../../lambdas/core/ids';
 import { ApiError } from '../../scripts/lib/api-client';
 import {
   api,
   checkpoints,
   deadLetterFor,
-  eventLog,
+  eventually,
   executionOf,
   findingEvent,
   finished,
@@ -26,23 +27,22 @@ const offendingIp = (findingEvent.detail as { service: { action: { networkConnec
 const models = (records: CheckpointRecord[]): ModelCheckpoint[] => records.filter((r): r is ModelCheckpoint => r.kind === 'model').sort((a, b) => a.step - b.step);
 const tools = (records: CheckpointRecord[]): ToolCheckpoint[] => records.filter((r): r is ToolCheckpoint => r.kind === 'tool');
 
-/** Checks the event log against the checkpoints: in order, nothing missing, nothing twice. */
+/** Checks the event log against the checkpoints: in order, nothing missing, nothing twice, ending in `terminal`. */
 async function expectCompleteEventLog(sessionId: string, terminal: 'SessionSucceeded' | 'SessionFailed'): Promise<void> {
   const records = await checkpoints(sessionId);
-  const keys = records.map((r) => r.sk);
-  const rows = await eventLog(sessionId, records.length + 1);
+  const rows = await eventually(`the event log of ${sessionId}`, async () => {
+    const all = await api.getEvents(sessionId);
+    const complete = all.at(-1)?.type === terminal && records.every((r) => all.some((e) => e.checkpointKey === r.sk));
+    return complete ? all : undefined;
+  }, 30_000);
   const seqs = rows.map((r) => r.seq);
   expect([...seqs].sort()).toEqual(seqs);
   expect(new Set(seqs).size).toBe(seqs.length);
-  expect(new Set(rows.map((r) => r.checkpointKey))).toEqual(new Set(keys));
-  expect(rows[0]?.type).toBe('SessionStarted');
-  await eventLog(sessionId, rows.length).then(async () => {
-    const all = await api.getEvents(sessionId);
-    expect(all.at(-1)?.type).toBe(terminal);
-    for (const r of records.filter((c) => c.sk !== 'SESSION')) {
-      expect(all.filter((e) => e.checkpointKey === r.sk && e.change === 'INSERT')).toHaveLength(1);
-    }
-  });
+  expect(new Set(rows.map((r) => r.checkpointKey))).toEqual(new Set(records.map((r) => r.sk)));
+  expect(rows[0]).toMatchObject({ checkpointKey: 'SESSION', change: 'INSERT' });
+  for (const r of records.filter((c) => c.sk !== 'SESSION')) {
+    expect(rows.filter((e) => e.checkpointKey === r.sk && e.change === 'INSERT')).toHaveLength(1);
+  }
 }
 
 describe('the example agent, ssh-investigator', () => {
@@ -101,15 +101,29 @@ describe('the example agent, ssh-investigator', () => {
     await expect(api.getRun('ses_unknown')).rejects.toMatchObject({ status: 404 });
   });
 
-  it('fails when the trigger input does not match the agent, recording the field and sending the envelope to the DLQ', async () => {
+  it('fails when the API input does not match the agent, answering 400 naming the field and starting nothing', async () => {
     const detail = structuredClone(findingEvent.detail) as { service: { action: { networkConnectionAction: { remoteIpDetails: { ipAddressV4: string } } } } };
     detail.service.action.networkConnectionAction.remoteIpDetails.ipAddressV4 = 'not-an-ip';
-    const run = await api.startRun('ssh-investigator', detail, uniqueKey('bad-input'));
-    expect((await finished(run.executionArn)).status).toBe('FAILED');
-    const envelope = await deadLetterFor(run.sessionId);
-    expect(envelope).toMatchObject({ agent: 'ssh-investigator', executionArn: run.executionArn, failedState: 'Prepare', error: 'InvalidInput' });
-    expect(envelope.cause).toContain('input.service.action.networkConnectionAction.remoteIpDetails.ipAddressV4');
-    expect(await api.getRun(run.sessionId)).toMatchObject({ status: 'FAILED', failure: { error: 'InvalidInput', failedState: 'Prepare' } });
+    const key = uniqueKey('bad-input');
+    await expect(api.startRun('ssh-investigator', detail, key)).rejects.toMatchObject({
+      status: 400,
+      body: { error: 'InvalidInput', issues: [expect.stringContaining('input.service.action.networkConnectionAction.remoteIpDetails.ipAddressV4')] },
+    });
+    await expect(api.getRun(sessionIdFor('ssh-investigator', key))).rejects.toMatchObject({ status: 404 });
+  });
+
+  it('fails when an event does not match the agent, recording the field and sending the envelope to the DLQ', async () => {
+    const detail = structuredClone(findingEvent.detail) as { service: { action: { networkConnectionAction: { remoteIpDetails: { ipAddressV4: string } } } } };
+    detail.service.action.networkConnectionAction.remoteIpDetails.ipAddressV4 = 'not-an-ip';
+    const envelope = { ...findingEvent, id: uniqueKey('bad-event'), detail };
+    const executionArn = await startExecution('ssh-investigator', envelope);
+    expect((await finished(executionArn)).status).toBe('FAILED');
+    const sessionId = sessionIdFor('ssh-investigator', envelope.id);
+    const dead = await deadLetterFor(sessionId);
+    expect(dead).toMatchObject({ agent: 'ssh-investigator', executionArn, failedState: 'Prepare', error: 'InvalidInput' });
+    expect(dead.cause).toContain('detail.service.action.networkConnectionAction.remoteIpDetails.ipAddressV4');
+    expect(await api.getRun(sessionId)).toMatchObject({ status: 'FAILED', failure: { error: 'InvalidInput', failedState: 'Prepare' } });
+    await expectCompleteEventLog(sessionId, 'SessionFailed');
   });
 });
 

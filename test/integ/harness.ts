@@ -7,7 +7,7 @@ import { DeleteMessageCommand, ReceiveMessageCommand, SQSClient } from '@aws-sdk
 import { DynamoDBDocumentClient, QueryCommand } from '@aws-sdk/lib-dynamodb';
 import { inject } from 'vitest';
 import { CheckpointRecordSchema, type CheckpointRecord } from '../../lambdas/core/contracts/checkpoint';
-import { DeadLetterEnvelopeSchema, type DeadLetterEnvelope, type EventLogRecord } from '../../lambdas/core/contracts/events';
+import { DeadLetterEnvelopeSchema, type DeadLetterEnvelope } from '../../lambdas/core/contracts/events';
 import { sessionIdFor } from '../../lambdas/core/ids';
 import { RuntimeApiClient } from '../../scripts/lib/api-client';
 import { apiBaseUrl, queueUrl, ROOT, useLocalCloudEnv } from '../../scripts/lib/cloud';
@@ -100,14 +100,6 @@ export async function checkpoints(sessionId: string): Promise<CheckpointRecord[]
     new QueryCommand({ TableName: need('CheckpointTableName'), KeyConditionExpression: 'sessionId = :s', ExpressionAttributeValues: { ':s': sessionId }, ConsistentRead: true }),
   );
   return (out.Items ?? []).map((i) => CheckpointRecordSchema.parse(i));
-}
-
-/** Waits until the event log holds one row per checkpoint change we expect (at least `count`). */
-export async function eventLog(sessionId: string, atLeast: number): Promise<EventLogRecord[]> {
-  return eventually(`${atLeast} events of ${sessionId}`, async () => {
-    const rows = await api.getEvents(sessionId);
-    return rows.length >= atLeast ? rows : undefined;
-  }, 30_000);
 }
 
 /**

@@ -1,9 +1,9 @@
 /**
  * The per-agent Lambda handlers. Each agent's generated entry file does
- * `export const { prepare, modelTurn, runTool } = createAgentHandlers(agent)`;
+ * `export const { prepare, modelTurn, runTool, startRun } = createAgentHandlers(agent)`;
  * the Agent construct points one function at each export.
  */
-import type { Context } from 'aws-lambda';
+import type { APIGatewayProxyEvent, APIGatewayProxyResult, Context } from 'aws-lambda';
 import { CheckpointStore } from '../../adapters/checkpoint-store';
 import { documentClient } from '../../adapters/clients';
 import { requireEnv, requireJsonMapEnv } from '../../adapters/config';
@@ -16,12 +16,15 @@ import type { StepDeps } from './deps';
 import { modelTurn } from './model-turn';
 import { prepare, type PrepareEvent } from './prepare';
 import { runTool, type ToolTaskResult } from './run-tool';
+import { startRun } from './start-run';
 
-/** The three handlers of an agent. */
+/** The handlers of an agent. */
 export interface AgentHandlers {
   prepare(event: PrepareEvent, context: Context): Promise<PrepareResult>;
   modelTurn(event: unknown, context: Context): Promise<ModelTurnResult>;
   runTool(event: unknown, context: Context): Promise<ToolTaskResult>;
+  /** POST /agents/{agent}/runs (API Gateway Lambda proxy). */
+  startRun(event: APIGatewayProxyEvent, context: Context): Promise<APIGatewayProxyResult>;
 }
 
 /**
@@ -62,6 +65,11 @@ export function createAgentHandlers(agent: AgentDefinition): AgentHandlers {
       const result = await runTool(input, toolName, getDeps());
       logger.info('tool call', { status: result.status, approval: input.approval.decision });
       return result;
+    },
+    async startRun(event, context) {
+      logStep({ agent: agent.name });
+      logger.addContext(context);
+      return startRun(event, agent, requireEnv(ENV.stateMachineArn));
     },
   };
 }
