@@ -3,6 +3,7 @@ import { ScriptedModelProvider } from '../../../lambdas/adapters/providers/scrip
 import type { Message, ModelRequest, ToolSpec } from '../../../lambdas/core/contracts/model';
 import type { ScriptedConversation } from '../../../lambdas/core/contracts/scripted';
 import { ScriptMismatchError } from '../../../lambdas/core/errors';
+import { rejection } from '../support/rejection';
 
 const usage = { inputTokens: 10, outputTokens: 2 };
 const SCRIPT: ScriptedConversation = {
@@ -30,15 +31,6 @@ const request = (messages: Message[], tools: ToolSpec[] = TOOLS): ModelRequest =
 const turn1 = (): ModelRequest => request([FIRST]);
 const turn2 = (): ModelRequest => request([FIRST, ASSISTANT_1, RESULTS]);
 
-/** The error a promise rejects with. */
-async function rejection(promise: Promise<unknown>): Promise<Error> {
-  try {
-    await promise;
-  } catch (err) {
-    return err as Error;
-  }
-  throw new Error('expected a rejection');
-}
 
 describe('ScriptedModelProvider', () => {
   it('replays the turn at the number of assistant messages in the request', async () => {

@@ -2,20 +2,9 @@ import { describe, expect, it } from 'vitest';
 import { EVENT_SCHEMA_VERSION } from '../../../lambdas/core/constants';
 import { EventLogRecordSchema, toEventLogRecord, type CheckpointChange } from '../../../lambdas/core/contracts/events';
 import { checkpointKey } from '../../../lambdas/core/contracts/checkpoint';
-import { inputRecord, modelRecord, SESSION_ID, text, toolRecord } from '../support/records';
+import { inputRecord, modelRecord, SESSION_ID, text, toolRecord, sessionHeadItem } from '../support/records';
 
-const head = (status: 'RUNNING' | 'SUCCEEDED' | 'FAILED', step = 0): Record<string, unknown> => ({
-  sessionId: SESSION_ID,
-  sk: 'SESSION',
-  schemaVersion: 1,
-  kind: 'session',
-  agent: 'unit-agent',
-  status,
-  executionArn: 'arn:aws:states:us-east-1:123456789012:execution:unit-agent:run-1',
-  createdAt: '2024-12-10T11:10:07.000Z',
-  updatedAt: '2024-12-10T11:10:07.000Z',
-  step,
-});
+const head = sessionHeadItem;
 
 const omit = (item: Record<string, unknown>, key: string): Record<string, unknown> => Object.fromEntries(Object.entries(item).filter(([k]) => k !== key));
 

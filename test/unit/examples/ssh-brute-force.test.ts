@@ -32,6 +32,7 @@ import {
   parseLog,
   type LogLine,
 } from '../../../examples/ssh-brute-force/log';
+import { rejection } from '../support/rejection';
 import {
   blockAddress,
   blockIdFor,
@@ -76,15 +77,6 @@ async function run<I extends z.ZodType, O extends z.ZodType>(
   return tool.output.parse(output);
 }
 
-/** The error a promise rejects with. */
-async function rejection(promise: Promise<unknown>): Promise<Error> {
-  try {
-    await promise;
-  } catch (err) {
-    return err as Error;
-  }
-  throw new Error('expected a rejection');
-}
 
 // ---------------------------------------------------------------------------
 // log.ts

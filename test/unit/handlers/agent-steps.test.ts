@@ -24,6 +24,7 @@ import { countFailedAttempts, createBlockAddressTool, searchLogLines, showLogLin
 import guardDutyEvent from '../../../examples/ssh-brute-force/events/guardduty-ssh-brute-force.json';
 import { AnswerSchema, declinedAgent, failingToolAgent, neverValidAgent, repairAgent, stepLimitAgent } from '../../fixtures/agents';
 import { MemoryCheckpointStore } from './memory-store';
+import { rejection } from '../support/rejection';
 
 // ---------------------------------------------------------------------------
 // Harness
@@ -105,15 +106,6 @@ const onlyCall = (turn: ModelTurnResult): ToolCallRef => {
   return call;
 };
 
-/** The error a promise rejects with. */
-async function rejection(promise: Promise<unknown>): Promise<Error> {
-  try {
-    await promise;
-  } catch (err) {
-    return err as Error;
-  }
-  throw new Error('expected a rejection');
-}
 
 const usage = { inputTokens: 50, outputTokens: 5 };
 const script = (modelId: string, ...turns: ScriptedTurn[]): ScriptedConversation => ({ schemaVersion: 1, modelId, turns });

@@ -5,7 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { checkpointKey } from '../../../lambdas/core/contracts/checkpoint';
 import type { EventLogRecord } from '../../../lambdas/core/contracts/events';
 import { createProjector } from '../../../lambdas/handlers/projector';
-import { inputRecord, modelRecord, SESSION_ID, text, toolRecord, toolUse } from '../support/records';
+import { inputRecord, modelRecord, SESSION_ID, text, toolRecord, toolUse, sessionHeadItem } from '../support/records';
 
 const CONTEXT = {
   functionName: 'agent-runtime-projector',
@@ -23,18 +23,7 @@ type Item = Record<string, unknown>;
 /** An item in DynamoDB JSON, as a stream record carries it. */
 const ddb = (item: Item): Record<string, AttributeValue> => marshall(item, { removeUndefinedValues: true }) as unknown as Record<string, AttributeValue>;
 
-const head = (status: string, step: number): Item => ({
-  sessionId: SESSION_ID,
-  sk: 'SESSION',
-  schemaVersion: 1,
-  kind: 'session',
-  agent: 'unit-agent',
-  status,
-  executionArn: 'arn:aws:states:us-east-1:123456789012:execution:unit-agent:run-1',
-  createdAt: '2024-12-10T11:10:07.000Z',
-  updatedAt: '2024-12-10T11:10:07.000Z',
-  step,
-});
+const head = sessionHeadItem;
 
 const seqOf = (n: number): string => `4421584500000000017450439${String(n).padStart(3, '0')}`;
 

@@ -90,3 +90,17 @@ export function toolRecord(step: number, callId: string, result: string, isError
     durationMs: 2,
   };
 }
+
+/** A session head as DynamoDB stores it (a plain item), for stream images and seeds. */
+export const sessionHeadItem = (status: 'RUNNING' | 'SUCCEEDED' | 'FAILED', step = 0): Record<string, unknown> => ({
+  sessionId: SESSION_ID,
+  sk: 'SESSION',
+  schemaVersion: 1,
+  kind: 'session',
+  agent: 'unit-agent',
+  status,
+  executionArn: 'arn:aws:states:us-east-1:123456789012:execution:unit-agent:run-1',
+  createdAt: CREATED_AT,
+  updatedAt: CREATED_AT,
+  step,
+});
