@@ -43,7 +43,10 @@ export default tseslint.config(
   },
   {
     files: ['lib/**/*.ts', 'statemachines/**/*.ts', 'bin/**/*.ts', 'examples/**/deploy.ts'],
-    rules: noImport(['**/lambdas/handlers/**', '**/lambdas/observability/**', '@aws-lambda-powertools/*'], 'CDK code names handler entry files; it never imports handlers'),
+    rules: noImport(
+      ['**/lambdas/handlers/**', '**/lambdas/adapters/**', '**/lambdas/observability/**', '@aws-lambda-powertools/*', '@aws-sdk/*'],
+      'CDK code names handler entry files; it imports lambdas/core only, never handlers, adapters or the SDK',
+    ),
   },
   {
     files: ['statemachines/**/*.ts'],

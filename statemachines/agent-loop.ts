@@ -28,7 +28,7 @@ import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import type * as sqs from 'aws-cdk-lib/aws-sqs';
 import * as tasks from 'aws-cdk-lib/aws-stepfunctions-tasks';
 import type { Construct } from 'constructs';
-import { APPROVAL_TIMED_OUT_REASON, EVENT_SCHEMA_VERSION, TASK_RETRY } from '../lambdas/core/constants';
+import { APPROVAL_TIMED_OUT_REASON, EVENT_SCHEMA_VERSION, FAILURE_RETRY, TASK_RETRY } from '../lambdas/core/constants';
 import { TERMINAL_ERROR_NAMES } from '../lambdas/core/errors';
 
 /** Props of {@link AgentLoop}. */
@@ -177,6 +177,8 @@ export class AgentLoop extends sfn.StateMachineFragment {
         call: sfn.JsonPath.objectAt('$.call'),
         taskToken: sfn.JsonPath.taskToken,
         timeoutSeconds: props.approvalTimeoutSeconds,
+        // The wait's clock starts here, not when the Lambda runs: expiry is computed from it.
+        requestedAt: sfn.JsonPath.stringAt('$$.State.EnteredTime'),
         executionArn: EXECUTION_ARN,
       }),
       taskTimeout: sfn.Timeout.duration(Duration.seconds(props.approvalTimeoutSeconds)),
@@ -219,13 +221,14 @@ export class AgentLoop extends sfn.StateMachineFragment {
       retryOnServiceExceptions: false,
       outputPath: '$.Payload',
     });
-    record.addRetry({
+    const retry = {
       errors: [sfn.Errors.ALL],
-      maxAttempts: 5,
-      interval: Duration.seconds(1),
-      backoffRate: 2,
+      maxAttempts: FAILURE_RETRY.maxAttempts,
+      interval: Duration.seconds(FAILURE_RETRY.intervalSeconds),
+      backoffRate: FAILURE_RETRY.backoffRate,
       jitterStrategy: sfn.JitterType.FULL,
-    });
+    };
+    record.addRetry(retry);
     const failed = new sfn.Fail(this, STATE.failed, {
       errorPath: sfn.JsonPath.stringAt('$.error'),
       causePath: sfn.JsonPath.stringAt('$.cause'),
@@ -242,12 +245,13 @@ export class AgentLoop extends sfn.StateMachineFragment {
         executionArn: sfn.JsonPath.stringAt('$.executionArn'),
         failedState: sfn.JsonPath.stringAt('$.failedState'),
         error: 'RecordFailureFailed',
-        cause: sfn.JsonPath.jsonToString(sfn.JsonPath.objectAt('$.recordFailureError')),
+        // Everything known: the failure being recorded (state, caught error) and why recording failed.
+        cause: sfn.JsonPath.jsonToString(sfn.JsonPath.entirePayload),
         time: sfn.JsonPath.stringAt('$$.State.EnteredTime'),
       }),
       resultPath: sfn.JsonPath.DISCARD,
     });
-    lastResort.addRetry({ errors: [sfn.Errors.ALL], maxAttempts: 5, interval: Duration.seconds(1), backoffRate: 2, jitterStrategy: sfn.JitterType.FULL });
+    lastResort.addRetry(retry);
     const unrecorded = new sfn.Fail(this, 'RecordFailureFailed', { error: 'RecordFailureFailed', cause: 'the failure could not be recorded in the session; its envelope went to the DLQ' });
     lastResort.next(unrecorded);
     lastResort.addCatch(unrecorded);

@@ -4,11 +4,12 @@
  * `block_address`, which records a block in a DynamoDB table after a human approves it.
  */
 import { createHash } from 'node:crypto';
-import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { DynamoDBDocumentClient, GetCommand, PutCommand } from '@aws-sdk/lib-dynamodb';
+import { GetCommand, PutCommand } from '@aws-sdk/lib-dynamodb';
 import { z } from 'zod';
 import { defineTool, type ToolContext } from '../../lambdas/core/define';
-import { ConfigurationError, ToolError, TransientError } from '../../lambdas/core/errors';
+import { documentClient } from '../../lambdas/adapters/clients';
+import { requireEnv } from '../../lambdas/adapters/config';
+import { ToolError, TransientError } from '../../lambdas/core/errors';
 import logText from './data/OpenSSH_2k.log';
 import { LOG_YEAR, SAMPLE_LINE_IDS, parseLog, searchLines, summariseFailedAttempts, type LogLine, type TimeRange } from './log';
 
@@ -311,9 +312,9 @@ export interface DocumentClientLike {
   send(command: PutCommand | GetCommand): Promise<unknown>;
 }
 
-/** `blk_` + 24 hex digits of SHA-256(sessionId, callId): the same call always gets the same id. */
-export function blockIdFor(sessionId: string, callId: string): string {
-  return `blk_${createHash('sha256').update(`${sessionId}\n${callId}`).digest('hex').slice(0, 24)}`;
+/** `blk_` + 24 hex digits of SHA-256 of the call's idempotency key: the same call always gets the same id. */
+export function blockIdFor(idempotencyKey: string): string {
+  return `blk_${createHash('sha256').update(idempotencyKey).digest('hex').slice(0, 24)}`;
 }
 
 /**
@@ -356,7 +357,7 @@ export function createDynamoBlockStore(client: DocumentClientLike, tableName: ()
 
 /**
  * Builds `block_address` on a store; the exported {@link blockAddress} uses DynamoDB.
- * Idempotent per call: the block id is {@link blockIdFor}(sessionId, callId), and
+ * Idempotent per call: the block id is {@link blockIdFor}(the call's idempotency key), and
  * a retried call finds and returns its own block. When the address is already
  * blocked by another live block, that block is returned with
  * `createdByThisCall: false` rather than failing: the address is blocked either way.
@@ -376,7 +377,7 @@ export function createBlockAddressTool(store: BlockStore, now: () => Date = () =
       const expiresMs = nowMs + input.durationMinutes * 60_000;
       const record: BlockRecord = {
         address: input.address,
-        blockId: blockIdFor(context.sessionId, context.callId),
+        blockId: blockIdFor(context.idempotencyKey),
         reason: input.reason,
         sessionId: context.sessionId,
         callId: context.callId,
@@ -398,29 +399,19 @@ export function createBlockAddressTool(store: BlockStore, now: () => Date = () =
   });
 }
 
-const documentClient = DynamoDBDocumentClient.from(new DynamoDBClient({}));
-
 let blocklistTable: string | undefined;
-
-/**
- * The blocklist table's name from {@link BLOCKLIST_TABLE_ENV}, read once.
- * @throws ConfigurationError naming the variable when it is unset or empty.
- */
-function blocklistTableName(): string {
-  if (blocklistTable === undefined) {
-    const value = process.env[BLOCKLIST_TABLE_ENV];
-    if (!value) throw new ConfigurationError(`environment variable ${BLOCKLIST_TABLE_ENV} is not set: it must name the blocklist DynamoDB table`);
-    blocklistTable = value;
-  }
-  return blocklistTable;
-}
+/** The blocklist table's name, read once. @throws ConfigurationError naming {@link BLOCKLIST_TABLE_ENV} when unset. */
+const blocklistTableName = (): string => (blocklistTable ??= requireEnv(BLOCKLIST_TABLE_ENV));
 
 /**
  * `block_address` (needs approval): records a block of an address in the
  * DynamoDB table named by `BLOCKLIST_TABLE` (no firewall is changed).
  * @throws ConfigurationError when `BLOCKLIST_TABLE` is unset.
  */
-export const blockAddress = createBlockAddressTool(createDynamoBlockStore(documentClient, blocklistTableName));
+const lazyClient: DocumentClientLike = {
+  send: (command) => (command instanceof PutCommand ? documentClient().send(command) : documentClient().send(command)),
+};
+export const blockAddress = createBlockAddressTool(createDynamoBlockStore(lazyClient, blocklistTableName));
 
 /** The agent's tools. */
 export const tools = [searchLogLines, countFailedAttempts, showLogLines, blockAddress] as const;

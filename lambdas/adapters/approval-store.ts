@@ -5,10 +5,9 @@
  */
 import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
 import { GetCommand, PutCommand, QueryCommand, UpdateCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { APPROVALS_BY_SESSION_INDEX } from '../core/constants';
 import { ApprovalRecordSchema, type ApprovalRecord, type PendingApproval } from '../core/contracts/api';
 
-/** Name of the approval table's session index. */
-export const APPROVALS_BY_SESSION_INDEX = 'bySession';
 
 /** An item of the session index: every attribute but the task token, which the index does not project. */
 const PendingIndexItemSchema = ApprovalRecordSchema.pick({
@@ -22,6 +21,11 @@ const PendingIndexItemSchema = ApprovalRecordSchema.pick({
   expiresAt: true,
 });
 
+/**
+ * Reads and writes the approval table through the DynamoDB document client.
+ * Only the decide-approval function reads task tokens ({@link ApprovalStore.get});
+ * SDK errors propagate.
+ */
 export class ApprovalStore {
   constructor(
     private readonly client: DynamoDBDocumentClient,
@@ -74,18 +78,54 @@ export class ApprovalStore {
     }
   }
 
-  /** The session's approvals still pending and not expired, without tokens. */
-  async listPending(sessionId: string): Promise<PendingApproval[]> {
-    const out = await this.client.send(
-      new QueryCommand({
+  /** Records that the decision reached the waiting task. */
+  async markDelivered(approvalId: string): Promise<void> {
+    await this.client.send(
+      new UpdateCommand({
         TableName: this.tableName,
-        IndexName: APPROVALS_BY_SESSION_INDEX,
-        KeyConditionExpression: 'sessionId = :s',
-        ExpressionAttributeValues: { ':s': sessionId },
+        Key: { approvalId },
+        UpdateExpression: 'SET #deliveredAt = :at',
+        ExpressionAttributeNames: { '#deliveredAt': 'deliveredAt' },
+        ExpressionAttributeValues: { ':at': this.now().toISOString() },
       }),
     );
+  }
+
+  /** Records that the decision came too late: the run no longer waited for it. */
+  async markExpired(approvalId: string): Promise<void> {
+    await this.client.send(
+      new UpdateCommand({
+        TableName: this.tableName,
+        Key: { approvalId },
+        UpdateExpression: 'SET #status = :expired',
+        ConditionExpression: 'attribute_not_exists(#deliveredAt)',
+        ExpressionAttributeNames: { '#status': 'status', '#deliveredAt': 'deliveredAt' },
+        ExpressionAttributeValues: { ':expired': 'expired' },
+      }),
+    ).catch((err: unknown) => {
+      if (!(err instanceof ConditionalCheckFailedException)) throw err;
+    });
+  }
+
+  /** The session's approvals still pending and not expired, without tokens (every page). */
+  async listPending(sessionId: string): Promise<PendingApproval[]> {
+    const items: Record<string, unknown>[] = [];
+    let start: Record<string, unknown> | undefined;
+    do {
+      const out = await this.client.send(
+        new QueryCommand({
+          TableName: this.tableName,
+          IndexName: APPROVALS_BY_SESSION_INDEX,
+          KeyConditionExpression: 'sessionId = :s',
+          ExpressionAttributeValues: { ':s': sessionId },
+          ExclusiveStartKey: start,
+        }),
+      );
+      items.push(...(out.Items ?? []));
+      start = out.LastEvaluatedKey;
+    } while (start);
     const now = this.now().toISOString();
-    return (out.Items ?? [])
+    return items
       .map((item) => PendingIndexItemSchema.parse(item))
       .filter((a) => a.status === 'pending' && a.expiresAt > now)
       .map(({ approvalId, tool, input, step, requestedAt, expiresAt }) => ({ approvalId, tool, input, step, requestedAt, expiresAt }));

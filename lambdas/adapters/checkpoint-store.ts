@@ -22,6 +22,11 @@ import { CorruptCheckpointError } from '../core/errors';
 /** A checkpoint to write, without the fields the store fills in. */
 export type NewCheckpoint = Omit<Exclude<CheckpointRecord, SessionRecord>, 'schemaVersion' | 'createdAt'>;
 
+/**
+ * Reads and writes the checkpoint table through the DynamoDB document client.
+ * Every record read is checked against its schema version
+ * ({@link CorruptCheckpointError} otherwise); SDK errors propagate (retried by Step Functions).
+ */
 export class CheckpointStore {
   constructor(
     private readonly client: DynamoDBDocumentClient,
@@ -140,33 +145,51 @@ export class CheckpointStore {
   }
 
   /**
-   * Marks the session FAILED. Creates a minimal head when the run failed before
-   * Prepare could create one, so that every accepted trigger is recorded.
+   * Marks the session FAILED, only on behalf of the execution that owns it (a
+   * redelivered trigger's execution never changes the session it duplicates).
+   * Creates a minimal head when the run failed before Prepare could create one, so
+   * that every accepted trigger is recorded.
+   * @param onlyIfRunning also require status RUNNING: for the execution-status backstop,
+   *   which must not overwrite a failure RecordFailure already recorded
+   * @returns false when the condition failed and nothing was written.
    */
-  async markFailed(props: { sessionId: string; agent: string; executionArn: string; failure: Failure & { failedState: string } }): Promise<void> {
+  async markFailed(
+    props: { sessionId: string; agent: string; executionArn: string; failure: Failure & { failedState: string } },
+    onlyIfRunning = false,
+  ): Promise<boolean> {
     const at = this.now().toISOString();
-    await this.client.send(
-      new UpdateCommand({
-        TableName: this.tableName,
-        Key: { sessionId: props.sessionId, sk: SESSION_SK },
-        // Every attribute through a placeholder: several (agent, status, kind) are DynamoDB reserved words.
-        UpdateExpression:
-          'SET #status = :status, #failure = :failure, #updatedAt = :at, #createdAt = if_not_exists(#createdAt, :at), ' +
-          '#schemaVersion = if_not_exists(#schemaVersion, :v), #kind = if_not_exists(#kind, :kind), #agent = if_not_exists(#agent, :agent), ' +
-          '#executionArn = if_not_exists(#executionArn, :exec), #step = if_not_exists(#step, :zero)',
-        ExpressionAttributeNames: names('status', 'failure', 'updatedAt', 'createdAt', 'schemaVersion', 'kind', 'agent', 'executionArn', 'step'),
-        ExpressionAttributeValues: {
-          ':status': 'FAILED',
-          ':failure': props.failure,
-          ':at': at,
-          ':v': CHECKPOINT_SCHEMA_VERSION,
-          ':kind': 'session',
-          ':agent': props.agent,
-          ':exec': props.executionArn,
-          ':zero': 0,
-        },
-      }),
-    );
+    try {
+      await this.client.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: { sessionId: props.sessionId, sk: SESSION_SK },
+          // Every attribute through a placeholder: several (agent, status, kind) are DynamoDB reserved words.
+          UpdateExpression:
+            'SET #status = :failed, #failure = :failure, #updatedAt = :at, #createdAt = if_not_exists(#createdAt, :at), ' +
+            '#schemaVersion = if_not_exists(#schemaVersion, :v), #kind = if_not_exists(#kind, :kind), #agent = if_not_exists(#agent, :agent), ' +
+            '#executionArn = if_not_exists(#executionArn, :exec), #step = if_not_exists(#step, :zero)',
+          ConditionExpression: onlyIfRunning
+            ? 'attribute_not_exists(sk) OR (#executionArn = :exec AND #status = :running)'
+            : 'attribute_not_exists(sk) OR #executionArn = :exec',
+          ExpressionAttributeNames: names('status', 'failure', 'updatedAt', 'createdAt', 'schemaVersion', 'kind', 'agent', 'executionArn', 'step'),
+          ExpressionAttributeValues: {
+            ':failed': 'FAILED',
+            ':failure': props.failure,
+            ':at': at,
+            ':v': CHECKPOINT_SCHEMA_VERSION,
+            ':kind': 'session',
+            ':agent': props.agent,
+            ':exec': props.executionArn,
+            ':zero': 0,
+            ...(onlyIfRunning ? { ':running': 'RUNNING' } : {}),
+          },
+        }),
+      );
+      return true;
+    } catch (err) {
+      if (err instanceof ConditionalCheckFailedException) return false;
+      throw err;
+    }
   }
 }
 

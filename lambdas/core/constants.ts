@@ -11,6 +11,12 @@ export const EVENT_SCHEMA_VERSION = 1;
 
 /** Model turns a run may take before it fails with `StepLimitReached`. */
 export const DEFAULT_MAX_STEPS = 20;
+/**
+ * The largest `maxSteps` an agent may declare. A Standard execution stops at 25,000
+ * history events (Step Functions quotas); a turn with the maximum of 16 tool calls
+ * writes about 150. Until runs continue as new executions, 150 turns stay below it.
+ */
+export const MAX_STEPS_LIMIT = 150;
 /** Times an invalid final answer is sent back to the model with its validation errors before the run fails. */
 export const DEFAULT_MAX_OUTPUT_REPAIRS = 2;
 /** Tool calls of one model turn that run at once (the Map state's MaxConcurrency). */
@@ -23,6 +29,11 @@ export const DEFAULT_MODEL_TIMEOUT_SECONDS = 120;
 export const DEFAULT_TOOL_TIMEOUT_SECONDS = 30;
 /** Tool calls one model turn may request; more is answered with an error result for the extras. */
 export const MAX_TOOL_CALLS_PER_TURN = 16;
+/**
+ * The largest tool result recorded, in bytes of JSON. A larger one is answered with
+ * a `RESULT_TOO_LARGE` error result (DynamoDB items are capped at 400 KB).
+ */
+export const MAX_TOOL_RESULT_BYTES = 256 * 1024;
 
 /**
  * Retry of transient faults on every Lambda task: 3 retries, 1 s first interval,
@@ -34,6 +45,24 @@ export const TASK_RETRY = {
   backoffRate: 2,
   maxDelaySeconds: 20,
 } as const;
+
+/** Retry of RecordFailure and of the direct DLQ send: 5 retries, 1 s doubling, full jitter. */
+export const FAILURE_RETRY = { maxAttempts: 5, intervalSeconds: 1, backoffRate: 2 } as const;
+
+/**
+ * Delivery of trigger events to a state machine: EventBridge's own maxima
+ * (185 attempts, 24 hours), then the delivery dead-letter queue.
+ */
+export const TRIGGER_DELIVERY = { retryAttempts: 185, maxEventAgeHours: 24 } as const;
+
+/**
+ * The checkpoint stream's event source mapping: batches of at most 100 records
+ * or 1 s, 10 retries with bisection, one shard at a time (order per session).
+ */
+export const PROJECTOR_STREAM = { batchSize: 100, maxBatchingWindowSeconds: 1, retryAttempts: 10 } as const;
+
+/** Name of the approval table's index by session (it never projects the task token). */
+export const APPROVALS_BY_SESSION_INDEX = 'bySession';
 
 /** Reason recorded when an approval wait reaches its timeout. */
 export const APPROVAL_TIMED_OUT_REASON = 'timed out';

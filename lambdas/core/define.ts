@@ -11,6 +11,7 @@ import {
   DEFAULT_MODEL_TIMEOUT_SECONDS,
   DEFAULT_TOOL_CONCURRENCY,
   DEFAULT_TOOL_TIMEOUT_SECONDS,
+  MAX_STEPS_LIMIT,
 } from './constants';
 import type { ToolSpec } from './contracts/model';
 import type { ScriptedConversation } from './contracts/scripted';
@@ -18,8 +19,15 @@ import type { ScriptedConversation } from './contracts/scripted';
 /** What a tool handler gets besides its input. */
 export interface ToolContext {
   readonly sessionId: string;
+  /** The model's id for this call. */
   readonly callId: string;
+  /** The model turn that asked for the call. */
   readonly step: number;
+  /**
+   * Stable across retries of this call (`tc_` + 32 hex digits): key side effects on it
+   * (a conditional write, a request id) so that a retried call does not repeat them.
+   */
+  readonly idempotencyKey: string;
   /** Present when the call went through a human approval. */
   readonly approval?: { readonly approvalId?: string; readonly decidedBy?: string; readonly reason?: string };
 }
@@ -144,7 +152,8 @@ export type AgentProps<I extends z.ZodType, O extends z.ZodType> = Omit<
 /**
  * Declares an agent.
  * @throws Error naming the field: a malformed name, duplicate tool names, a
- *   non-positive limit, an approval timeout outside 1 s .. 1 year (the Step Functions task timeout range).
+ *   non-positive limit, `maxSteps` above {@link MAX_STEPS_LIMIT}, an approval timeout
+ *   outside 1 s .. 1 year (the Step Functions task timeout range).
  */
 export function defineAgent<I extends z.ZodType, O extends z.ZodType>(props: AgentProps<I, O>): AgentDefinition<I, O> {
   const where = `defineAgent(${props.name})`;
@@ -168,6 +177,9 @@ export function defineAgent<I extends z.ZodType, O extends z.ZodType>(props: Age
   }
   if (!Number.isInteger(agent.maxOutputRepairs) || agent.maxOutputRepairs < 0) {
     throw new Error(`${where}: maxOutputRepairs must be a non-negative integer`);
+  }
+  if (agent.maxSteps > MAX_STEPS_LIMIT) {
+    throw new Error(`${where}: maxSteps must be at most ${MAX_STEPS_LIMIT} (the 25,000-event history of one execution)`);
   }
   if (agent.approvalTimeoutSeconds > 31_536_000) throw new Error(`${where}: approvalTimeoutSeconds must be at most 31536000 (1 year)`);
   return agent;

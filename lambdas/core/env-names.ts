@@ -21,8 +21,6 @@ export const ENV = {
   toolFunctions: 'AGENT_TOOL_FUNCTIONS',
   /** Name of the tool a tool function runs. */
   toolName: 'AGENT_TOOL_NAME',
-  /** Name of the agent a per-agent function serves. */
-  agentName: 'AGENT_NAME',
 } as const;
 
 export type EnvName = (typeof ENV)[keyof typeof ENV];

@@ -17,10 +17,6 @@ export abstract class AgentRuntimeError extends Error {
   constructor(message: string, options?: { cause?: unknown }) {
     super(message, options);
   }
-  /** A plain object that crosses a process boundary (Step Functions `Error`/`Cause`). */
-  toJSON(): { name: string; message: string; retryable: boolean } {
-    return { name: this.name, message: this.message, retryable: this.retryable };
-  }
 }
 
 /** A fault that may pass: throttling, a timeout, a 5xx. Retried with backoff and jitter. */

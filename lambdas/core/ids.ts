@@ -12,3 +12,11 @@ export function sessionIdFor(agent: string, dedupeKey: string): string {
 export function approvalIdFor(sessionId: string, step: number, callId: string): string {
   return `apv_${digest(sessionId, String(step), callId).slice(0, 24)}`;
 }
+
+/**
+ * The idempotency key of a tool call: `tc_` + 32 hex digits of SHA-256(session, step, call).
+ * The same on every retry of the call; tools with side effects key them on it.
+ */
+export function toolCallIdempotencyKey(sessionId: string, step: number, callId: string): string {
+  return `tc_${digest('tool-call', sessionId, String(step), callId).slice(0, 32)}`;
+}

@@ -134,14 +134,12 @@ export function decideTurn<O extends z.ZodType>(response: ModelResponse, ctx: Tu
     validationErrors = parsed.errors;
   }
   if (ctx.repairs < ctx.maxOutputRepairs) return { outcome: 'repair', validationErrors };
-  return {
-    outcome: 'failed',
-    validationErrors,
-    failure: {
-      error: 'OutputValidationFailed',
-      cause: `final answer still invalid after ${ctx.maxOutputRepairs} repair(s): ${validationErrors.join('; ')}`,
-    },
-  };
+  return { outcome: 'failed', validationErrors, failure: outputValidationFailure(ctx.maxOutputRepairs, validationErrors) };
+}
+
+/** The failure of a run whose final answer stayed invalid after `maxOutputRepairs` repairs. */
+export function outputValidationFailure(maxOutputRepairs: number, validationErrors: readonly string[]): Failure {
+  return { error: 'OutputValidationFailed', cause: `final answer still invalid after ${maxOutputRepairs} repair(s): ${validationErrors.join('; ')}` };
 }
 
 /** A tool result that reports an error to the model, as JSON `{error, message}`. */

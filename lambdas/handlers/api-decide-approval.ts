@@ -34,14 +34,20 @@ export async function handler(event: APIGatewayProxyEvent, context: Context): Pr
     if (record.expiresAt <= new Date().toISOString()) return problem(409, 'ApprovalExpired', `approval ${approvalId} expired at ${record.expiresAt}`);
     decided = await approvals.decide(approvalId, { status, reason: body.value.reason, decidedBy: body.value.decidedBy });
   }
-  // Not pending (any more): a repeated identical decision re-sends the answer (the first send may have failed); another decision conflicts.
+  // Not pending (any more): the same decision again is answered as before (and re-sent if it
+  // never reached the run); another decision conflicts.
   decided ??= await approvals.get(approvalId);
+  if (decided?.status === 'expired') return problem(409, 'ApprovalExpired', `approval ${approvalId} came after the run stopped waiting`);
   if (!decided || decided.status !== status) {
     return problem(409, 'ApprovalAlreadyDecided', `approval ${approvalId} was already ${decided?.status ?? 'decided'}`);
   }
+  if (decided.deliveredAt) return json(200, { approvalId, status });
   const outcome: ApprovalOutcome = { decision: status, reason: decided.reason || undefined, approvalId, decidedBy: decided.decidedBy };
-  const delivered = await completeTask(decided.taskToken, outcome);
-  if (!delivered) return problem(409, 'ApprovalExpired', `the run no longer waits for approval ${approvalId} (timed out or ended)`);
+  if (!(await completeTask(decided.taskToken, outcome))) {
+    await approvals.markExpired(approvalId);
+    return problem(409, 'ApprovalExpired', `the run no longer waits for approval ${approvalId} (timed out or ended)`);
+  }
+  await approvals.markDelivered(approvalId);
   logger.info('approval decided', { approvalId, status });
   return json(200, { approvalId, status });
 }

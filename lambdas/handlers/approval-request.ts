@@ -33,7 +33,7 @@ export async function handler(event: unknown, context: Context): Promise<{ appro
   if (!use) throw new ConfigurationError(`step ${step} has no tool call ${call.callId}`);
 
   const approvalId = approvalIdFor(sessionId, step, call.callId);
-  const requestedAt = new Date();
+  const requestedAt = new Date(input.requestedAt);
   const expiresAt = new Date(requestedAt.getTime() + input.timeoutSeconds * 1000).toISOString();
   await approvals.putPending({
     approvalId,

@@ -28,7 +28,11 @@ export async function handler(event: unknown, context: Context): Promise<{ error
   const failure = domain.success
     ? domain.data
     : { error: input.caught?.Error ?? 'States.Runtime', cause: input.caught?.Cause ?? 'no cause reported' };
-  await checkpoints.markFailed({ sessionId, agent: input.agent, executionArn: input.executionArn, failure: { ...failure, failedState: input.failedState } });
+  const recorded = await checkpoints.markFailed({ sessionId, agent: input.agent, executionArn: input.executionArn, failure: { ...failure, failedState: input.failedState } });
+  if (!recorded) {
+    // A redelivered trigger's execution failed; the session belongs to the first one.
+    failure.cause = `duplicate trigger of session ${sessionId}, which another execution owns and which was not changed; ${failure.cause}`;
+  }
   const envelope: DeadLetterEnvelope = {
     schemaVersion: EVENT_SCHEMA_VERSION,
     agent: input.agent,

@@ -9,13 +9,14 @@ import { Duration, Lazy, RemovalPolicy } from 'aws-cdk-lib';
 import * as apigw from 'aws-cdk-lib/aws-apigateway';
 import * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
 import * as events from 'aws-cdk-lib/aws-events';
+import * as targets from 'aws-cdk-lib/aws-events-targets';
 import type * as iam from 'aws-cdk-lib/aws-iam';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as sources from 'aws-cdk-lib/aws-lambda-event-sources';
 import * as sqs from 'aws-cdk-lib/aws-sqs';
 import type * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import { Construct } from 'constructs';
-import { APPROVALS_BY_SESSION_INDEX } from '../../lambdas/adapters/approval-store';
+import { APPROVALS_BY_SESSION_INDEX, PROJECTOR_STREAM, TRIGGER_DELIVERY } from '../../lambdas/core/constants';
 import { ENV } from '../../lambdas/core/env-names';
 import { PROJECT_ROOT, RuntimeFunction } from './runtime-function';
 
@@ -56,9 +57,18 @@ export class AgentRuntime extends Construct {
   readonly deadLetterQueue: sqs.Queue;
   /** Undeliverable trigger events and stream records the projector could not append. */
   readonly deliveryDeadLetterQueue: sqs.Queue;
+  /** Appends checkpoint-stream changes to the event log. */
   readonly projectorFunction: lambda.IFunction;
+  /** The `.waitForTaskToken` task of approvals: stores the token, announces the request. */
   readonly approvalRequestFunction: lambda.IFunction;
+  /** Records a failed run and sends its envelope to the dead-letter queue (the loop's RecordFailure task). */
   readonly recordFailureFunction: lambda.IFunction;
+  /**
+   * Receives Step Functions "Execution Status Change" events (FAILED, TIMED_OUT,
+   * ABORTED) of every agent: records runs that ended outside the loop's Catch graph.
+   */
+  readonly executionStatusFunction: lambda.IFunction;
+  /** The HTTP API (REST, IAM authorisation): runs, events, approvals. */
   readonly api: apigw.RestApi;
 
   private readonly agentNames: string[] = [];
@@ -113,11 +123,11 @@ export class AgentRuntime extends Construct {
     projector.addEventSource(
       new sources.DynamoEventSource(this.checkpointTable, {
         startingPosition: lambda.StartingPosition.TRIM_HORIZON,
-        batchSize: 100,
-        maxBatchingWindow: Duration.seconds(1),
+        batchSize: PROJECTOR_STREAM.batchSize,
+        maxBatchingWindow: Duration.seconds(PROJECTOR_STREAM.maxBatchingWindowSeconds),
         parallelizationFactor: 1,
         bisectBatchOnError: true,
-        retryAttempts: 10,
+        retryAttempts: PROJECTOR_STREAM.retryAttempts,
         reportBatchItemFailures: true,
         onFailure: new sources.SqsDlq(this.deliveryDeadLetterQueue),
       }),
@@ -142,6 +152,14 @@ export class AgentRuntime extends Construct {
     this.checkpointTable.grant(recordFailure, 'dynamodb:UpdateItem');
     this.deadLetterQueue.grantSendMessages(recordFailure);
     this.recordFailureFunction = recordFailure;
+
+    const executionStatus = fn('ExecutionStatus', 'execution-status', 'Records runs that ended outside the agent loop (aborted, timed out, uncaught)', {
+      ...checkpointEnv,
+      [ENV.deadLetterQueueUrl]: this.deadLetterQueue.queueUrl,
+    });
+    this.checkpointTable.grant(executionStatus, 'dynamodb:UpdateItem');
+    this.deadLetterQueue.grantSendMessages(executionStatus);
+    this.executionStatusFunction = executionStatus;
 
     // HTTP API (API Gateway REST, Lambda proxy).
     const unknownAgent = fn('UnknownAgent', 'api-unknown-agent', 'POST /agents/{agent}/runs for names no agent has', {
@@ -180,7 +198,8 @@ export class AgentRuntime extends Construct {
 
   /**
    * Wires an agent into the runtime: POST /agents/<name>/runs goes to its start-run
-   * function, and the decide-approval function may answer its task tokens.
+   * function, the decide-approval function may answer its task tokens, and its
+   * executions' ends (FAILED, TIMED_OUT, ABORTED) reach the execution-status function.
    * @throws Error when an agent of that name is already registered.
    */
   registerAgent(name: string, stateMachine: sfn.StateMachine, startRunFunction: lambda.IFunction): void {
@@ -188,6 +207,22 @@ export class AgentRuntime extends Construct {
     this.agentNames.push(name);
     this.agentsResource.addResource(name).addResource('runs').addMethod('POST', new apigw.LambdaIntegration(startRunFunction, { proxy: true }));
     stateMachine.grant(this.decideApprovalFunction, 'states:SendTaskSuccess');
+    // Step Functions publishes execution status changes on the default bus.
+    new events.Rule(this, `ExecutionEnded-${name}`, {
+      description: `Records runs of ${name} that end outside the agent loop`,
+      eventPattern: {
+        source: ['aws.states'],
+        detailType: ['Step Functions Execution Status Change'],
+        detail: { status: ['FAILED', 'TIMED_OUT', 'ABORTED'], stateMachineArn: [stateMachine.stateMachineArn] },
+      },
+    }).addTarget(
+      new targets.LambdaFunction(this.executionStatusFunction, {
+        event: events.RuleTargetInput.fromObject({ agent: name, detail: events.EventField.fromPath('$.detail') }),
+        deadLetterQueue: this.deliveryDeadLetterQueue,
+        retryAttempts: TRIGGER_DELIVERY.retryAttempts,
+        maxEventAge: Duration.hours(TRIGGER_DELIVERY.maxEventAgeHours),
+      }),
+    );
   }
 
   /** Grants the given DynamoDB actions on the checkpoint table (no wildcards). */

@@ -12,6 +12,7 @@ import * as targets from 'aws-cdk-lib/aws-events-targets';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import { Construct } from 'constructs';
+import { TRIGGER_DELIVERY } from '../../lambdas/core/constants';
 import type { AgentDefinition } from '../../lambdas/core/define';
 import { ENV } from '../../lambdas/core/env-names';
 import { AgentLoop } from '../../statemachines/agent-loop';
@@ -77,7 +78,7 @@ export class Agent extends Construct {
         serviceName: agent.name,
         timeout: Duration.seconds(timeoutSeconds),
         loader: TEXT_LOADERS,
-        environment: { [ENV.checkpointTable]: runtime.checkpointTable.tableName, [ENV.agentName]: agent.name, ...environment },
+        environment: { [ENV.checkpointTable]: runtime.checkpointTable.tableName, ...environment },
       });
 
     this.prepareFunction = fn('Prepare', 'prepare', 'validates the trigger and creates the session', 30);
@@ -152,8 +153,8 @@ export class Agent extends Construct {
       rule.addTarget(
         new targets.SfnStateMachine(this.stateMachine, {
           deadLetterQueue: runtime.deliveryDeadLetterQueue,
-          retryAttempts: 185,
-          maxEventAge: Duration.hours(24),
+          retryAttempts: TRIGGER_DELIVERY.retryAttempts,
+          maxEventAge: Duration.hours(TRIGGER_DELIVERY.maxEventAgeHours),
         }),
       );
       this.rules.push(rule);

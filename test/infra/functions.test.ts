@@ -31,6 +31,7 @@ const runtimeFunctions = (): lambda.IFunction[] => {
     runtime.projectorFunction,
     runtime.approvalRequestFunction,
     runtime.recordFailureFunction,
+    runtime.executionStatusFunction,
     functionChild(runtime, 'UnknownAgent'),
     functionChild(runtime, 'GetRun'),
     functionChild(runtime, 'DecideApproval'),
@@ -97,11 +98,11 @@ describe('every log group', () => {
 });
 
 describe('per-agent functions', () => {
-  it('know the checkpoint table and their agent', () => {
+  it('know the checkpoint table and log as their agent', () => {
     for (const { agent, fn } of agentFunctions()) {
       expect(envOf(fn), fn.node.path).toMatchObject({
         [ENV.checkpointTable]: { Ref: logicalIdOf(rt.stack.runtime.checkpointTable) },
-        [ENV.agentName]: agent,
+        POWERTOOLS_SERVICE_NAME: agent,
       });
     }
   });

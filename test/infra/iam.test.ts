@@ -179,6 +179,18 @@ describe('record-failure function', () => {
   });
 });
 
+describe('execution-status function', () => {
+  it('is granted exactly: update the session head, send the envelope to the dead-letter queue', () => {
+    expect(grantsOf(runtime().executionStatusFunction)).toEqual(
+      sorted([
+        ...lambdaTracing(),
+        `dynamodb:UpdateItem ${arnOf(runtime().checkpointTable)}`,
+        ...lines(SQS_SEND, [arnOf(runtime().deadLetterQueue)]),
+      ]),
+    );
+  });
+});
+
 describe('decide-approval function', () => {
   const decide = (): lambda.Function => functionChild(runtime(), 'DecideApproval');
 

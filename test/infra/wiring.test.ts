@@ -234,6 +234,27 @@ describe('HTTP API', () => {
   });
 });
 
+describe('execution status backstop', () => {
+  it("sends each agent's FAILED, TIMED_OUT and ABORTED executions to the execution-status function, with the agent's name", () => {
+    for (const agent of rt.stack.agents) {
+      rt.template.hasResourceProperties('AWS::Events::Rule', {
+        EventPattern: {
+          source: ['aws.states'],
+          'detail-type': ['Step Functions Execution Status Change'],
+          detail: { status: ['FAILED', 'TIMED_OUT', 'ABORTED'], stateMachineArn: [{ Ref: logicalIdOf(agent.stateMachine) }] },
+        },
+        Targets: [
+          Match.objectLike({
+            Arn: { 'Fn::GetAtt': [logicalIdOf(rt.stack.runtime.executionStatusFunction), 'Arn'] },
+            InputTransformer: Match.objectLike({ InputTemplate: Match.stringLikeRegexp(`"agent":"${agent.name}"`) }),
+            DeadLetterConfig: { Arn: { 'Fn::GetAtt': [logicalIdOf(rt.stack.runtime.deliveryDeadLetterQueue), 'Arn'] } },
+          }),
+        ],
+      });
+    }
+  });
+});
+
 describe('alarms', () => {
   it('alarms on failed, timed out, aborted and throttled executions of each agent', () => {
     const { template, stack } = rt;

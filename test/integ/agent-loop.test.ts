@@ -2,6 +2,7 @@
  * The agent loop executing on the deployed state machines: triggers, approvals,
  * outcomes, failures into the DLQ, checkpoints and the event log.
  */
+import { StopExecutionCommand } from '@aws-sdk/client-sfn';
 import { describe, expect, it } from 'vitest';
 import { IncidentReportSchema } from '../../examples/ssh-brute-force/agent';
 import type { CheckpointRecord, ModelCheckpoint, ToolCheckpoint } from '../../lambdas/core/contracts/checkpoint';
@@ -17,6 +18,7 @@ import {
   finished,
   history,
   publishFinding,
+  sfn,
   startExecution,
   uniqueKey,
 } from './harness';
@@ -152,6 +154,19 @@ describe('approvals', () => {
     expect(block).toMatchObject({ status: 'rejected', approval: { decision: 'timed_out', reason: 'timed out' } });
     expect(JSON.parse(block?.result ?? '{}')).toMatchObject({ status: 'rejected', reason: 'timed out' });
     await expect(api.decide(pending.approvalId, 'approve')).rejects.toMatchObject({ status: 409 });
+  });
+});
+
+describe('runs that end outside the loop', () => {
+  it('records a stopped execution as FAILED and sends its envelope to the DLQ', async () => {
+    const run = await api.startRun('integ-declined', findingEvent.detail, uniqueKey('stopped'));
+    await api.waitForApproval(run.sessionId);
+    await sfn.send(new StopExecutionCommand({ executionArn: run.executionArn, error: 'OperatorStopped', cause: 'stopped by the integration test' }));
+    expect((await finished(run.executionArn)).status).toBe('ABORTED');
+    const envelope = await deadLetterFor(run.sessionId);
+    expect(envelope).toMatchObject({ agent: 'integ-declined', executionArn: run.executionArn, failedState: 'Execution' });
+    expect(await api.getRun(run.sessionId)).toMatchObject({ status: 'FAILED', failure: { failedState: 'Execution' } });
+    await expectCompleteEventLog(run.sessionId, 'SessionFailed');
   });
 });
 

@@ -79,10 +79,13 @@ export const ApprovalRecordSchema = z.object({
   tool: z.string(),
   input: z.unknown(),
   taskToken: z.string(),
-  status: z.enum(['pending', 'approved', 'rejected']),
+  /** `expired`: decided, but the run no longer waited (timed out or ended) when the answer was sent. */
+  status: z.enum(['pending', 'approved', 'rejected', 'expired']),
   requestedAt: z.string(),
   expiresAt: z.string(),
   decidedAt: z.string().optional(),
+  /** When the decision reached the waiting task (SendTaskSuccess succeeded). */
+  deliveredAt: z.string().optional(),
   decidedBy: z.string().optional(),
   reason: z.string().optional(),
 });

@@ -96,6 +96,8 @@ export const ApprovalRequestInputSchema = z.object({
   call: ToolCallRefSchema,
   taskToken: z.string().min(1),
   timeoutSeconds: z.number().int().positive(),
+  /** When the wait began (`$$.State.EnteredTime`), ISO 8601: its timeout counts from here. */
+  requestedAt: z.string(),
   executionArn: z.string(),
 });
 

@@ -33,6 +33,7 @@ export interface AgentHandlers {
  */
 export function createAgentHandlers(agent: AgentDefinition): AgentHandlers {
   let deps: StepDeps | undefined;
+  let toolNameOnce: string | undefined;
   const getDeps = (): StepDeps =>
     (deps ??= {
       agent,
@@ -59,7 +60,7 @@ export function createAgentHandlers(agent: AgentDefinition): AgentHandlers {
     },
     async runTool(event, context) {
       const input = ToolTaskInputSchema.parse(event);
-      const toolName = requireEnv(ENV.toolName);
+      const toolName = (toolNameOnce ??= requireEnv(ENV.toolName));
       logStep({ agent: agent.name, sessionId: input.sessionId, executionArn: input.executionArn, step: input.step, tool: toolName, callId: input.call.callId });
       logger.addContext(context);
       const result = await runTool(input, toolName, getDeps());

@@ -8,7 +8,7 @@ import type { ModelTurnInput, ModelTurnResult } from '../../core/contracts/loop'
 import type { ModelRequest } from '../../core/contracts/model';
 import { toolSpec } from '../../core/define';
 import { ConfigurationError } from '../../core/errors';
-import { buildConversation, decideTurn } from '../../core/loop';
+import { buildConversation, decideTurn, outputValidationFailure } from '../../core/loop';
 import type { StepDeps } from './deps';
 
 /** Runs one model turn. @throws ConfigurationError when a tool has no function ARN. */
@@ -77,11 +77,6 @@ async function callModel(
 function resultOf(record: ModelCheckpoint, repairsBefore: number, maxOutputRepairs: number): ModelTurnResult {
   const repairs = repairsBefore + (record.outcome === 'repair' ? 1 : 0);
   const result: ModelTurnResult = { sessionId: record.sessionId, step: record.step, repairs, outcome: record.outcome, calls: record.calls };
-  if (record.outcome === 'failed') {
-    result.failure = {
-      error: 'OutputValidationFailed',
-      cause: `final answer still invalid after ${maxOutputRepairs} repair(s): ${(record.validationErrors ?? []).join('; ')}`,
-    };
-  }
+  if (record.outcome === 'failed') result.failure = outputValidationFailure(maxOutputRepairs, record.validationErrors ?? []);
   return result;
 }

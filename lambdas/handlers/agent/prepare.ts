@@ -31,7 +31,7 @@ export async function prepare(event: PrepareEvent, deps: StepDeps): Promise<Prep
   const input = agent.input.safeParse(trigger.input);
   if (!input.success) {
     const where = trigger.info.source === 'eventbridge' ? 'detail' : 'input';
-    const cause = formatIssues(input.error).map((line) => (line.startsWith('(root)') ? line.replace('(root)', where) : `${where}.${line}`)).join('; ');
+    const cause = formatIssues(input.error, where).join('; ');
     return { ...base, outcome: 'failed', failure: { error: 'InvalidInput', cause } };
   }
   const { session } = await store.createSession({

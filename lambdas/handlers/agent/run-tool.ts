@@ -5,10 +5,12 @@
  * the result without running it; the result is validated against the output
  * schema and checkpointed. A retried call whose checkpoint exists returns it.
  */
+import { MAX_TOOL_RESULT_BYTES } from '../../core/constants';
 import { checkpointKey, type ToolCheckpoint } from '../../core/contracts/checkpoint';
 import type { ToolTaskInput } from '../../core/contracts/loop';
 import type { ToolDefinition } from '../../core/define';
 import { ConfigurationError, ToolError, ToolOutputInvalidError } from '../../core/errors';
+import { toolCallIdempotencyKey } from '../../core/ids';
 import { toolUseOf } from '../../core/loop';
 import { formatIssues } from '../../core/validation';
 import type { StepDeps } from './deps';
@@ -95,6 +97,7 @@ async function execute(
       sessionId: input.sessionId,
       callId: input.call.callId,
       step: input.step,
+      idempotencyKey: toolCallIdempotencyKey(input.sessionId, input.step, input.call.callId),
       approval: approval.decision === 'approved' ? { approvalId: approval.approvalId, decidedBy: approval.decidedBy, reason: approval.reason } : undefined,
     });
   } catch (err) {
@@ -107,5 +110,15 @@ async function execute(
   if (!output.success) {
     throw new ToolOutputInvalidError(`${tool.name} returned a result its output schema rejects: ${formatIssues(output.error).join('; ')}`);
   }
-  return { status: 'succeeded', isError: false, result: JSON.stringify(output.data) ?? 'null' };
+  const result = JSON.stringify(output.data) ?? 'null';
+  const bytes = Buffer.byteLength(result);
+  if (bytes > MAX_TOOL_RESULT_BYTES) {
+    // Recorded, not thrown: a retry would run the tool again and get the same result.
+    return {
+      status: 'tool_error',
+      isError: true,
+      result: JSON.stringify({ error: 'RESULT_TOO_LARGE', message: `${tool.name} returned ${bytes} bytes; results are limited to ${MAX_TOOL_RESULT_BYTES}. Ask for less.` }),
+    };
+  }
+  return { status: 'succeeded', isError: false, result };
 }

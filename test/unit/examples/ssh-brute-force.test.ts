@@ -32,6 +32,7 @@ import {
   parseLog,
   type LogLine,
 } from '../../../examples/ssh-brute-force/log';
+import { toolCallIdempotencyKey } from '../../../lambdas/core/ids';
 import { rejection } from '../support/rejection';
 import {
   blockAddress,
@@ -65,7 +66,7 @@ const FINDING = SshBruteForceFindingSchema.parse(ENVELOPE.detail);
 const OFFENDER = FINDING.service.action.networkConnectionAction.remoteIpDetails.ipAddressV4;
 const TRIGGER: TriggerMeta = { source: 'eventbridge', detailType: ENVELOPE['detail-type'], time: ENVELOPE.time };
 
-const CONTEXT: ToolContext = { sessionId: 'ses_test', callId: 'toolu_01', step: 1 };
+const CONTEXT: ToolContext = { sessionId: 'ses_test', callId: 'toolu_01', step: 1, idempotencyKey: toolCallIdempotencyKey('ses_test', 1, 'toolu_01') };
 
 /** Runs a tool as the runtime does: input through its schema (defaults applied), output checked by its schema. */
 async function run<I extends z.ZodType, O extends z.ZodType>(
@@ -429,7 +430,7 @@ describe('block_address', () => {
     expect(tool.needsApproval).toBe(true);
     expect(blockAddress.needsApproval).toBe(true);
     const out = await run(tool, input, { ...CONTEXT, approval: { approvalId: 'apv_1', decidedBy: 'alice' } });
-    const blockId = blockIdFor(CONTEXT.sessionId, CONTEXT.callId);
+    const blockId = blockIdFor(CONTEXT.idempotencyKey);
     expect(blockId).toMatch(/^blk_[0-9a-f]{24}$/);
     expect(out).toEqual({
       address: '183.62.140.253',
@@ -467,18 +468,18 @@ describe('block_address', () => {
     const store = new MemoryBlockStore();
     const time = clock('2024-12-10T11:20:00.000Z');
     const tool = createBlockAddressTool(store, time.now);
-    const first = await run(tool, input, { ...CONTEXT, sessionId: 'ses_other', callId: 'toolu_09' });
+    const first = await run(tool, input, { ...CONTEXT, sessionId: 'ses_other', callId: 'toolu_09', idempotencyKey: toolCallIdempotencyKey('ses_other', 1, 'toolu_09') });
     time.advanceMinutes(10);
     const second = await run(tool, input);
     expect(second).toEqual({ ...first, createdByThisCall: false });
-    expect(second.blockId).not.toBe(blockIdFor(CONTEXT.sessionId, CONTEXT.callId));
+    expect(second.blockId).not.toBe(blockIdFor(CONTEXT.idempotencyKey));
   });
 
   it('replaces an expired block', async () => {
     const store = new MemoryBlockStore();
     const time = clock('2024-12-10T11:20:00.000Z');
     const tool = createBlockAddressTool(store, time.now);
-    await run(tool, input, { ...CONTEXT, sessionId: 'ses_other' });
+    await run(tool, input, { ...CONTEXT, sessionId: 'ses_other', idempotencyKey: toolCallIdempotencyKey('ses_other', 1, CONTEXT.callId) });
     time.advanceMinutes(61);
     const out = await run(tool, input);
     expect(out).toMatchObject({ createdByThisCall: true, blockedAt: '2024-12-10T12:21:00.000Z' });
@@ -706,7 +707,7 @@ async function replay(script: ScriptedConversation, approval: 'approved' | 'reje
       if (tool.needsApproval && approval === 'rejected') {
         content = JSON.stringify({ status: 'rejected', reason: 'not approved by the reviewer' });
       } else {
-        const context: ToolContext = { sessionId: 'ses_replay', callId: call.id, step: index + 1 };
+        const context: ToolContext = { sessionId: 'ses_replay', callId: call.id, step: index + 1, idempotencyKey: toolCallIdempotencyKey('ses_replay', index + 1, call.id) };
         const runnable = tool.name === blockTool.name ? blockTool : tool;
         const output = await run(runnable, call.input, context);
         outputs.set(call.id, output);

@@ -11,7 +11,7 @@ import type { ModelProvider, ModelRequest, ToolUseBlock } from '../../../lambdas
 import type { ScriptedConversation, ScriptedTurn } from '../../../lambdas/core/contracts/scripted';
 import { defineAgent, defineTool, toolSpec, type AgentDefinition, type ToolContext } from '../../../lambdas/core/define';
 import { ConfigurationError, ScriptMismatchError, ToolError, ToolOutputInvalidError } from '../../../lambdas/core/errors';
-import { sessionIdFor } from '../../../lambdas/core/ids';
+import { sessionIdFor, toolCallIdempotencyKey } from '../../../lambdas/core/ids';
 import { REPAIR_PREFIX } from '../../../lambdas/core/loop';
 import type { ApiTrigger, EventBridgeEnvelope } from '../../../lambdas/core/trigger';
 import { ScriptedModelProvider } from '../../../lambdas/adapters/providers/scripted';
@@ -496,7 +496,7 @@ describe('runTool', () => {
     const result = await callTool(h, turn, onlyCall(turn));
 
     expect(result).toEqual({ sessionId: turn.sessionId, step: 1, callId: 'c1', status: 'succeeded' });
-    expect(handled).toEqual([{ tool: 'lookup', input: { id: 7, verbose: false }, context: { sessionId: turn.sessionId, callId: 'c1', step: 1, approval: undefined } }]);
+    expect(handled).toEqual([{ tool: 'lookup', input: { id: 7, verbose: false }, context: { sessionId: turn.sessionId, callId: 'c1', step: 1, idempotencyKey: toolCallIdempotencyKey(turn.sessionId, 1, 'c1'), approval: undefined } }]);
     expect(await toolCheckpoint(h, turn.sessionId, 1, 'c1')).toMatchObject({
       tool: 'lookup',
       toolVersion: '2.1.0',
