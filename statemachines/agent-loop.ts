@@ -40,9 +40,13 @@ export interface AgentLoopProps {
   readonly toolConcurrency: number;
   /** TimeoutSeconds of each approval wait. */
   readonly approvalTimeoutSeconds: number;
+  /** The agent's Prepare handler. */
   readonly prepareFunction: lambda.IFunction;
+  /** The agent's model-turn handler. */
   readonly modelTurnFunction: lambda.IFunction;
+  /** The runtime's approval request handler (invoked with `.waitForTaskToken`). */
   readonly approvalRequestFunction: lambda.IFunction;
+  /** The runtime's RecordFailure handler. */
   readonly recordFailureFunction: lambda.IFunction;
   /** Where the envelope goes directly when even RecordFailure fails (last resort). */
   readonly deadLetterQueue: sqs.IQueue;

@@ -7,6 +7,7 @@ import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
 import { PutCommand, QueryCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import type { EventLogRecord } from '../core/contracts/events';
 
+/** Appends to and reads the event log table through the DynamoDB document client; SDK errors propagate. */
 export class EventLogStore {
   constructor(
     private readonly client: DynamoDBDocumentClient,

@@ -111,8 +111,11 @@ export interface TriggerMeta {
 export interface AgentDefinition<I extends z.ZodType = z.ZodType, O extends z.ZodType = z.ZodType> {
   /** `^[a-z][a-z0-9-]{0,39}$`; names the state machine and the API path. */
   readonly name: string;
+  /** What the agent does, for people (state machine comment, logs). */
   readonly description: string;
+  /** The system prompt of every model call. */
   readonly systemPrompt: string;
+  /** The model that drives the agent. */
   readonly model: ModelRef;
   /**
    * Schema of the run's input: the EventBridge event's `detail`, or the API's `input`.
@@ -121,6 +124,7 @@ export interface AgentDefinition<I extends z.ZodType = z.ZodType, O extends z.Zo
   readonly input: I;
   /** Builds the first user message from the validated input. */
   readonly prompt: (input: z.infer<I>, trigger: TriggerMeta) => string;
+  /** The tools the model may call; each runs in its own Lambda function. */
   readonly tools: readonly ToolDefinition[];
   /** Schema of the final answer (JSON). */
   readonly output: O;
@@ -134,6 +138,7 @@ export interface AgentDefinition<I extends z.ZodType = z.ZodType, O extends z.Zo
   readonly approvalTimeoutSeconds: number;
   /** Lambda timeout of a model turn, seconds. @default 120 */
   readonly modelTimeoutSeconds: number;
+  /** EventBridge rules that start the agent (it can always be started through the API). @default [] */
   readonly triggers: readonly EventBridgeTrigger[];
 }
 

@@ -25,7 +25,7 @@ export const EventBridgeEnvelopeSchema = z.object({
   detail: z.unknown(),
 });
 
-/** The execution input the API function starts a run with. */
+/** The execution input the API function starts a run with. Example: `{"source":"api","sessionId":"ses_a1","idempotencyKey":"alert-42","input":{…}}` */
 export const ApiTriggerSchema = z.object({
   source: z.literal('api'),
   sessionId: SessionIdSchema,

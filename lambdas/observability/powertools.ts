@@ -6,7 +6,9 @@
 import { Logger } from '@aws-lambda-powertools/logger';
 import { Tracer } from '@aws-lambda-powertools/tracer';
 
+/** Structured JSON logger (level from `POWERTOOLS_LOG_LEVEL`, default INFO). */
 export const logger = new Logger();
+/** X-Ray tracer; AWS SDK clients are wrapped with it (`adapters/clients`). */
 export const tracer = new Tracer();
 
 /** Keys that identify a step on every log line. */

@@ -25,6 +25,7 @@ const TEXT_LOADERS = Object.fromEntries(TEXT_ASSET_EXTENSIONS.map((ext) => [ext,
 
 /** Props of {@link Agent}. */
 export interface AgentProps {
+  /** The shared runtime the agent binds to (tables, DLQ, API, approval and failure functions). */
   readonly runtime: AgentRuntime;
   /** The agent, as `defineAgent` returned it. */
   readonly definition: AgentDefinition;
@@ -48,12 +49,17 @@ export interface AgentProps {
  * whole event as input (failed deliveries go to the runtime's delivery DLQ).
  */
 export class Agent extends Construct {
+  /** The agent's name (its definition's). */
   readonly name: string;
+  /** The Standard state machine running the agent loop. */
   readonly stateMachine: sfn.StateMachine;
+  /** Validates the trigger, creates the session and the first message. */
   readonly prepareFunction: RuntimeFunction;
+  /** Calls the model once per turn and decides the outcome. */
   readonly modelTurnFunction: RuntimeFunction;
   /** Serves POST /agents/{name}/runs: validates the input schema, starts the state machine. */
   readonly startRunFunction: RuntimeFunction;
+  /** One EventBridge rule per declared trigger. */
   readonly rules: events.Rule[] = [];
   /**
    * Alarms on executions that failed, timed out, were aborted or throttled (threshold 1 in

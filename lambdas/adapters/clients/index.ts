@@ -22,6 +22,9 @@ export const documentClient = once(() =>
     marshallOptions: { removeUndefinedValues: true, convertClassInstanceToMap: true },
   }),
 );
+/** Step Functions client (StartExecution, DescribeExecution, SendTaskSuccess). */
 export const sfnClient = once(() => tracer.captureAWSv3Client(new SFNClient({})));
+/** SQS client (the dead-letter queue). */
 export const sqsClient = once(() => tracer.captureAWSv3Client(new SQSClient({})));
+/** EventBridge client (the runtime's bus). */
 export const eventBridgeClient = once(() => tracer.captureAWSv3Client(new EventBridgeClient({})));

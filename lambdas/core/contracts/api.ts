@@ -30,7 +30,7 @@ export const DecideApprovalRequestSchema = z.object({
   decidedBy: z.string().max(200).optional(),
 });
 
-/** A pending approval as callers see it: never the task token. */
+/** A pending approval as callers see it: never the task token. Example: `{"approvalId":"apv_…","tool":"block_address","input":{"address":"183.62.140.253"},"step":3,"requestedAt":"…","expiresAt":"…"}` */
 export const PendingApprovalSchema = z.object({
   approvalId: z.string(),
   tool: z.string(),
@@ -40,7 +40,7 @@ export const PendingApprovalSchema = z.object({
   expiresAt: z.string(),
 });
 
-/** A run's status. */
+/** A run's status. Example: `{"sessionId":"ses_a1","agent":"ssh-investigator","status":"RUNNING","executionArn":"arn:…","step":3,"createdAt":"…","updatedAt":"…","pendingApprovals":[…]}` */
 export const RunStatusSchema = z.object({
   sessionId: z.string(),
   agent: z.string(),
@@ -69,6 +69,7 @@ export interface StartRunResponse {
 /**
  * A record of the approval table (never streamed; the token never leaves it).
  * `approvalId` is derived from the session and call, so a retried request reuses it.
+ * Example: `{"approvalId":"apv_…","sessionId":"ses_a1","agent":"ssh-investigator","step":3,"callId":"toolu_06","tool":"block_address","input":{…},"taskToken":"…","status":"pending","requestedAt":"…","expiresAt":"…"}`
  */
 export const ApprovalRecordSchema = z.object({
   approvalId: z.string(),

@@ -30,7 +30,7 @@ const base = {
 /** Session status. `RUNNING` includes waiting for an approval. */
 export const SessionStatusSchema = z.enum(['RUNNING', 'SUCCEEDED', 'FAILED']);
 
-/** Where a run came from. */
+/** Where a run came from. Example: `{"source":"eventbridge","dedupeKey":"6a7e8feb-…","detailType":"GuardDuty Finding","eventSource":"aws.guardduty","time":"…"}` */
 export const TriggerInfoSchema = z.object({
   source: z.enum(['eventbridge', 'api']),
   /** EventBridge event id, or the API caller's idempotency key. */
@@ -58,7 +58,7 @@ export const SessionRecordSchema = z.object({
   failure: FailureSchema.extend({ failedState: z.string() }).optional(),
 });
 
-/** The validated trigger input and the first user message built from it. */
+/** The validated trigger input and the first user message built from it. Example: `{"sessionId":"ses_a1","sk":"CP#000000#input","schemaVersion":1,"createdAt":"…","kind":"input","step":0,"input":{…},"prompt":"GuardDuty reports …","trigger":{…}}` */
 export const InputCheckpointSchema = z.object({
   ...base,
   kind: z.literal('input'),
@@ -71,6 +71,7 @@ export const InputCheckpointSchema = z.object({
 /**
  * One model turn: what was asked (model, tools offered, message count), what came
  * back, and the outcome the loop took.
+ * Example: `{"sessionId":"ses_a1","sk":"CP#000001#model","schemaVersion":1,"createdAt":"…","kind":"model","step":1,"provider":"scripted","request":{"modelId":"scripted/demo","tools":["echo"],"messageCount":1},"response":{…},"outcome":"tool_calls","calls":[…],"inlineResults":[],"durationMs":12}`
  */
 export const ModelCheckpointSchema = z.object({
   ...base,
@@ -93,7 +94,7 @@ export const ModelCheckpointSchema = z.object({
   durationMs: z.number().nonnegative(),
 });
 
-/** An approval was requested. The task token is not here (it lives in the approval table only). */
+/** An approval was requested. The task token is not here (it lives in the approval table only). Example: `{"sessionId":"ses_a1","sk":"CP#000003#approval#toolu_06","kind":"approval","step":3,"approvalId":"apv_…","callId":"toolu_06","tool":"block_address","input":{…},"expiresAt":"…",…}` */
 export const ApprovalCheckpointSchema = z.object({
   ...base,
   kind: z.literal('approval'),
@@ -105,7 +106,7 @@ export const ApprovalCheckpointSchema = z.object({
   expiresAt: z.string(),
 });
 
-/** One tool call and its result. `result` is the JSON text the model sees. */
+/** One tool call and its result. `result` is the JSON text the model sees. Example: `{"sessionId":"ses_a1","sk":"CP#000001#tool#toolu_01","kind":"tool","step":1,"callId":"toolu_01","tool":"echo","toolVersion":"1.0.0","input":{"text":"hi"},"approval":{"decision":"not_required"},"status":"succeeded","result":"{\"text\":\"hi\"}","isError":false,"durationMs":3,…}` */
 export const ToolCheckpointSchema = z.object({
   ...base,
   kind: z.literal('tool'),

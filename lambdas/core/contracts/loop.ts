@@ -10,7 +10,7 @@ import { SESSION_ID_PATTERN } from '../constants';
 /** A session id: also the execution name of API-started runs. Example: `ses_k3x9...` */
 export const SessionIdSchema = z.string().regex(SESSION_ID_PATTERN, 'must be 1-80 characters of [0-9A-Za-z_-]');
 
-/** A failure carried as a value to the RecordFailure step. */
+/** A failure carried as a value to the RecordFailure step. Example: `{"error":"InvalidInput","cause":"detail.severity: Expected number"}` */
 export const FailureSchema = z.object({
   error: z.string(),
   cause: z.string(),
@@ -20,6 +20,7 @@ export const FailureSchema = z.object({
  * A tool call the Map state runs: the call id, the tool, the ARN of the Lambda
  * function that runs it (invoked by `FunctionName.$`), and whether a human must
  * approve it first.
+ * Example: `{"callId":"toolu_06","tool":"block_address","functionArn":"arn:aws:lambda:us-east-1:123456789012:function:block","needsApproval":true}`
  */
 export const ToolCallRefSchema = z.object({
   callId: z.string(),
@@ -33,6 +34,7 @@ export const ToolCallRefSchema = z.object({
  * - `ready`: the session exists; go to the first model turn.
  * - `duplicate`: this trigger already started another execution (EventBridge delivers at least once).
  * - `failed`: the trigger input is invalid; `failure` names the fields.
+ * Example: `{"sessionId":"ses_a1","step":0,"repairs":0,"outcome":"ready"}`
  */
 export const PrepareResultSchema = z.object({
   sessionId: SessionIdSchema,
@@ -42,7 +44,11 @@ export const PrepareResultSchema = z.object({
   failure: FailureSchema.optional(),
 });
 
-/** Input of a model turn: which session, and the counters so far. */
+/**
+ * Input of a model turn: which session, and the counters so far (`repairs` is
+ * informational; the turn recounts it from the checkpoints).
+ * Example: `{"sessionId":"ses_a1","step":2,"repairs":0,"executionArn":"arn:aws:states:…"}`
+ */
 export const ModelTurnInputSchema = z.object({
   sessionId: SessionIdSchema,
   /** Model turns taken so far. */
@@ -58,6 +64,7 @@ export const ModelTurnInputSchema = z.object({
  * - `repair`: the final answer failed validation; the errors were recorded and go back to the model.
  * - `final`: the answer is valid and recorded; the run succeeds.
  * - `failed`: the run cannot go on (invalid answer past its repairs); `failure` says why.
+ * Example: `{"sessionId":"ses_a1","step":3,"repairs":0,"outcome":"tool_calls","calls":[{"callId":"toolu_06","tool":"block_address","functionArn":"arn:…","needsApproval":true}]}`
  */
 export const ModelTurnResultSchema = z.object({
   sessionId: SessionIdSchema,
@@ -71,6 +78,7 @@ export const ModelTurnResultSchema = z.object({
 /**
  * A human decision, as the approval task returns it (SendTaskSuccess output), or
  * `not_required` for tools that need none, or `timed_out` from the wait's Catch.
+ * Example: `{"decision":"rejected","reason":"address belongs to our VPN","approvalId":"apv_…","decidedBy":"alice"}`
  */
 export const ApprovalOutcomeSchema = z.object({
   decision: z.enum(['not_required', 'approved', 'rejected', 'timed_out']),
@@ -79,7 +87,7 @@ export const ApprovalOutcomeSchema = z.object({
   decidedBy: z.string().optional(),
 });
 
-/** Input of a tool task (one Map item). */
+/** Input of a tool task (one Map item). Example: `{"sessionId":"ses_a1","step":3,"call":{…},"approval":{"decision":"approved"},"executionArn":"arn:…"}` */
 export const ToolTaskInputSchema = z.object({
   sessionId: SessionIdSchema,
   step: z.number().int().positive(),
@@ -88,7 +96,7 @@ export const ToolTaskInputSchema = z.object({
   executionArn: z.string(),
 });
 
-/** Input of the approval request task (`.waitForTaskToken`). */
+/** Input of the approval request task (`.waitForTaskToken`). Example: `{"agent":"ssh-investigator","sessionId":"ses_a1","step":3,"call":{…},"taskToken":"…","timeoutSeconds":86400,"requestedAt":"2026-11-21T09:00:00.000Z","executionArn":"arn:…"}` */
 export const ApprovalRequestInputSchema = z.object({
   agent: z.string(),
   sessionId: SessionIdSchema,
@@ -101,7 +109,10 @@ export const ApprovalRequestInputSchema = z.object({
   executionArn: z.string(),
 });
 
-/** Input of the RecordFailure task: the state that failed, and the error. */
+/**
+ * Input of the RecordFailure task: the state that failed, and the error.
+ * Example: `{"agent":"ssh-investigator","executionArn":"arn:…","executionName":"ses_a1","failedState":"RunTools","state":{"sessionId":"ses_a1","step":1},"caught":{"Error":"States.TaskFailed","Cause":"…"}}`
+ */
 export const RecordFailureInputSchema = z.object({
   agent: z.string(),
   executionArn: z.string(),

@@ -39,13 +39,13 @@ export const ToolResultBlockSchema = z.object({
 /** Any content block. */
 export const ContentBlockSchema = z.discriminatedUnion('type', [TextBlockSchema, ToolUseBlockSchema, ToolResultBlockSchema]);
 
-/** One message of the conversation. */
+/** One message of the conversation. Example: `{"role":"user","content":[{"type":"text","text":"Investigate this finding."}]}` */
 export const MessageSchema = z.object({
   role: z.enum(['user', 'assistant']),
   content: z.array(ContentBlockSchema),
 });
 
-/** A tool as the model sees it: `inputSchema` is JSON Schema (draft 2020-12). */
+/** A tool as the model sees it: `inputSchema` is JSON Schema (draft 2020-12). Example: `{"name":"echo","description":"Returns its text.","inputSchema":{"type":"object","properties":{"text":{"type":"string"}},"required":["text"]}}` */
 export const ToolSpecSchema = z.object({
   name: z.string(),
   description: z.string(),
@@ -64,7 +64,7 @@ export const UsageSchema = z.object({
   outputTokens: z.number().int().nonnegative(),
 });
 
-/** What the runtime sends to a provider. */
+/** What the runtime sends to a provider. Example: `{"modelId":"scripted/demo","system":"You …","messages":[…],"tools":[…],"maxTokens":1024}` */
 export const ModelRequestSchema = z.object({
   modelId: z.string(),
   system: z.string(),
@@ -74,7 +74,7 @@ export const ModelRequestSchema = z.object({
   temperature: z.number().min(0).max(2).optional(),
 });
 
-/** What a provider returns: the assistant's content, why it stopped, and its usage. */
+/** What a provider returns: the assistant's content, why it stopped, and its usage. Example: `{"content":[{"type":"tool_use","id":"toolu_01","name":"echo","input":{"text":"hi"}}],"stopReason":"tool_use","usage":{"inputTokens":120,"outputTokens":14},"modelId":"scripted/demo","requestId":"scripted-1"}` */
 export const ModelResponseSchema = z.object({
   content: z.array(z.discriminatedUnion('type', [TextBlockSchema, ToolUseBlockSchema])),
   stopReason: StopReasonSchema,

@@ -9,12 +9,16 @@ export type StepStore = Pick<
   'createSession' | 'getCheckpoint' | 'putCheckpoint' | 'listCheckpoints' | 'recordStep' | 'markSucceeded'
 >;
 
+/** The dependencies of the per-agent steps (prepare, model turn, tool call). */
 export interface StepDeps {
+  /** The agent the steps run. */
   readonly agent: AgentDefinition;
+  /** Checkpoint storage (the DynamoDB store in Lambda). */
   readonly store: StepStore;
   /** A provider for the agent's model reference. */
   readonly provider: () => ModelProvider;
   /** Tool name → Lambda function ARN. */
   readonly toolFunctions: () => Record<string, string>;
+  /** The clock, in milliseconds since the epoch (durations in checkpoints). @default Date.now */
   readonly now?: () => number;
 }
