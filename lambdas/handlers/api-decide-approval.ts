@@ -12,9 +12,11 @@ import { documentClient } from '../adapters/clients';
 import { requireEnv } from '../adapters/config';
 import { json, parseBody, problem } from '../adapters/http';
 import { completeTask } from '../adapters/notifications';
+import { nextApprovalStep } from '../core/approvals';
 import { DecideApprovalRequestSchema, type ApprovalRecord } from '../core/contracts/api';
 import type { ApprovalOutcome } from '../core/contracts/loop';
 import { ENV } from '../core/env-names';
+import { TransientError } from '../core/errors';
 import { logger, logStep } from '../observability/powertools';
 
 const approvals = new ApprovalStore(documentClient(), requireEnv(ENV.approvalTable));
@@ -29,21 +31,19 @@ export async function handler(event: APIGatewayProxyEvent, context: Context): Pr
   logStep({ sessionId: record.sessionId, step: record.step, tool: record.tool, callId: record.callId });
 
   const status = body.value.decision === 'approve' ? 'approved' : 'rejected';
-  let decided: ApprovalRecord | undefined;
-  if (record.status === 'pending') {
-    if (record.expiresAt <= new Date().toISOString()) return problem(409, 'ApprovalExpired', `approval ${approvalId} expired at ${record.expiresAt}`);
-    decided = await approvals.decide(approvalId, { status, reason: body.value.reason, decidedBy: body.value.decidedBy });
+  let current: ApprovalRecord | undefined = record;
+  let step = nextApprovalStep(current, status, new Date().toISOString());
+  if (step.action === 'record') {
+    // Conditional on pending: a concurrent decision wins and is judged below.
+    current = (await approvals.decide(approvalId, { status, reason: body.value.reason, decidedBy: body.value.decidedBy })) ?? (await approvals.get(approvalId));
+    if (!current) return problem(404, 'UnknownApproval', `no approval "${approvalId}"`);
+    step = nextApprovalStep(current, status, new Date().toISOString());
   }
-  // Not pending (any more): the same decision again is answered as before (and re-sent if it
-  // never reached the run); another decision conflicts.
-  decided ??= await approvals.get(approvalId);
-  if (decided?.status === 'expired') return problem(409, 'ApprovalExpired', `approval ${approvalId} came after the run stopped waiting`);
-  if (!decided || decided.status !== status) {
-    return problem(409, 'ApprovalAlreadyDecided', `approval ${approvalId} was already ${decided?.status ?? 'decided'}`);
-  }
-  if (decided.deliveredAt) return json(200, { approvalId, status });
-  const outcome: ApprovalOutcome = { decision: status, reason: decided.reason || undefined, approvalId, decidedBy: decided.decidedBy };
-  if (!(await completeTask(decided.taskToken, outcome))) {
+  if (step.action === 'refuse') return problem(409, step.error, step.message);
+  if (step.action === 'answer') return json(200, { approvalId, status });
+  if (step.action === 'record') throw new TransientError(`approval ${approvalId} is still pending after its decision was recorded`);
+  const outcome: ApprovalOutcome = { decision: status, reason: current.reason || undefined, approvalId, decidedBy: current.decidedBy };
+  if (!(await completeTask(current.taskToken, outcome))) {
     await approvals.markExpired(approvalId);
     return problem(409, 'ApprovalExpired', `the run no longer waits for approval ${approvalId} (timed out or ended)`);
   }

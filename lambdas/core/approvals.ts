@@ -1,0 +1,38 @@
+/** The rules of deciding an approval, pure: what a decision request should do next. */
+import type { ApprovalRecord } from './contracts/api';
+
+/** What to do with a decision request, given the approval as stored. */
+export type ApprovalStep =
+  /** Answer 409 with this error; nothing changes. */
+  | { action: 'refuse'; error: 'ApprovalExpired' | 'ApprovalAlreadyDecided'; message: string }
+  /** The approval is pending and in time: record the decision (then ask again). */
+  | { action: 'record' }
+  /** The same decision was recorded but has not reached the run: send it. */
+  | { action: 'deliver' }
+  /** The same decision already reached the run: answer 200 again. */
+  | { action: 'answer' };
+
+/**
+ * Decides the next step of a decision request.
+ * @param record the approval as stored
+ * @param wanted the requested decision
+ * @param now ISO 8601 time of the request (compared with `expiresAt`)
+ */
+export function nextApprovalStep(
+  record: Pick<ApprovalRecord, 'approvalId' | 'status' | 'expiresAt' | 'deliveredAt'>,
+  wanted: 'approved' | 'rejected',
+  now: string,
+): ApprovalStep {
+  const id = record.approvalId;
+  switch (record.status) {
+    case 'pending':
+      return record.expiresAt <= now
+        ? { action: 'refuse', error: 'ApprovalExpired', message: `approval ${id} expired at ${record.expiresAt}` }
+        : { action: 'record' };
+    case 'expired':
+      return { action: 'refuse', error: 'ApprovalExpired', message: `approval ${id} came after the run stopped waiting` };
+    default:
+      if (record.status !== wanted) return { action: 'refuse', error: 'ApprovalAlreadyDecided', message: `approval ${id} was already ${record.status}` };
+      return record.deliveredAt ? { action: 'answer' } : { action: 'deliver' };
+  }
+}
