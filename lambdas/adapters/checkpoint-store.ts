@@ -10,6 +10,7 @@ import { CHECKPOINT_SCHEMA_VERSION, SUPPORTED_CHECKPOINT_SCHEMA_VERSIONS } from 
 import {
   CHECKPOINT_SK_PREFIX,
   CheckpointRecordSchema,
+  newSessionRecord,
   SESSION_SK,
   SessionRecordSchema,
   type CheckpointRecord,
@@ -39,20 +40,7 @@ export class CheckpointStore {
    * @returns the head as stored: the new one, or the existing one (a redelivered trigger or a retried Prepare).
    */
   async createSession(props: { sessionId: string; agent: string; executionArn: string; trigger: TriggerInfo }): Promise<{ created: boolean; session: SessionRecord }> {
-    const at = this.now().toISOString();
-    const session: SessionRecord = {
-      sessionId: props.sessionId,
-      sk: SESSION_SK,
-      schemaVersion: CHECKPOINT_SCHEMA_VERSION,
-      kind: 'session',
-      agent: props.agent,
-      status: 'RUNNING',
-      executionArn: props.executionArn,
-      trigger: props.trigger,
-      createdAt: at,
-      updatedAt: at,
-      step: 0,
-    };
+    const session = newSessionRecord(props, this.now().toISOString());
     try {
       await this.client.send(new PutCommand({ TableName: this.tableName, Item: session, ConditionExpression: 'attribute_not_exists(sk)' }));
       return { created: true, session };

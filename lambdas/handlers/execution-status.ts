@@ -13,7 +13,7 @@ import { CheckpointStore } from '../adapters/checkpoint-store';
 import { documentClient } from '../adapters/clients';
 import { requireEnv } from '../adapters/config';
 import { sendToDeadLetterQueue } from '../adapters/notifications';
-import { EVENT_SCHEMA_VERSION } from '../core/constants';
+import { deadLetterEnvelope } from '../core/contracts/events';
 import { ENV } from '../core/env-names';
 import { parseTrigger } from '../core/trigger';
 import { logger, logStep } from '../observability/powertools';
@@ -59,16 +59,10 @@ export async function handler(event: unknown, context: Context): Promise<{ recor
   };
   const recorded = await checkpoints.markFailed({ sessionId, agent, executionArn: detail.executionArn, failure }, true);
   if (recorded) {
-    await sendToDeadLetterQueue(queueUrl, {
-      schemaVersion: EVENT_SCHEMA_VERSION,
-      agent,
-      sessionId,
-      executionArn: detail.executionArn,
-      failedState: failure.failedState,
-      error: failure.error,
-      cause: failure.cause,
-      time: new Date().toISOString(),
-    });
+    await sendToDeadLetterQueue(
+      queueUrl,
+      deadLetterEnvelope({ agent, sessionId, executionArn: detail.executionArn, ...failure, time: new Date().toISOString() }),
+    );
     logger.error('run ended outside the loop', { status: detail.status, error: failure.error });
   } else {
     logger.info('execution end already recorded', { status: detail.status });

@@ -8,8 +8,7 @@ import { CheckpointStore } from '../adapters/checkpoint-store';
 import { documentClient } from '../adapters/clients';
 import { requireEnv } from '../adapters/config';
 import { sendToDeadLetterQueue } from '../adapters/notifications';
-import { EVENT_SCHEMA_VERSION } from '../core/constants';
-import type { DeadLetterEnvelope } from '../core/contracts/events';
+import { deadLetterEnvelope } from '../core/contracts/events';
 import { FailureSchema, RecordFailureInputSchema, type RecordFailureInput } from '../core/contracts/loop';
 import { ENV } from '../core/env-names';
 import { parseTrigger } from '../core/trigger';
@@ -33,8 +32,7 @@ export async function handler(event: unknown, context: Context): Promise<{ error
     // A redelivered trigger's execution failed; the session belongs to the first one.
     failure.cause = `duplicate trigger of session ${sessionId}, which another execution owns and which was not changed; ${failure.cause}`;
   }
-  const envelope: DeadLetterEnvelope = {
-    schemaVersion: EVENT_SCHEMA_VERSION,
+  const envelope = deadLetterEnvelope({
     agent: input.agent,
     sessionId,
     executionArn: input.executionArn,
@@ -42,7 +40,7 @@ export async function handler(event: unknown, context: Context): Promise<{ error
     error: failure.error,
     cause: failure.cause,
     time: new Date().toISOString(),
-  };
+  });
   await sendToDeadLetterQueue(queueUrl, envelope);
   logger.error('run failed', { failedState: input.failedState, error: failure.error, cause: failure.cause });
   return { error: failure.error, cause: failure.cause };

@@ -145,21 +145,15 @@ export class AgentRuntime extends Construct {
     this.eventBus.grantPutEventsTo(approvalRequest);
     this.approvalRequestFunction = approvalRequest;
 
-    const recordFailure = fn('RecordFailure', 'record-failure', 'Records a failed run and sends its envelope to the dead-letter queue', {
-      ...checkpointEnv,
-      [ENV.deadLetterQueueUrl]: this.deadLetterQueue.queueUrl,
-    });
-    this.checkpointTable.grant(recordFailure, 'dynamodb:UpdateItem');
-    this.deadLetterQueue.grantSendMessages(recordFailure);
-    this.recordFailureFunction = recordFailure;
-
-    const executionStatus = fn('ExecutionStatus', 'execution-status', 'Records runs that ended outside the agent loop (aborted, timed out, uncaught)', {
-      ...checkpointEnv,
-      [ENV.deadLetterQueueUrl]: this.deadLetterQueue.queueUrl,
-    });
-    this.checkpointTable.grant(executionStatus, 'dynamodb:UpdateItem');
-    this.deadLetterQueue.grantSendMessages(executionStatus);
-    this.executionStatusFunction = executionStatus;
+    // Both record failures: update the session head, send the envelope.
+    const failureRecorder = (fid: string, entry: string, description: string): RuntimeFunction => {
+      const f = fn(fid, entry, description, { ...checkpointEnv, [ENV.deadLetterQueueUrl]: this.deadLetterQueue.queueUrl });
+      this.checkpointTable.grant(f, 'dynamodb:UpdateItem');
+      this.deadLetterQueue.grantSendMessages(f);
+      return f;
+    };
+    this.recordFailureFunction = failureRecorder('RecordFailure', 'record-failure', 'Records a failed run and sends its envelope to the dead-letter queue');
+    this.executionStatusFunction = failureRecorder('ExecutionStatus', 'execution-status', 'Records runs that ended outside the agent loop (aborted, timed out, uncaught)');
 
     // HTTP API (API Gateway REST, Lambda proxy).
     const unknownAgent = fn('UnknownAgent', 'api-unknown-agent', 'POST /agents/{agent}/runs for names no agent has', {

@@ -141,6 +141,23 @@ export type ToolCheckpoint = z.infer<typeof ToolCheckpointSchema>;
 export type CheckpointRecord = z.infer<typeof CheckpointRecordSchema>;
 export type ToolResult = z.infer<typeof ToolResultBlockSchema>;
 
+/** A new session head: RUNNING at step 0, created and updated at `at` (ISO 8601). */
+export function newSessionRecord(props: { sessionId: string; agent: string; executionArn: string; trigger: TriggerInfo }, at: string): SessionRecord {
+  return {
+    sessionId: props.sessionId,
+    sk: SESSION_SK,
+    schemaVersion: CHECKPOINT_SCHEMA_VERSION,
+    kind: 'session',
+    agent: props.agent,
+    status: 'RUNNING',
+    executionArn: props.executionArn,
+    trigger: props.trigger,
+    createdAt: at,
+    updatedAt: at,
+    step: 0,
+  };
+}
+
 /** Sort key of the session head. */
 export const SESSION_SK = 'SESSION';
 /** Prefix of every checkpoint's sort key. */

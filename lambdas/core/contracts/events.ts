@@ -57,6 +57,19 @@ export const DeadLetterEnvelopeSchema = z.object({
   time: z.string(),
 });
 
+/** The envelope of a failed run, stamped with the schema version. @param time ISO 8601 */
+export function deadLetterEnvelope(props: {
+  agent: string;
+  sessionId: string;
+  executionArn: string;
+  failedState: string;
+  error: string;
+  cause: string;
+  time: string;
+}): DeadLetterEnvelope {
+  return { schemaVersion: EVENT_SCHEMA_VERSION, ...props };
+}
+
 export type EventType = z.infer<typeof EventTypeSchema>;
 export type EventLogRecord = z.infer<typeof EventLogRecordSchema>;
 export type DeadLetterEnvelope = z.infer<typeof DeadLetterEnvelopeSchema>;

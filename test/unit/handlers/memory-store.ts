@@ -23,6 +23,7 @@ import {
   CHECKPOINT_SK_PREFIX,
   CheckpointRecordSchema,
   SESSION_SK,
+  newSessionRecord,
   SessionRecordSchema,
   type CheckpointRecord,
   type SessionRecord,
@@ -50,20 +51,7 @@ export class MemoryCheckpointStore implements StepStore {
   constructor(private readonly now: () => Date = () => new Date('2024-12-10T11:10:07.000Z')) {}
 
   async createSession(props: { sessionId: string; agent: string; executionArn: string; trigger: TriggerInfo }): Promise<{ created: boolean; session: SessionRecord }> {
-    const at = this.now().toISOString();
-    const session: SessionRecord = {
-      sessionId: props.sessionId,
-      sk: SESSION_SK,
-      schemaVersion: CHECKPOINT_SCHEMA_VERSION,
-      kind: 'session',
-      agent: props.agent,
-      status: 'RUNNING',
-      executionArn: props.executionArn,
-      trigger: props.trigger,
-      createdAt: at,
-      updatedAt: at,
-      step: 0,
-    };
+    const session = newSessionRecord(props, this.now().toISOString());
     if (this.item(props.sessionId, SESSION_SK)) {
       const existing = await this.getSession(props.sessionId);
       if (!existing) throw conditionFailed();
