@@ -6,11 +6,12 @@
  */
 import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
 import { GetCommand, PutCommand, QueryCommand, UpdateCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
-import { CHECKPOINT_SCHEMA_VERSION, SUPPORTED_CHECKPOINT_SCHEMA_VERSIONS } from '../core/constants';
+import { CHECKPOINT_SCHEMA_VERSION } from '../core/constants';
 import {
   CHECKPOINT_SK_PREFIX,
   CheckpointRecordSchema,
   newSessionRecord,
+  parseStoredRecord,
   SESSION_SK,
   SessionRecordSchema,
   type CheckpointRecord,
@@ -18,7 +19,6 @@ import {
   type TriggerInfo,
 } from '../core/contracts/checkpoint';
 import type { Failure } from '../core/contracts/loop';
-import { CorruptCheckpointError } from '../core/errors';
 
 /** A checkpoint to write, without the fields the store fills in. */
 export type NewCheckpoint = Omit<Exclude<CheckpointRecord, SessionRecord>, 'schemaVersion' | 'createdAt'>;
@@ -26,7 +26,7 @@ export type NewCheckpoint = Omit<Exclude<CheckpointRecord, SessionRecord>, 'sche
 /**
  * Reads and writes the checkpoint table through the DynamoDB document client.
  * Every record read is checked against its schema version
- * ({@link CorruptCheckpointError} otherwise); SDK errors propagate (retried by Step Functions).
+ * (`parseStoredRecord`: CorruptCheckpointError otherwise); SDK errors propagate (retried by Step Functions).
  */
 export class CheckpointStore {
   constructor(
@@ -55,7 +55,7 @@ export class CheckpointStore {
   /** The session head, or undefined. @throws CorruptCheckpointError when it matches no supported version. */
   async getSession(sessionId: string): Promise<SessionRecord | undefined> {
     const out = await this.client.send(new GetCommand({ TableName: this.tableName, Key: { sessionId, sk: SESSION_SK }, ConsistentRead: true }));
-    return out.Item ? parseRecord(out.Item, SessionRecordSchema) : undefined;
+    return out.Item ? parseStoredRecord(out.Item, SessionRecordSchema) : undefined;
   }
 
   /**
@@ -79,7 +79,7 @@ export class CheckpointStore {
   /** One checkpoint by sort key, or undefined. */
   async getCheckpoint(sessionId: string, sk: string): Promise<CheckpointRecord | undefined> {
     const out = await this.client.send(new GetCommand({ TableName: this.tableName, Key: { sessionId, sk }, ConsistentRead: true }));
-    return out.Item ? parseRecord(out.Item, CheckpointRecordSchema) : undefined;
+    return out.Item ? parseStoredRecord(out.Item, CheckpointRecordSchema) : undefined;
   }
 
   /** All checkpoints of a session in sort-key (step) order, every page. */
@@ -96,7 +96,7 @@ export class CheckpointStore {
           ExclusiveStartKey: start,
         }),
       );
-      for (const item of out.Items ?? []) records.push(parseRecord(item, CheckpointRecordSchema));
+      for (const item of out.Items ?? []) records.push(parseStoredRecord(item, CheckpointRecordSchema));
       start = out.LastEvaluatedKey;
     } while (start);
     return records;
@@ -184,14 +184,4 @@ export class CheckpointStore {
 /** `{'#a': 'a', ...}` for ExpressionAttributeNames. */
 function names(...attributes: string[]): Record<string, string> {
   return Object.fromEntries(attributes.map((a) => [`#${a}`, a]));
-}
-
-function parseRecord<T>(item: Record<string, unknown>, schema: { safeParse(v: unknown): { success: true; data: T } | { success: false; error: { message: string } } }): T {
-  const version = item.schemaVersion;
-  if (typeof version !== 'number' || !SUPPORTED_CHECKPOINT_SCHEMA_VERSIONS.includes(version)) {
-    throw new CorruptCheckpointError(`record ${String(item.sessionId)}/${String(item.sk)} has unsupported schemaVersion ${String(version)}`);
-  }
-  const parsed = schema.safeParse(item);
-  if (!parsed.success) throw new CorruptCheckpointError(`record ${String(item.sessionId)}/${String(item.sk)} is malformed: ${parsed.error.message}`);
-  return parsed.data;
 }

@@ -15,7 +15,8 @@
  * event log. Changing a record's shape means adding a schema version, not editing one.
  */
 import { z } from 'zod';
-import { CHECKPOINT_SCHEMA_VERSION } from '../constants';
+import { CHECKPOINT_SCHEMA_VERSION, SUPPORTED_CHECKPOINT_SCHEMA_VERSIONS } from '../constants';
+import { CorruptCheckpointError } from '../errors';
 import { ModelResponseSchema, ToolResultBlockSchema } from './model';
 import { ApprovalOutcomeSchema, FailureSchema, SessionIdSchema, ToolCallRefSchema } from './loop';
 
@@ -156,6 +157,25 @@ export function newSessionRecord(props: { sessionId: string; agent: string; exec
     updatedAt: at,
     step: 0,
   };
+}
+
+/**
+ * Reads a stored record: its `schemaVersion` must be one this build supports, then
+ * it must match `schema` (e.g. {@link CheckpointRecordSchema}).
+ * @throws CorruptCheckpointError naming the record (session and sort key) and the problem.
+ */
+export function parseStoredRecord<T>(
+  item: Record<string, unknown>,
+  schema: { safeParse(v: unknown): { success: true; data: T } | { success: false; error: { message: string } } },
+): T {
+  const where = `record ${String(item.sessionId)}/${String(item.sk)}`;
+  const version = item.schemaVersion;
+  if (typeof version !== 'number' || !SUPPORTED_CHECKPOINT_SCHEMA_VERSIONS.includes(version)) {
+    throw new CorruptCheckpointError(`${where} has unsupported schemaVersion ${String(version)}`);
+  }
+  const parsed = schema.safeParse(item);
+  if (!parsed.success) throw new CorruptCheckpointError(`${where} is malformed: ${parsed.error.message}`);
+  return parsed.data;
 }
 
 /** Sort key of the session head. */

@@ -18,18 +18,18 @@
  */
 import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
 import type { NewCheckpoint } from '../../../lambdas/adapters/checkpoint-store';
-import { CHECKPOINT_SCHEMA_VERSION, SUPPORTED_CHECKPOINT_SCHEMA_VERSIONS } from '../../../lambdas/core/constants';
+import { CHECKPOINT_SCHEMA_VERSION } from '../../../lambdas/core/constants';
 import {
   CHECKPOINT_SK_PREFIX,
   CheckpointRecordSchema,
   SESSION_SK,
   newSessionRecord,
+  parseStoredRecord,
   SessionRecordSchema,
   type CheckpointRecord,
   type SessionRecord,
   type TriggerInfo,
 } from '../../../lambdas/core/contracts/checkpoint';
-import { CorruptCheckpointError } from '../../../lambdas/core/errors';
 import type { StepStore } from '../../../lambdas/handlers/agent/deps';
 
 type Item = Record<string, unknown>;
@@ -63,7 +63,7 @@ export class MemoryCheckpointStore implements StepStore {
 
   async getSession(sessionId: string): Promise<SessionRecord | undefined> {
     const item = this.item(sessionId, SESSION_SK);
-    return item ? parseRecord(item, SessionRecordSchema) : undefined;
+    return item ? parseStoredRecord(item, SessionRecordSchema) : undefined;
   }
 
   async putCheckpoint<T extends NewCheckpoint>(checkpoint: T): Promise<{ created: boolean; record: CheckpointRecord }> {
@@ -80,7 +80,7 @@ export class MemoryCheckpointStore implements StepStore {
 
   async getCheckpoint(sessionId: string, sk: string): Promise<CheckpointRecord | undefined> {
     const item = this.item(sessionId, sk);
-    return item ? parseRecord(item, CheckpointRecordSchema) : undefined;
+    return item ? parseStoredRecord(item, CheckpointRecordSchema) : undefined;
   }
 
   async listCheckpoints(sessionId: string): Promise<CheckpointRecord[]> {
@@ -88,7 +88,7 @@ export class MemoryCheckpointStore implements StepStore {
     return [...session.entries()]
       .filter(([sk]) => sk.startsWith(CHECKPOINT_SK_PREFIX))
       .sort(([a], [b]) => byteOrder(a, b))
-      .map(([, item]) => parseRecord(item, CheckpointRecordSchema));
+      .map(([, item]) => parseStoredRecord(item, CheckpointRecordSchema));
   }
 
   async recordStep(sessionId: string, step: number): Promise<void> {
@@ -136,14 +136,4 @@ export class MemoryCheckpointStore implements StepStore {
     this.sessionItems(sessionId).set(sk, stored(item));
     this.writes.push({ op, sessionId, sk });
   }
-}
-
-function parseRecord<T>(item: Item, schema: { safeParse(v: unknown): { success: true; data: T } | { success: false; error: { message: string } } }): T {
-  const version = item.schemaVersion;
-  if (typeof version !== 'number' || !SUPPORTED_CHECKPOINT_SCHEMA_VERSIONS.includes(version)) {
-    throw new CorruptCheckpointError(`record ${String(item.sessionId)}/${String(item.sk)} has unsupported schemaVersion ${String(version)}`);
-  }
-  const parsed = schema.safeParse(item);
-  if (!parsed.success) throw new CorruptCheckpointError(`record ${String(item.sessionId)}/${String(item.sk)} is malformed: ${parsed.error.message}`);
-  return parsed.data;
 }
