@@ -4,6 +4,8 @@
  * ```
  * Prepare → Prepared? ─ready→ ModelTurn → Route ─tool_calls→ RunTools (Map) ─→ ModelTurn
  *                      ├duplicate→ DuplicateTrigger (Succeed)  ├final→ Done (Succeed)
+ *                      ├superseded→ Superseded (Succeed)       ├continue→ ContinueAsNew (StartExecution of this
+ *                      │                                       │          state machine) → ContinuedAsNew (Succeed)
  *                      └failed→ InvalidInput ─┐                ├repair→ ModelTurn
  *                                             │                ├step ≥ maxSteps→ StepLimitReached ─┐
  *                                             │                └failed→ OutputValidationFailed ───┤
@@ -68,7 +70,18 @@ export const STATE = {
   duplicate: 'DuplicateTrigger',
   failed: 'Failed',
   stepLimitReached: 'StepLimitReached',
+  superseded: 'Superseded',
+  continueAsNew: 'ContinueAsNew',
+  continuedAsNew: 'ContinuedAsNew',
 } as const;
+
+/** The loop payload fields every task passes on (`core/contracts/loop.ts`). */
+const PROGRESS = {
+  'events.$': '$.events',
+  'execution.$': '$.execution',
+  'branch.$': '$.branch',
+  'toolRuns.$': '$.toolRuns',
+};
 
 const EXECUTION_ARN = sfn.JsonPath.stringAt('$$.Execution.Id');
 
@@ -91,6 +104,7 @@ export class AgentLoop extends sfn.StateMachineFragment {
         trigger: sfn.JsonPath.entirePayload,
         executionArn: EXECUTION_ARN,
         executionName: sfn.JsonPath.stringAt('$$.Execution.Name'),
+        retryCount: sfn.JsonPath.numberAt('$$.State.RetryCount'),
       }),
       payloadResponseOnly: false,
       retryOnServiceExceptions: false,
@@ -106,6 +120,8 @@ export class AgentLoop extends sfn.StateMachineFragment {
         step: sfn.JsonPath.numberAt('$.step'),
         repairs: sfn.JsonPath.numberAt('$.repairs'),
         executionArn: EXECUTION_ARN,
+        retryCount: sfn.JsonPath.numberAt('$$.State.RetryCount'),
+        ...PROGRESS,
       }),
       retryOnServiceExceptions: false,
       outputPath: '$.Payload',
@@ -119,18 +135,22 @@ export class AgentLoop extends sfn.StateMachineFragment {
       itemSelector: {
         'sessionId.$': '$.sessionId',
         'step.$': '$.step',
+        'branch.$': '$.branch',
         'call.$': '$$.Map.Item.Value',
         approval: { decision: 'not_required' },
       },
-      resultPath: sfn.JsonPath.DISCARD,
+      // Each iteration's {callId, status, events}: bounded by the calls of one turn.
+      resultPath: '$.toolRuns',
     });
     runTools.itemProcessor(this.toolItem(props));
     runTools.addCatch(this.caught(STATE.runTools, props, recordFailure), { resultPath: '$.caught' });
     runTools.next(modelTurn);
 
     const outcome = (value: string): sfn.Condition => sfn.Condition.stringEquals('$.outcome', value);
+    const continueAsNew = this.continueAsNew(props, recordFailure);
     const route = new sfn.Choice(this, STATE.route)
       .when(outcome('final'), new sfn.Succeed(this, STATE.done))
+      .when(outcome('continue'), continueAsNew)
       .when(outcome('failed'), this.domainFailure('OutputValidationFailed', STATE.modelTurn, props, recordFailure))
       .when(
         sfn.Condition.numberGreaterThanEquals('$.step', props.maxSteps),
@@ -144,6 +164,7 @@ export class AgentLoop extends sfn.StateMachineFragment {
     const prepared = new sfn.Choice(this, STATE.prepared)
       .when(outcome('ready'), modelTurn)
       .when(outcome('duplicate'), new sfn.Succeed(this, STATE.duplicate, { comment: 'this trigger already started another execution' }))
+      .when(outcome('superseded'), new sfn.Succeed(this, STATE.superseded, { comment: 'a continuation whose session moved on (cancelled, or taken over by another execution)' }))
       .otherwise(this.domainFailure('InvalidInput', STATE.prepare, props, recordFailure));
     prepare.next(prepared);
 
@@ -161,9 +182,11 @@ export class AgentLoop extends sfn.StateMachineFragment {
           Payload: {
             'sessionId.$': '$.sessionId',
             'step.$': '$.step',
+            'branch.$': '$.branch',
             'call.$': '$.call',
             'approval.$': '$.approval',
             'executionArn.$': '$$.Execution.Id',
+            'retryCount.$': '$$.State.RetryCount',
           },
         },
         OutputPath: '$.Payload',
@@ -203,6 +226,39 @@ export class AgentLoop extends sfn.StateMachineFragment {
     return new sfn.Choice(this, STATE.needsApproval)
       .when(sfn.Condition.booleanEquals('$.call.needsApproval', true), requestApproval)
       .otherwise(runTool);
+  }
+
+  /**
+   * ContinueAsNew: StartExecution (Step Functions service integration, request-response)
+   * of this state machine, named and given input by the model turn's `continuation`;
+   * then ContinuedAsNew (Succeed). The name makes it idempotent: a retried start
+   * that finds the execution already there (ExecutionAlreadyExists) has succeeded.
+   */
+  private continueAsNew(props: AgentLoopProps, recordFailure: sfn.State): sfn.State {
+    const start = new sfn.CustomState(this, STATE.continueAsNew, {
+      stateJson: {
+        Type: 'Task',
+        Resource: `arn:${Aws.PARTITION}:states:::states:startExecution`,
+        Parameters: {
+          'StateMachineArn.$': '$$.StateMachine.Id',
+          'Name.$': '$.continuation.name',
+          Input: {
+            'continuation.$': '$.continuation.input.continuation',
+            // Links the executions in the console (Step Functions' own field).
+            'AWS_STEP_FUNCTIONS_STARTED_BY_EXECUTION_ID.$': '$$.Execution.Id',
+          },
+        },
+        ResultSelector: { 'executionArn.$': '$.ExecutionArn' },
+        ResultPath: '$.continued',
+      },
+    });
+    start.addRetry({ errors: ['StepFunctions.ExecutionAlreadyExistsException', 'ExecutionAlreadyExists'], maxAttempts: 0 });
+    this.retryFaults(start);
+    const done = new sfn.Succeed(this, STATE.continuedAsNew, { comment: 'the session continues in the execution named by $.continuation.name' });
+    start.addCatch(done, { errors: ['StepFunctions.ExecutionAlreadyExistsException', 'ExecutionAlreadyExists'], resultPath: '$.alreadyStarted' });
+    start.addCatch(this.caught(STATE.continueAsNew, props, recordFailure), { resultPath: '$.caught' });
+    start.next(done);
+    return start;
   }
 
   /** Terminal errors are not retried; every other fault is, with backoff and full jitter. */

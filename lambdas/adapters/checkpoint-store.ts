@@ -4,24 +4,38 @@
  * once with a condition, so a retried step finds its earlier record instead of
  * writing a second one.
  */
-import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
-import { GetCommand, PutCommand, QueryCommand, UpdateCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { ConditionalCheckFailedException, TransactionCanceledException } from '@aws-sdk/client-dynamodb';
+import { GetCommand, PutCommand, QueryCommand, TransactWriteCommand, UpdateCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { CHECKPOINT_SCHEMA_VERSION } from '../core/constants';
 import {
   CHECKPOINT_SK_PREFIX,
+  checkpointKey,
   CheckpointRecordSchema,
   newSessionRecord,
   parseStoredRecord,
   SESSION_SK,
-  SessionRecordSchema,
+  StoredCheckpointRecordSchema,
+  StoredSessionRecordSchema,
+  type Cancellation,
   type CheckpointRecord,
+  type RollbackRecord,
   type SessionRecord,
+  type SessionStatus,
   type TriggerInfo,
 } from '../core/contracts/checkpoint';
 import type { Failure } from '../core/contracts/loop';
+import { SessionFencedError } from '../core/errors';
 
 /** A checkpoint to write, without the fields the store fills in. */
 export type NewCheckpoint = Omit<Exclude<CheckpointRecord, SessionRecord>, 'schemaVersion' | 'createdAt'>;
+
+/**
+ * Attributes every head update sets so that a version 1 head becomes a valid
+ * version 2 one (it gains `executions` and `branch`).
+ */
+const UPGRADE_HEAD = '#schemaVersion = :v, #executions = if_not_exists(#executions, :one), #branch = if_not_exists(#branch, :zero)';
+const UPGRADE_NAMES = { '#schemaVersion': 'schemaVersion', '#executions': 'executions', '#branch': 'branch' };
+const UPGRADE_VALUES = { ':v': CHECKPOINT_SCHEMA_VERSION, ':one': 1, ':zero': 0 };
 
 /**
  * Reads and writes the checkpoint table through the DynamoDB document client.
@@ -55,16 +69,22 @@ export class CheckpointStore {
   /** The session head, or undefined. @throws CorruptCheckpointError when it matches no supported version. */
   async getSession(sessionId: string): Promise<SessionRecord | undefined> {
     const out = await this.client.send(new GetCommand({ TableName: this.tableName, Key: { sessionId, sk: SESSION_SK }, ConsistentRead: true }));
-    return out.Item ? parseStoredRecord(out.Item, SessionRecordSchema) : undefined;
+    return out.Item ? parseStoredRecord(out.Item, StoredSessionRecordSchema) : undefined;
   }
 
   /**
    * Writes a checkpoint once.
+   * @param fence the execution that must own the session (head `executionArn`, status
+   *   RUNNING) for the write to happen: a step of an execution that was stopped,
+   *   cancelled or superseded cannot add to the session (one transaction: a
+   *   ConditionCheck on the head and the conditional Put).
    * @returns the stored record: this one, or the one an earlier attempt of the same step wrote.
+   * @throws SessionFencedError when `fence` no longer owns the session.
    */
-  async putCheckpoint<T extends NewCheckpoint>(checkpoint: T): Promise<{ created: boolean; record: CheckpointRecord }> {
+  async putCheckpoint<T extends NewCheckpoint>(checkpoint: T, fence?: string): Promise<{ created: boolean; record: CheckpointRecord }> {
     const record = { ...checkpoint, schemaVersion: CHECKPOINT_SCHEMA_VERSION, createdAt: this.now().toISOString() };
     const parsed = CheckpointRecordSchema.parse(record);
+    if (fence !== undefined) return this.putFenced(parsed, fence);
     try {
       await this.client.send(new PutCommand({ TableName: this.tableName, Item: parsed, ConditionExpression: 'attribute_not_exists(sk)' }));
       return { created: true, record: parsed };
@@ -79,7 +99,148 @@ export class CheckpointStore {
   /** One checkpoint by sort key, or undefined. */
   async getCheckpoint(sessionId: string, sk: string): Promise<CheckpointRecord | undefined> {
     const out = await this.client.send(new GetCommand({ TableName: this.tableName, Key: { sessionId, sk }, ConsistentRead: true }));
-    return out.Item ? parseStoredRecord(out.Item, CheckpointRecordSchema) : undefined;
+    return out.Item ? parseStoredRecord(out.Item, StoredCheckpointRecordSchema) : undefined;
+  }
+
+  private async putFenced(record: CheckpointRecord, executionArn: string): Promise<{ created: boolean; record: CheckpointRecord }> {
+    try {
+      await this.client.send(
+        new TransactWriteCommand({
+          TransactItems: [
+            {
+              ConditionCheck: {
+                TableName: this.tableName,
+                Key: { sessionId: record.sessionId, sk: SESSION_SK },
+                ConditionExpression: '#executionArn = :exec AND #status = :running',
+                ExpressionAttributeNames: names('executionArn', 'status'),
+                ExpressionAttributeValues: { ':exec': executionArn, ':running': 'RUNNING' },
+              },
+            },
+            { Put: { TableName: this.tableName, Item: record, ConditionExpression: 'attribute_not_exists(sk)' } },
+          ],
+        }),
+      );
+      return { created: true, record };
+    } catch (err) {
+      if (!(err instanceof TransactionCanceledException)) throw err;
+      // Whatever the reasons say, what is stored decides: an earlier attempt's record wins.
+      const existing = await this.getCheckpoint(record.sessionId, record.sk);
+      if (existing) return { created: false, record: existing };
+      const reasons = (err.CancellationReasons ?? []).map((r) => r.Code ?? 'None');
+      if (reasons[0] === 'ConditionalCheckFailed' || reasons.length === 0) {
+        throw new SessionFencedError(`execution ${executionArn} no longer owns session ${record.sessionId}; ${record.sk} was not written`);
+      }
+      throw err;
+    }
+  }
+
+  /**
+   * Hands the session to a continuation execution: sets the head's execution to
+   * `executionArn` (number `execution`), status RUNNING, and clears a failure or
+   * output, only while the head's execution is `parentExecutionArn` and its status
+   * one of `fromStatuses`.
+   * @returns the head after the takeover, or undefined when the condition failed
+   *   (the session moved on: cancelled, or taken by another execution).
+   */
+  async takeOver(props: { sessionId: string; executionArn: string; parentExecutionArn: string; execution: number; fromStatuses: readonly SessionStatus[] }): Promise<SessionRecord | undefined> {
+    if (props.fromStatuses.length === 0) return undefined;
+    const statuses = Object.fromEntries(props.fromStatuses.map((s, i) => [`:s${i}`, s]));
+    try {
+      const out = await this.client.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: { sessionId: props.sessionId, sk: SESSION_SK },
+          UpdateExpression: 'SET #executionArn = :exec, #parentExecutionArn = :parent, #status = :running, #updatedAt = :at, #schemaVersion = :v, #branch = if_not_exists(#branch, :zero), #executions = :n REMOVE #failure, #output',
+          ConditionExpression: `#executionArn = :parent AND #status IN (${Object.keys(statuses).join(', ')})`,
+          ExpressionAttributeNames: names('executionArn', 'parentExecutionArn', 'status', 'updatedAt', 'failure', 'output', 'schemaVersion', 'branch', 'executions'),
+          ExpressionAttributeValues: {
+            ':exec': props.executionArn,
+            ':parent': props.parentExecutionArn,
+            ':running': 'RUNNING',
+            ':at': this.now().toISOString(),
+            ':n': props.execution,
+            ...statuses,
+            ':v': CHECKPOINT_SCHEMA_VERSION,
+            ':zero': 0,
+          },
+          ReturnValues: 'ALL_NEW',
+        }),
+      );
+      return out.Attributes ? parseStoredRecord(out.Attributes, StoredSessionRecordSchema) : undefined;
+    } catch (err) {
+      if (err instanceof ConditionalCheckFailedException) return undefined;
+      throw err;
+    }
+  }
+
+  /**
+   * Cancels a RUNNING session: status CANCELLED with why.
+   * @returns the head as it was before, or undefined when it was not RUNNING (nothing written).
+   */
+  async cancel(sessionId: string, cancellation: Omit<Cancellation, 'at'>): Promise<SessionRecord | undefined> {
+    const at = this.now().toISOString();
+    try {
+      const out = await this.client.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: { sessionId, sk: SESSION_SK },
+          UpdateExpression: `SET #status = :cancelled, #cancellation = :c, #updatedAt = :at, ${UPGRADE_HEAD}`,
+          ConditionExpression: '#status = :running',
+          ExpressionAttributeNames: { ...names('status', 'cancellation', 'updatedAt'), ...UPGRADE_NAMES },
+          ExpressionAttributeValues: { ':cancelled': 'CANCELLED', ':running': 'RUNNING', ':c': { ...cancellation, at }, ':at': at, ...UPGRADE_VALUES },
+          ReturnValues: 'ALL_OLD',
+        }),
+      );
+      return out.Attributes ? parseStoredRecord(out.Attributes, StoredSessionRecordSchema) : undefined;
+    } catch (err) {
+      if (err instanceof ConditionalCheckFailedException) return undefined;
+      throw err;
+    }
+  }
+
+  /**
+   * Rolls a session back: moves each checkpoint in `abandoned` under
+   * `ABANDONED#<branch>#` (a copy with `abandonedBy: branch`, then the original
+   * deleted, in transactions of up to 25 moves), writes the rollback record, and
+   * sets the head to the new branch at `toStep`, only while the head's branch is
+   * `branch - 1` and its execution `executionArn`.
+   * @returns false when the head changed meanwhile (another rollback or execution); nothing is rolled back then.
+   */
+  async rollBack(session: SessionRecord, rollback: Omit<RollbackRecord, 'schemaVersion' | 'createdAt' | 'sk' | 'kind' | 'sessionId'>): Promise<boolean> {
+    const at = this.now().toISOString();
+    const { sessionId } = session;
+    try {
+      await this.client.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: { sessionId, sk: SESSION_SK },
+          UpdateExpression: `SET #branch = :branch, #step = :step, #updatedAt = :at, #schemaVersion = :v, #executions = if_not_exists(#executions, :one)`,
+          ConditionExpression: '#executionArn = :exec AND (#branch = :previous OR (attribute_not_exists(#branch) AND :previous = :zero))',
+          ExpressionAttributeNames: { ...names('branch', 'step', 'updatedAt', 'executionArn'), '#schemaVersion': 'schemaVersion', '#executions': 'executions' },
+          ExpressionAttributeValues: { ':branch': rollback.branch, ':previous': rollback.branch - 1, ':step': rollback.toStep, ':at': at, ':exec': session.executionArn, ...UPGRADE_VALUES },
+        }),
+      );
+    } catch (err) {
+      if (err instanceof ConditionalCheckFailedException) return false;
+      throw err;
+    }
+    for (let i = 0; i < rollback.abandoned.length; i += 25) {
+      const chunk = rollback.abandoned.slice(i, i + 25);
+      const items = await Promise.all(
+        chunk.map(async (sk) => (await this.client.send(new GetCommand({ TableName: this.tableName, Key: { sessionId, sk }, ConsistentRead: true }))).Item),
+      );
+      const moves = items.flatMap((item) =>
+        item
+          ? [
+              { Put: { TableName: this.tableName, Item: { ...item, sk: checkpointKey.abandoned(rollback.branch, String(item.sk)), abandonedBy: rollback.branch, abandonedAt: at } } },
+              { Delete: { TableName: this.tableName, Key: { sessionId, sk: item.sk } } },
+            ]
+          : [],
+      );
+      if (moves.length > 0) await this.client.send(new TransactWriteCommand({ TransactItems: moves }));
+    }
+    await this.putCheckpoint({ ...rollback, sessionId, sk: checkpointKey.rollback(rollback.branch), kind: 'rollback' });
+    return true;
   }
 
   /** All checkpoints of a session in sort-key (step) order, every page. */
@@ -96,7 +257,7 @@ export class CheckpointStore {
           ExclusiveStartKey: start,
         }),
       );
-      for (const item of out.Items ?? []) records.push(parseStoredRecord(item, CheckpointRecordSchema));
+      for (const item of out.Items ?? []) records.push(parseStoredRecord(item, StoredCheckpointRecordSchema));
       start = out.LastEvaluatedKey;
     } while (start);
     return records;
@@ -118,18 +279,27 @@ export class CheckpointStore {
     });
   }
 
-  /** Marks the session SUCCEEDED with its output. Idempotent. */
-  async markSucceeded(sessionId: string, step: number, output: unknown): Promise<void> {
-    await this.client.send(
-      new UpdateCommand({
-        TableName: this.tableName,
-        Key: { sessionId, sk: SESSION_SK },
-        UpdateExpression: 'SET #status = :status, #step = :step, #output = :output, #updatedAt = :at',
-        ConditionExpression: 'attribute_exists(sk)',
-        ExpressionAttributeNames: names('status', 'step', 'output', 'updatedAt'),
-        ExpressionAttributeValues: { ':status': 'SUCCEEDED', ':step': step, ':output': output, ':at': this.now().toISOString() },
-      }),
-    );
+  /**
+   * Marks the session SUCCEEDED with its output, on behalf of `executionArn` (the
+   * execution that owns it). Idempotent.
+   * @throws SessionFencedError when another execution owns the session, or it was cancelled.
+   */
+  async markSucceeded(sessionId: string, step: number, output: unknown, executionArn: string): Promise<void> {
+    try {
+      await this.client.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: { sessionId, sk: SESSION_SK },
+          UpdateExpression: 'SET #status = :status, #step = :step, #output = :output, #updatedAt = :at',
+          ConditionExpression: '#executionArn = :exec AND #status IN (:running, :status)',
+          ExpressionAttributeNames: names('status', 'step', 'output', 'updatedAt', 'executionArn'),
+          ExpressionAttributeValues: { ':status': 'SUCCEEDED', ':running': 'RUNNING', ':step': step, ':output': output, ':at': this.now().toISOString(), ':exec': executionArn },
+        }),
+      );
+    } catch (err) {
+      if (err instanceof ConditionalCheckFailedException) throw new SessionFencedError(`execution ${executionArn} no longer owns session ${sessionId} (or it was cancelled); not marked SUCCEEDED`);
+      throw err;
+    }
   }
 
   /**
@@ -155,11 +325,12 @@ export class CheckpointStore {
           UpdateExpression:
             'SET #status = :failed, #failure = :failure, #updatedAt = :at, #createdAt = if_not_exists(#createdAt, :at), ' +
             '#schemaVersion = if_not_exists(#schemaVersion, :v), #kind = if_not_exists(#kind, :kind), #agent = if_not_exists(#agent, :agent), ' +
-            '#executionArn = if_not_exists(#executionArn, :exec), #step = if_not_exists(#step, :zero)',
+            '#executionArn = if_not_exists(#executionArn, :exec), #step = if_not_exists(#step, :zero), ' +
+            '#executions = if_not_exists(#executions, :one), #branch = if_not_exists(#branch, :zero)',
           ConditionExpression: onlyIfRunning
             ? 'attribute_not_exists(sk) OR (#executionArn = :exec AND #status = :running)'
             : 'attribute_not_exists(sk) OR #executionArn = :exec',
-          ExpressionAttributeNames: names('status', 'failure', 'updatedAt', 'createdAt', 'schemaVersion', 'kind', 'agent', 'executionArn', 'step'),
+          ExpressionAttributeNames: names('status', 'failure', 'updatedAt', 'createdAt', 'schemaVersion', 'kind', 'agent', 'executionArn', 'step', 'executions', 'branch'),
           ExpressionAttributeValues: {
             ':failed': 'FAILED',
             ':failure': props.failure,
@@ -169,6 +340,7 @@ export class CheckpointStore {
             ':agent': props.agent,
             ':exec': props.executionArn,
             ':zero': 0,
+            ':one': 1,
             ...(onlyIfRunning ? { ':running': 'RUNNING' } : {}),
           },
         }),

@@ -3,20 +3,26 @@
  */
 
 /** Version of every checkpoint record written today. Readers accept all of {@link SUPPORTED_CHECKPOINT_SCHEMA_VERSIONS}. */
-export const CHECKPOINT_SCHEMA_VERSION = 1;
+export const CHECKPOINT_SCHEMA_VERSION = 2;
 /** Checkpoint schema versions this build can read. */
-export const SUPPORTED_CHECKPOINT_SCHEMA_VERSIONS: readonly number[] = [1];
+export const SUPPORTED_CHECKPOINT_SCHEMA_VERSIONS: readonly number[] = [1, 2];
 /** Version of the event log rows and the dead-letter envelope written today. */
 export const EVENT_SCHEMA_VERSION = 1;
 
 /** Model turns a run may take before it fails with `StepLimitReached`. */
 export const DEFAULT_MAX_STEPS = 20;
 /**
- * The largest `maxSteps` an agent may declare. A Standard execution stops at 25,000
- * history events (Step Functions quotas); a turn with the maximum of 16 tool calls
- * writes about 150. Until runs continue as new executions, 150 turns stay below it.
+ * The largest `maxSteps` an agent may declare. Runs continue as new executions
+ * before a Standard execution's 25,000 history events, so length is bounded only
+ * by this guard against runaway loops (and, later, by budgets).
  */
-export const MAX_STEPS_LIMIT = 150;
+export const MAX_STEPS_LIMIT = 100_000;
+/**
+ * History events a Standard execution may have: 25,000 ("Step Functions service
+ * quotas", Execution history: maximum events; not adjustable). An agent's run
+ * continues as a new execution before it gets there.
+ */
+export const STANDARD_EXECUTION_HISTORY_LIMIT = 25_000;
 /** Times an invalid final answer is sent back to the model with its validation errors before the run fails. */
 export const DEFAULT_MAX_OUTPUT_REPAIRS = 2;
 /** Tool calls of one model turn that run at once (the Map state's MaxConcurrency). */
@@ -30,10 +36,22 @@ export const DEFAULT_TOOL_TIMEOUT_SECONDS = 30;
 /** Tool calls one model turn may request; more is answered with an error result for the extras. */
 export const MAX_TOOL_CALLS_PER_TURN = 16;
 /**
- * The largest tool result recorded, in bytes of JSON. A larger one is answered with
- * a `RESULT_TOO_LARGE` error result (DynamoDB items are capped at 400 KB).
+ * The largest tool result recorded, in bytes of JSON (10 MiB). A larger one is
+ * answered with a `RESULT_TOO_LARGE` error result. Results above
+ * {@link DEFAULT_BODY_INLINE_LIMIT_BYTES} are stored in S3, not in the checkpoint.
  */
-export const MAX_TOOL_RESULT_BYTES = 256 * 1024;
+export const MAX_TOOL_RESULT_BYTES = 10 * 1024 * 1024;
+/**
+ * Bodies (tool results, model responses) larger than this many bytes are stored in
+ * the runtime's S3 bucket and checkpointed by reference (16 KiB): DynamoDB items
+ * are capped at 400 KB and Step Functions payloads at 256 KiB.
+ */
+export const DEFAULT_BODY_INLINE_LIMIT_BYTES = 16 * 1024;
+/**
+ * How long Powertools idempotency records of model and tool calls are kept: 7 days,
+ * longer than a run may wait to be resumed in practice (the DLQ keeps 14).
+ */
+export const IDEMPOTENCY_RECORD_TTL_SECONDS = 7 * 24 * 3600;
 
 /**
  * Retry of transient faults on every Lambda task: 3 retries, 1 s first interval,

@@ -12,8 +12,11 @@ import {
   DEFAULT_TOOL_CONCURRENCY,
   DEFAULT_TOOL_TIMEOUT_SECONDS,
   MAX_STEPS_LIMIT,
+  STANDARD_EXECUTION_HISTORY_LIMIT,
 } from './constants';
+import { minimumHistoryEventLimit } from './history';
 import type { ToolSpec } from './contracts/model';
+import type { ContextLimit } from './durable';
 import type { ScriptedConversation } from './contracts/scripted';
 
 /** What a tool handler gets besides its input. */
@@ -24,8 +27,9 @@ export interface ToolContext {
   /** The model turn that asked for the call. */
   readonly step: number;
   /**
-   * Stable across retries of this call (`tc_` + 32 hex digits): key side effects on it
-   * (a conditional write, a request id) so that a retried call does not repeat them.
+   * Stable across retries and resumes of this call (`tc_` + 32 hex digits; a new one
+   * after a rollback): key side effects on it (a conditional write, a request id)
+   * so that a retried call does not repeat them.
    */
   readonly idempotencyKey: string;
   /** Present when the call went through a human approval. */
@@ -50,6 +54,15 @@ export interface ToolDefinition<I extends z.ZodType = z.ZodType, O extends z.Zod
   readonly handler: (input: z.infer<I>, context: ToolContext) => Promise<z.infer<O>>;
   /** Whether a human must approve each call first. @default false */
   readonly needsApproval: boolean;
+  /**
+   * Whether running the call twice has the effect of running it once (a read, or a
+   * write keyed on `ToolContext.idempotencyKey`). A retried idempotent call may run
+   * again when its first attempt died before recording a result. A non-idempotent
+   * call never runs twice for one call id: its intent is recorded before it runs,
+   * and an intent without a result is answered `OUTCOME_UNKNOWN` instead of
+   * running again. @default false
+   */
+  readonly idempotent: boolean;
   /** Lambda timeout of one call, seconds. @default 30 */
   readonly timeoutSeconds: number;
 }
@@ -57,8 +70,8 @@ export interface ToolDefinition<I extends z.ZodType = z.ZodType, O extends z.Zod
 /** Props of {@link defineTool}. */
 export type ToolProps<I extends z.ZodType, O extends z.ZodType> = Omit<
   ToolDefinition<I, O>,
-  'needsApproval' | 'timeoutSeconds'
-> & { readonly needsApproval?: boolean; readonly timeoutSeconds?: number };
+  'needsApproval' | 'timeoutSeconds' | 'idempotent'
+> & { readonly needsApproval?: boolean; readonly timeoutSeconds?: number; readonly idempotent?: boolean };
 
 const TOOL_NAME = /^[a-zA-Z0-9_-]{1,64}$/;
 const AGENT_NAME = /^[a-z][a-z0-9-]{0,39}$/;
@@ -73,6 +86,7 @@ export function defineTool<I extends z.ZodType, O extends z.ZodType>(props: Tool
   return {
     ...props,
     needsApproval: props.needsApproval ?? false,
+    idempotent: props.idempotent ?? false,
     timeoutSeconds: props.timeoutSeconds ?? DEFAULT_TOOL_TIMEOUT_SECONDS,
   };
 }
@@ -130,6 +144,19 @@ export interface AgentDefinition<I extends z.ZodType = z.ZodType, O extends z.Zo
   readonly output: O;
   /** Model turns before the run fails with `StepLimitReached`. @default 20 */
   readonly maxSteps: number;
+  /**
+   * History events an execution may reach before the run continues as a new
+   * execution (linked by session id and parent execution ARN). Lower it only to
+   * test continuation; it must leave room for a worst-case turn
+   * ({@link minimumHistoryEventLimit}). @default 25000 (the Standard execution quota)
+   */
+  readonly historyEventLimit: number;
+  /**
+   * The most bytes of tool results sent to the model in one request, and the
+   * strategy above it (drop the oldest results, noted in the checkpoint, or fail
+   * with `ContextLimitExceeded`). @default no limit
+   */
+  readonly context?: ContextLimit;
   /** Invalid final answers sent back to the model before the run fails. @default 2 */
   readonly maxOutputRepairs: number;
   /** Tool calls of one turn run at once. @default 4 */
@@ -145,19 +172,20 @@ export interface AgentDefinition<I extends z.ZodType = z.ZodType, O extends z.Zo
 /** Props of {@link defineAgent}: the optional fields take the defaults above. */
 export type AgentProps<I extends z.ZodType, O extends z.ZodType> = Omit<
   AgentDefinition<I, O>,
-  'maxSteps' | 'maxOutputRepairs' | 'toolConcurrency' | 'approvalTimeoutSeconds' | 'modelTimeoutSeconds' | 'triggers'
+  'maxSteps' | 'maxOutputRepairs' | 'toolConcurrency' | 'approvalTimeoutSeconds' | 'modelTimeoutSeconds' | 'triggers' | 'historyEventLimit'
 > &
   Partial<
     Pick<
       AgentDefinition<I, O>,
-      'maxSteps' | 'maxOutputRepairs' | 'toolConcurrency' | 'approvalTimeoutSeconds' | 'modelTimeoutSeconds' | 'triggers'
+      'maxSteps' | 'maxOutputRepairs' | 'toolConcurrency' | 'approvalTimeoutSeconds' | 'modelTimeoutSeconds' | 'triggers' | 'historyEventLimit'
     >
   >;
 
 /**
  * Declares an agent.
  * @throws Error naming the field: a malformed name, duplicate tool names, a
- *   non-positive limit, `maxSteps` above {@link MAX_STEPS_LIMIT}, an approval timeout
+ *   non-positive limit, `maxSteps` above {@link MAX_STEPS_LIMIT}, `historyEventLimit` outside
+ *   {@link minimumHistoryEventLimit} .. 25,000, an approval timeout
  *   outside 1 s .. 1 year (the Step Functions task timeout range).
  */
 export function defineAgent<I extends z.ZodType, O extends z.ZodType>(props: AgentProps<I, O>): AgentDefinition<I, O> {
@@ -176,6 +204,7 @@ export function defineAgent<I extends z.ZodType, O extends z.ZodType>(props: Age
     approvalTimeoutSeconds: props.approvalTimeoutSeconds ?? DEFAULT_APPROVAL_TIMEOUT_SECONDS,
     modelTimeoutSeconds: props.modelTimeoutSeconds ?? DEFAULT_MODEL_TIMEOUT_SECONDS,
     triggers: props.triggers ?? [],
+    historyEventLimit: props.historyEventLimit ?? STANDARD_EXECUTION_HISTORY_LIMIT,
   };
   for (const field of ['maxSteps', 'toolConcurrency', 'approvalTimeoutSeconds', 'modelTimeoutSeconds'] as const) {
     if (!Number.isInteger(agent[field]) || agent[field] < 1) throw new Error(`${where}: ${field} must be a positive integer`);
@@ -184,7 +213,14 @@ export function defineAgent<I extends z.ZodType, O extends z.ZodType>(props: Age
     throw new Error(`${where}: maxOutputRepairs must be a non-negative integer`);
   }
   if (agent.maxSteps > MAX_STEPS_LIMIT) {
-    throw new Error(`${where}: maxSteps must be at most ${MAX_STEPS_LIMIT} (the 25,000-event history of one execution)`);
+    throw new Error(`${where}: maxSteps must be at most ${MAX_STEPS_LIMIT}`);
+  }
+  const minHistory = minimumHistoryEventLimit();
+  if (!Number.isInteger(agent.historyEventLimit) || agent.historyEventLimit < minHistory || agent.historyEventLimit > STANDARD_EXECUTION_HISTORY_LIMIT) {
+    throw new Error(`${where}: historyEventLimit must be an integer from ${minHistory} (room for one worst-case turn) to ${STANDARD_EXECUTION_HISTORY_LIMIT} (the Standard execution quota)`);
+  }
+  if (agent.context && (!Number.isInteger(agent.context.maxToolResultBytes) || agent.context.maxToolResultBytes < 1)) {
+    throw new Error(`${where}: context.maxToolResultBytes must be a positive integer`);
   }
   if (agent.approvalTimeoutSeconds > 31_536_000) throw new Error(`${where}: approvalTimeoutSeconds must be at most 31536000 (1 year)`);
   return agent;

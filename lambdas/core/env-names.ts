@@ -21,6 +21,14 @@ export const ENV = {
   toolFunctions: 'AGENT_TOOL_FUNCTIONS',
   /** Name of the tool a tool function runs. */
   toolName: 'AGENT_TOOL_NAME',
+  /** S3 bucket of bodies stored by reference (large tool results and model responses). */
+  bodyBucket: 'AGENT_BODY_BUCKET',
+  /** Bodies larger than this many bytes go to S3 (decimal integer). */
+  bodyInlineLimit: 'AGENT_BODY_INLINE_LIMIT_BYTES',
+  /** DynamoDB table of Powertools idempotency records (model and tool calls). */
+  idempotencyTable: 'AGENT_IDEMPOTENCY_TABLE',
+  /** DynamoDB table of injected faults; set only when the runtime enables fault injection. */
+  faultTable: 'AGENT_FAULT_TABLE',
 } as const;
 
 export type EnvName = (typeof ENV)[keyof typeof ENV];

@@ -49,6 +49,14 @@ export class ScriptMismatchError extends TerminalError {
   override readonly name = 'ScriptMismatchError';
 }
 
+/**
+ * A step's execution no longer owns its session (cancelled, rolled back, or taken
+ * over by a continuation): what it would write is refused. Not retried.
+ */
+export class SessionFencedError extends TerminalError {
+  override readonly name = 'SessionFencedError';
+}
+
 /** A tool returned a value its output schema rejects. */
 export class ToolOutputInvalidError extends TerminalError {
   override readonly name = 'ToolOutputInvalidError';
@@ -68,4 +76,5 @@ export const TERMINAL_ERROR_NAMES = [
   'CorruptCheckpointError',
   'ScriptMismatchError',
   'ToolOutputInvalidError',
+  'SessionFencedError',
 ] as const;

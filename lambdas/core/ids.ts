@@ -14,9 +14,19 @@ export function approvalIdFor(sessionId: string, step: number, callId: string): 
 }
 
 /**
- * The idempotency key of a tool call: `tc_` + 32 hex digits of SHA-256(session, step, call).
- * The same on every retry of the call; tools with side effects key them on it.
+ * The idempotency key of a tool call: `tc_` + 32 hex digits of SHA-256(session, step,
+ * call), and of the branch after a rollback (branch 0 keeps the walking skeleton's keys).
+ * The same on every retry and resume of the call; tools with side effects key them on it.
  */
-export function toolCallIdempotencyKey(sessionId: string, step: number, callId: string): string {
-  return `tc_${digest('tool-call', sessionId, String(step), callId).slice(0, 32)}`;
+export function toolCallIdempotencyKey(sessionId: string, step: number, callId: string, branch = 0): string {
+  const parts = branch === 0 ? [sessionId, String(step), callId] : [sessionId, String(step), callId, `branch-${branch}`];
+  return `tc_${digest('tool-call', ...parts).slice(0, 32)}`;
+}
+
+/**
+ * The idempotency key of a model call: `mc_` + 32 hex digits of SHA-256(session, step, branch).
+ * The same on every retry and resume of the turn.
+ */
+export function modelCallIdempotencyKey(sessionId: string, step: number, branch = 0): string {
+  return `mc_${digest('model-call', sessionId, String(step), `branch-${branch}`).slice(0, 32)}`;
 }

@@ -17,9 +17,13 @@ export const REPAIR_PREFIX = 'Your final answer was rejected by the output schem
  * the input's prompt; then per model turn, the assistant's content, followed by
  * a user message with the turn's tool results (in call order) or with the
  * validation errors of a rejected final answer.
- * @throws Error when the input checkpoint is missing or a tool result is missing for a call.
+ * Bodies stored in S3 must have been loaded into the records first (`response`,
+ * `result`); a tool result listed in `dropped` is replaced by a note saying so (the
+ * agent's context limit).
+ * @throws Error when the input checkpoint is missing, a body was not loaded, or a
+ *   tool result is missing for a call.
  */
-export function buildConversation(records: readonly CheckpointRecord[]): Message[] {
+export function buildConversation(records: readonly CheckpointRecord[], dropped: ReadonlySet<string> = new Set()): Message[] {
   const input = records.find((r): r is InputCheckpoint => r.kind === 'input');
   if (!input) throw new Error('conversation has no input checkpoint');
   const tools = new Map<string, ToolCheckpoint>();
@@ -28,10 +32,11 @@ export function buildConversation(records: readonly CheckpointRecord[]): Message
 
   const messages: Message[] = [{ role: 'user', content: [{ type: 'text', text: input.prompt }] }];
   for (const turn of turns) {
-    messages.push({ role: 'assistant', content: turn.response.content });
+    const response = loaded(turn);
+    messages.push({ role: 'assistant', content: response.content });
     if (turn.outcome === 'tool_calls') {
       const results: ContentBlock[] = [];
-      for (const block of turn.response.content) {
+      for (const block of response.content) {
         if (block.type !== 'tool_use') continue;
         const inline = turn.inlineResults.find((r) => r.toolUseId === block.id);
         if (inline) {
@@ -40,6 +45,11 @@ export function buildConversation(records: readonly CheckpointRecord[]): Message
         }
         const done = tools.get(`${turn.step}#${block.id}`);
         if (!done) throw new Error(`step ${turn.step}: no result recorded for tool call ${block.id}`);
+        if (dropped.has(done.sk)) {
+          results.push({ type: 'tool_result', toolUseId: block.id, content: droppedResultNote(done), isError: done.isError });
+          continue;
+        }
+        if (done.result === undefined) throw new Error(`${done.sk}: result body not loaded (${done.resultRef?.key ?? 'no reference'})`);
         results.push({ type: 'tool_result', toolUseId: block.id, content: done.result, isError: done.isError });
       }
       messages.push({ role: 'user', content: results });
@@ -49,6 +59,21 @@ export function buildConversation(records: readonly CheckpointRecord[]): Message
     }
   }
   return messages;
+}
+
+/** A model checkpoint's response. @throws Error when it is stored in S3 and was not loaded. */
+export function loaded(turn: ModelCheckpoint): ModelResponse {
+  if (!turn.response) throw new Error(`${turn.sk}: response body not loaded (${turn.responseRef?.key ?? 'no reference'})`);
+  return turn.response;
+}
+
+/** What the model sees instead of a tool result the context limit dropped. */
+export function droppedResultNote(tool: ToolCheckpoint): string {
+  const bytes = tool.result !== undefined ? Buffer.byteLength(tool.result) : (tool.resultRef?.bytes ?? 0);
+  return JSON.stringify({
+    error: 'CONTEXT_DROPPED',
+    message: `The result of ${tool.tool} (${bytes} bytes) was dropped from the context: the agent's context limit keeps the newest tool results. Call the tool again if you need it.`,
+  });
 }
 
 /** The text of a model answer: its text blocks joined. */
@@ -155,5 +180,5 @@ export function errorResult(toolUseId: string, error: string, message: string, d
 /** The tool call `callId` of a model turn's checkpoint, or undefined. */
 export function toolUseOf(turn: CheckpointRecord | undefined, callId: string): ToolUseBlock | undefined {
   if (turn?.kind !== 'model') return undefined;
-  return turn.response.content.find((b): b is ToolUseBlock => b.type === 'tool_use' && b.id === callId);
+  return loaded(turn).content.find((b): b is ToolUseBlock => b.type === 'tool_use' && b.id === callId);
 }

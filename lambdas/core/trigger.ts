@@ -1,12 +1,13 @@
 /**
  * What starts a run: an EventBridge event (the rule's target input is the whole
- * event), or the API (`{source: "api", sessionId, idempotencyKey, input}`).
+ * event), or the API (`{source: "api", sessionId, idempotencyKey, input}`); and
+ * what continues one (`{continuation: {...}}`: continue-as-new, resume, rollback).
  * Session ids are derived from the trigger, so a trigger delivered twice maps to
  * one session.
  */
 import { z } from 'zod';
 import type { TriggerInfo } from './contracts/checkpoint';
-import { SessionIdSchema } from './contracts/loop';
+import { ContinuationSchema, SessionIdSchema } from './contracts/loop';
 import { sessionIdFor } from './ids';
 
 /**
@@ -33,12 +34,21 @@ export const ApiTriggerSchema = z.object({
   input: z.unknown(),
 });
 
+/**
+ * The input of a session's continuation execution (continue-as-new, resume,
+ * rollback): which session, the execution it takes over from, why, and its number.
+ * Example: `{"continuation":{"sessionId":"ses_a1","parentExecutionArn":"arn:…:ses_a1","reason":"resume","execution":2}}`
+ */
+export const ContinuationTriggerSchema = ContinuationSchema.shape.input;
+
+export type ContinuationTrigger = z.infer<typeof ContinuationTriggerSchema>;
 export type EventBridgeEnvelope = z.infer<typeof EventBridgeEnvelopeSchema>;
 export type ApiTrigger = z.infer<typeof ApiTriggerSchema>;
 
-/** A trigger, recognised. */
+/** A trigger, recognised: a new run (EventBridge, API), or the continuation of a session. */
 export type ParsedTrigger =
-  | { ok: true; sessionId: string; input: unknown; info: TriggerInfo }
+  | { ok: true; sessionId: string; input: unknown; info: TriggerInfo; continuation?: undefined }
+  | { ok: true; sessionId: string; continuation: ContinuationTrigger['continuation']; input?: undefined; info?: undefined }
   | { ok: false; error: string };
 
 /**
@@ -46,6 +56,8 @@ export type ParsedTrigger =
  * @returns `ok: false` with a message when the input is neither an EventBridge event nor an API trigger.
  */
 export function parseTrigger(agent: string, raw: unknown): ParsedTrigger {
+  const continued = ContinuationTriggerSchema.safeParse(raw);
+  if (continued.success) return { ok: true, sessionId: continued.data.continuation.sessionId, continuation: continued.data.continuation };
   const api = ApiTriggerSchema.safeParse(raw);
   if (api.success) {
     return {
@@ -72,6 +84,7 @@ export function parseTrigger(agent: string, raw: unknown): ParsedTrigger {
   }
   return {
     ok: false,
-    error: 'execution input is neither an EventBridge event (version, id, detail-type, source, detail ...) nor an API trigger ({source: "api", sessionId, idempotencyKey, input})',
+    error:
+      'execution input is neither an EventBridge event (version, id, detail-type, source, detail ...), an API trigger ({source: "api", sessionId, idempotencyKey, input}) nor a continuation ({continuation: {sessionId, parentExecutionArn, reason, execution}})',
   };
 }

@@ -13,10 +13,11 @@ import * as targets from 'aws-cdk-lib/aws-events-targets';
 import type * as iam from 'aws-cdk-lib/aws-iam';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as sources from 'aws-cdk-lib/aws-lambda-event-sources';
+import * as s3 from 'aws-cdk-lib/aws-s3';
 import * as sqs from 'aws-cdk-lib/aws-sqs';
 import type * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import { Construct } from 'constructs';
-import { APPROVALS_BY_SESSION_INDEX, PROJECTOR_STREAM, TRIGGER_DELIVERY } from '../../lambdas/core/constants';
+import { APPROVALS_BY_SESSION_INDEX, DEFAULT_BODY_INLINE_LIMIT_BYTES, PROJECTOR_STREAM, TRIGGER_DELIVERY } from '../../lambdas/core/constants';
 import { ENV } from '../../lambdas/core/env-names';
 import { PROJECT_ROOT, RuntimeFunction } from './runtime-function';
 
@@ -37,6 +38,17 @@ export interface AgentRuntimeProps {
   readonly apiAuthorization?: apigw.AuthorizationType.IAM | apigw.AuthorizationType.NONE;
   /** Days the dead-letter queues keep messages. @default 14 (the SQS maximum) */
   readonly deadLetterRetentionDays?: number;
+  /**
+   * Bodies (tool results, model responses) larger than this many bytes are stored in
+   * the body bucket and checkpointed by reference. @default 16384 (16 KiB)
+   */
+  readonly bodyInlineLimitBytes?: number;
+  /**
+   * Adds the fault table and lets agents' steps fail on purpose where a row of it
+   * says so (chaos tests of durability; see `lambdas/adapters/fault-injection.ts`).
+   * Never enable it in production. @default false
+   */
+  readonly faultInjection?: boolean;
 }
 
 /**
@@ -68,12 +80,23 @@ export class AgentRuntime extends Construct {
    * ABORTED) of every agent: records runs that ended outside the loop's Catch graph.
    */
   readonly executionStatusFunction: lambda.IFunction;
+  /** Bodies stored by reference: large tool results and model responses (SSE-S3, TLS only, no public access). */
+  readonly bodyBucket: s3.Bucket;
+  /** Powertools idempotency records of model and tool calls; partition key `id`, TTL `expiration`. */
+  readonly idempotencyTable: dynamodb.Table;
+  /** Injected faults (only with `faultInjection`); partition key `sessionId`, sort key `point`. */
+  readonly faultTable?: dynamodb.Table;
+  /** Bodies larger than this many bytes go to {@link bodyBucket}. */
+  readonly bodyInlineLimitBytes: number;
+  /** Resumes, cancels and rolls back sessions (POST /runs/{sessionId}/resume, /cancel, /rollback). */
+  readonly controlRunFunction: lambda.IFunction;
   /** The HTTP API (REST, IAM authorisation): runs, events, approvals. */
   readonly api: apigw.RestApi;
 
   private readonly agentNames: string[] = [];
   private readonly agentsResource: apigw.Resource;
   private readonly decideApprovalFunction: RuntimeFunction;
+  private readonly controlRun: RuntimeFunction;
 
   constructor(scope: Construct, id: string, props: AgentRuntimeProps = {}) {
     super(scope, id);
@@ -93,6 +116,34 @@ export class AgentRuntime extends Construct {
         removalPolicy,
       });
     this.checkpointTable = table('Checkpoints', 'sessionId', 'sk', dynamodb.StreamViewType.NEW_AND_OLD_IMAGES);
+    this.bodyInlineLimitBytes = props.bodyInlineLimitBytes ?? DEFAULT_BODY_INLINE_LIMIT_BYTES;
+    if (!Number.isInteger(this.bodyInlineLimitBytes) || this.bodyInlineLimitBytes < 1 || this.bodyInlineLimitBytes > 256 * 1024) {
+      throw new Error(`AgentRuntime: bodyInlineLimitBytes must be an integer from 1 to 262144 (256 KiB), got ${this.bodyInlineLimitBytes}`);
+    }
+    this.bodyBucket = new s3.Bucket(this, 'Bodies', {
+      encryption: s3.BucketEncryption.S3_MANAGED,
+      enforceSSL: true,
+      blockPublicAccess: s3.BlockPublicAccess.BLOCK_ALL,
+      objectOwnership: s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+      versioned: false,
+      removalPolicy,
+      autoDeleteObjects: removalPolicy === RemovalPolicy.DESTROY,
+    });
+    this.idempotencyTable = new dynamodb.Table(this, 'Idempotency', {
+      partitionKey: { name: 'id', type: dynamodb.AttributeType.STRING },
+      billingMode: dynamodb.BillingMode.PAY_PER_REQUEST,
+      encryption: dynamodb.TableEncryption.AWS_MANAGED,
+      timeToLiveAttribute: 'expiration',
+      removalPolicy,
+    });
+    if (props.faultInjection) {
+      this.faultTable = new dynamodb.Table(this, 'Faults', {
+        partitionKey: { name: 'sessionId', type: dynamodb.AttributeType.STRING },
+        sortKey: { name: 'point', type: dynamodb.AttributeType.STRING },
+        billingMode: dynamodb.BillingMode.PAY_PER_REQUEST,
+        removalPolicy: RemovalPolicy.DESTROY,
+      });
+    }
     this.eventTable = table('Events', 'sessionId', 'seq');
     this.approvalTable = table('Approvals', 'approvalId');
     this.approvalTable.addGlobalSecondaryIndex({
@@ -142,6 +193,9 @@ export class AgentRuntime extends Construct {
     });
     this.checkpointTable.grant(approvalRequest, 'dynamodb:GetItem', 'dynamodb:PutItem');
     this.approvalTable.grant(approvalRequest, 'dynamodb:PutItem');
+    this.bodyBucket.grantRead(approvalRequest);
+    approvalRequest.addEnvironment(ENV.bodyBucket, this.bodyBucket.bucketName);
+    this.grantFaultInjection(approvalRequest);
     this.eventBus.grantPutEventsTo(approvalRequest);
     this.approvalRequestFunction = approvalRequest;
 
@@ -171,6 +225,13 @@ export class AgentRuntime extends Construct {
       [ENV.approvalTable]: this.approvalTable.tableName,
     });
     this.approvalTable.grant(this.decideApprovalFunction, 'dynamodb:GetItem', 'dynamodb:UpdateItem');
+    this.controlRun = fn('ControlRun', 'api-control-run', 'POST /runs/{sessionId}/resume, /cancel and /rollback', {
+      ...checkpointEnv,
+      [ENV.approvalTable]: this.approvalTable.tableName,
+    });
+    this.checkpointTable.grant(this.controlRun, 'dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:DeleteItem', 'dynamodb:Query', 'dynamodb:ConditionCheckItem');
+    this.approvalTable.grant(this.controlRun, 'dynamodb:Query', 'dynamodb:UpdateItem');
+    this.controlRunFunction = this.controlRun;
 
     const authorizationType = props.apiAuthorization ?? apigw.AuthorizationType.IAM;
     this.api = new apigw.RestApi(this, 'Api', {
@@ -187,6 +248,7 @@ export class AgentRuntime extends Construct {
     const run = this.api.root.addResource('runs').addResource('{sessionId}');
     run.addMethod('GET', integration(getRun));
     run.addResource('events').addMethod('GET', integration(getRun));
+    for (const action of ['resume', 'cancel', 'rollback']) run.addResource(action).addMethod('POST', integration(this.controlRun));
     this.api.root.addResource('approvals').addResource('{approvalId}').addMethod('POST', integration(this.decideApprovalFunction));
   }
 
@@ -201,6 +263,8 @@ export class AgentRuntime extends Construct {
     this.agentNames.push(name);
     this.agentsResource.addResource(name).addResource('runs').addMethod('POST', new apigw.LambdaIntegration(startRunFunction, { proxy: true }));
     stateMachine.grant(this.decideApprovalFunction, 'states:SendTaskSuccess');
+    stateMachine.grantStartExecution(this.controlRun);
+    stateMachine.grantExecution(this.controlRun, 'states:DescribeExecution', 'states:StopExecution');
     // Step Functions publishes execution status changes on the default bus.
     new events.Rule(this, `ExecutionEnded-${name}`, {
       description: `Records runs of ${name} that end outside the agent loop`,
@@ -217,6 +281,16 @@ export class AgentRuntime extends Construct {
         maxEventAge: Duration.hours(TRIGGER_DELIVERY.maxEventAgeHours),
       }),
     );
+  }
+
+  /**
+   * Lets a function take part in fault injection when it is enabled (the fault
+   * table's name in its environment, UpdateItem on it); nothing otherwise.
+   */
+  grantFaultInjection(fn: lambda.Function): void {
+    if (!this.faultTable) return;
+    fn.addEnvironment(ENV.faultTable, this.faultTable.tableName);
+    this.faultTable.grant(fn, 'dynamodb:UpdateItem');
   }
 
   /** Grants the given DynamoDB actions on the checkpoint table (no wildcards). */

@@ -9,6 +9,7 @@ import { Duration, Stack } from 'aws-cdk-lib';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import * as events from 'aws-cdk-lib/aws-events';
 import * as targets from 'aws-cdk-lib/aws-events-targets';
+import * as iam from 'aws-cdk-lib/aws-iam';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import { Construct } from 'constructs';
@@ -76,30 +77,48 @@ export class Agent extends Construct {
     this.name = agent.name;
     const entry = writeEntry(agent.name, modulePath, props.exportName ?? 'agent');
 
-    const fn = (fid: string, handler: string, description: string, timeoutSeconds: number, environment: Record<string, string> = {}): RuntimeFunction =>
-      new RuntimeFunction(this, fid, {
+    const fn = (fid: string, handler: string, description: string, timeoutSeconds: number, environment: Record<string, string> = {}): RuntimeFunction => {
+      const f = new RuntimeFunction(this, fid, {
         entry,
         handler,
         description: `${agent.name}: ${description}`,
         serviceName: agent.name,
         timeout: Duration.seconds(timeoutSeconds),
         loader: TEXT_LOADERS,
-        environment: { [ENV.checkpointTable]: runtime.checkpointTable.tableName, ...environment },
+        environment: {
+          [ENV.checkpointTable]: runtime.checkpointTable.tableName,
+          [ENV.bodyBucket]: runtime.bodyBucket.bucketName,
+          [ENV.bodyInlineLimit]: String(runtime.bodyInlineLimitBytes),
+          [ENV.idempotencyTable]: runtime.idempotencyTable.tableName,
+          ...environment,
+        },
       });
+      runtime.grantFaultInjection(f);
+      return f;
+    };
+    // A step's Powertools idempotency record: create, read, complete, or delete after a failure.
+    const idempotency = (f: RuntimeFunction): void => {
+      runtime.idempotencyTable.grant(f, 'dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:DeleteItem');
+    };
 
     this.prepareFunction = fn('Prepare', 'prepare', 'validates the trigger and creates the session', 30);
-    runtime.grantCheckpoints(this.prepareFunction, 'dynamodb:GetItem', 'dynamodb:PutItem');
+    runtime.grantCheckpoints(this.prepareFunction, 'dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:Query', 'dynamodb:UpdateItem');
 
     for (const tool of agent.tools) {
       const toolFn = fn(`Tool-${tool.name}`, 'runTool', `tool ${tool.name}@${tool.version}`, tool.timeoutSeconds, { [ENV.toolName]: tool.name });
-      runtime.grantCheckpoints(toolFn, 'dynamodb:GetItem', 'dynamodb:PutItem');
+      // Checkpoint writes are transactions with a ConditionCheck on the session head (fencing).
+      runtime.grantCheckpoints(toolFn, 'dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:ConditionCheckItem');
+      runtime.bodyBucket.grantReadWrite(toolFn);
+      idempotency(toolFn);
       this.toolFunctions.set(tool.name, toolFn);
     }
     const toolArns = Object.fromEntries([...this.toolFunctions].map(([name, f]) => [name, f.functionArn]));
     this.modelTurnFunction = fn('ModelTurn', 'modelTurn', 'one model turn', agent.modelTimeoutSeconds, {
       [ENV.toolFunctions]: Stack.of(this).toJsonString(toolArns),
     });
-    runtime.grantCheckpoints(this.modelTurnFunction, 'dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:Query', 'dynamodb:UpdateItem');
+    runtime.grantCheckpoints(this.modelTurnFunction, 'dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:Query', 'dynamodb:UpdateItem', 'dynamodb:ConditionCheckItem');
+    runtime.bodyBucket.grantReadWrite(this.modelTurnFunction);
+    idempotency(this.modelTurnFunction);
 
     const loop = new AgentLoop(this, 'Loop', {
       agentName: agent.name,
@@ -141,6 +160,14 @@ export class Agent extends Construct {
     );
     // Tools are invoked by ARN from the payload (FunctionName.$), so the graph cannot grant them.
     for (const toolFn of this.toolFunctions.values()) toolFn.grantInvoke(this.stateMachine);
+    // ContinueAsNew starts this state machine's next execution. A policy of its own: in the
+    // role's default policy the ARN would make the state machine depend on itself.
+    new iam.Policy(this, 'ContinueAsNewPolicy', {
+      roles: [this.stateMachine.role],
+      statements: [
+        new iam.PolicyStatement({ actions: ['states:StartExecution'], resources: [this.stateMachine.stateMachineArn] }),
+      ],
+    });
     this.startRunFunction = fn('StartRun', 'startRun', `POST /agents/${agent.name}/runs`, 10, { [ENV.stateMachineArn]: this.stateMachine.stateMachineArn });
     this.stateMachine.grantStartExecution(this.startRunFunction);
     this.stateMachine.grantExecution(this.startRunFunction, 'states:DescribeExecution');

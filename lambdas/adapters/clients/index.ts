@@ -6,6 +6,7 @@
  */
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { EventBridgeClient } from '@aws-sdk/client-eventbridge';
+import { S3Client } from '@aws-sdk/client-s3';
 import { SFNClient } from '@aws-sdk/client-sfn';
 import { SQSClient } from '@aws-sdk/client-sqs';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
@@ -22,6 +23,13 @@ export const documentClient = once(() =>
     marshallOptions: { removeUndefinedValues: true, convertClassInstanceToMap: true },
   }),
 );
+/** DynamoDB client (Powertools idempotency's persistence layer). */
+export const dynamodbClient = once(() => tracer.captureAWSv3Client(new DynamoDBClient({})));
+/**
+ * S3 client (bodies stored by reference). Path-style addressing: virtual-hosted
+ * names do not resolve against a custom endpoint such as `AWS_ENDPOINT_URL`.
+ */
+export const s3Client = once(() => tracer.captureAWSv3Client(new S3Client({ forcePathStyle: Boolean(process.env.AWS_ENDPOINT_URL) })));
 /** Step Functions client (StartExecution, DescribeExecution, SendTaskSuccess). */
 export const sfnClient = once(() => tracer.captureAWSv3Client(new SFNClient({})));
 /** SQS client (the dead-letter queue). */

@@ -44,7 +44,7 @@ export const PendingApprovalSchema = z.object({
 export const RunStatusSchema = z.object({
   sessionId: z.string(),
   agent: z.string(),
-  status: z.enum(['RUNNING', 'SUCCEEDED', 'FAILED']),
+  status: z.enum(['RUNNING', 'SUCCEEDED', 'FAILED', 'CANCELLED']),
   executionArn: z.string(),
   step: z.number(),
   createdAt: z.string(),

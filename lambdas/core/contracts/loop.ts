@@ -30,24 +30,49 @@ export const ToolCallRefSchema = z.object({
 });
 
 /**
+ * What a tool call's iteration reports back (the RunTools Map collects them into
+ * `toolRuns`): its status and the history events it wrote (`core/history.ts`).
+ * Example: `{"callId":"toolu_06","status":"succeeded","events":11}`
+ */
+export const ToolRunSchema = z.object({
+  callId: z.string(),
+  status: z.string(),
+  events: z.number().int().nonnegative(),
+});
+
+/** Fields every loop payload carries besides the session pointer. */
+const progress = {
+  /** History events written so far by this execution (an upper-bound estimate, `core/history.ts`). */
+  events: z.number().int().nonnegative(),
+  /** Which execution of the session this is (1 for the first). */
+  execution: z.number().int().positive(),
+  /** The session's branch (rollbacks so far): part of the idempotency keys. */
+  branch: z.number().int().nonnegative(),
+  /** The RunTools Map's iterations, when the Map ran since the last model turn; null otherwise. */
+  toolRuns: z.array(ToolRunSchema).nullable(),
+};
+
+/**
  * The result of the Prepare step.
- * - `ready`: the session exists; go to the first model turn.
+ * - `ready`: the session exists (or this continuation took it over); go to the model turn after `step`.
  * - `duplicate`: this trigger already started another execution (EventBridge delivers at least once).
+ * - `superseded`: a continuation whose session moved on (cancelled, or taken over by another execution).
  * - `failed`: the trigger input is invalid; `failure` names the fields.
- * Example: `{"sessionId":"ses_a1","step":0,"repairs":0,"outcome":"ready"}`
+ * Example: `{"sessionId":"ses_a1","step":0,"repairs":0,"outcome":"ready","events":8,"execution":1,"toolRuns":[]}`
  */
 export const PrepareResultSchema = z.object({
   sessionId: SessionIdSchema,
-  step: z.literal(0),
-  repairs: z.literal(0),
-  outcome: z.enum(['ready', 'duplicate', 'failed']),
+  step: z.number().int().nonnegative(),
+  repairs: z.number().int().nonnegative(),
+  outcome: z.enum(['ready', 'duplicate', 'superseded', 'failed']),
   failure: FailureSchema.optional(),
+  ...progress,
 });
 
 /**
  * Input of a model turn: which session, and the counters so far (`repairs` is
  * informational; the turn recounts it from the checkpoints).
- * Example: `{"sessionId":"ses_a1","step":2,"repairs":0,"executionArn":"arn:aws:states:…"}`
+ * Example: `{"sessionId":"ses_a1","step":2,"repairs":0,"executionArn":"arn:aws:states:…","retryCount":0,"events":48,"execution":1,"toolRuns":[…]}`
  */
 export const ModelTurnInputSchema = z.object({
   sessionId: SessionIdSchema,
@@ -56,6 +81,25 @@ export const ModelTurnInputSchema = z.object({
   /** Invalid final answers sent back for repair so far. */
   repairs: z.number().int().nonnegative(),
   executionArn: z.string(),
+  /** This attempt's `$$.State.RetryCount`. */
+  retryCount: z.number().int().nonnegative(),
+  ...progress,
+});
+
+/**
+ * The StartExecution of the session's next execution (the ContinueAsNew state).
+ * Example: `{"name":"ses_a1-x2","input":{"continuation":{"sessionId":"ses_a1","parentExecutionArn":"arn:…:ses_a1","reason":"continue-as-new","execution":2}}}`
+ */
+export const ContinuationSchema = z.object({
+  name: z.string(),
+  input: z.object({
+    continuation: z.object({
+      sessionId: SessionIdSchema,
+      parentExecutionArn: z.string(),
+      reason: z.enum(['continue-as-new', 'resume', 'rollback']),
+      execution: z.number().int().positive(),
+    }),
+  }),
 });
 
 /**
@@ -63,16 +107,20 @@ export const ModelTurnInputSchema = z.object({
  * - `tool_calls`: run `calls` (Map), then the next model turn.
  * - `repair`: the final answer failed validation; the errors were recorded and go back to the model.
  * - `final`: the answer is valid and recorded; the run succeeds.
- * - `failed`: the run cannot go on (invalid answer past its repairs); `failure` says why.
- * Example: `{"sessionId":"ses_a1","step":3,"repairs":0,"outcome":"tool_calls","calls":[{"callId":"toolu_06","tool":"block_address","functionArn":"arn:…","needsApproval":true}]}`
+ * - `continue`: the execution's history is near its limit: no model call; the
+ *   session continues in a new execution (`continuation`) from this `step`.
+ * - `failed`: the run cannot go on (invalid answer past its repairs, context limit); `failure` says why.
+ * Example: `{"sessionId":"ses_a1","step":3,"repairs":0,"outcome":"tool_calls","calls":[{"callId":"toolu_06","tool":"block_address","functionArn":"arn:…","needsApproval":true}],"events":68,"execution":1,"toolRuns":[]}`
  */
 export const ModelTurnResultSchema = z.object({
   sessionId: SessionIdSchema,
-  step: z.number().int().positive(),
+  step: z.number().int().nonnegative(),
   repairs: z.number().int().nonnegative(),
-  outcome: z.enum(['tool_calls', 'repair', 'final', 'failed']),
+  outcome: z.enum(['tool_calls', 'repair', 'final', 'continue', 'failed']),
   calls: z.array(ToolCallRefSchema),
   failure: FailureSchema.optional(),
+  continuation: ContinuationSchema.optional(),
+  ...progress,
 });
 
 /**
@@ -94,6 +142,10 @@ export const ToolTaskInputSchema = z.object({
   call: ToolCallRefSchema,
   approval: ApprovalOutcomeSchema,
   executionArn: z.string(),
+  /** This attempt's `$$.State.RetryCount`. @default 0 */
+  retryCount: z.number().int().nonnegative().default(0),
+  /** The session's branch (rollbacks so far). @default 0 */
+  branch: z.number().int().nonnegative().default(0),
 });
 
 /** Input of the approval request task (`.waitForTaskToken`). Example: `{"agent":"ssh-investigator","sessionId":"ses_a1","step":3,"call":{…},"taskToken":"…","timeoutSeconds":86400,"requestedAt":"2026-11-21T09:00:00.000Z","executionArn":"arn:…"}` */
@@ -125,6 +177,8 @@ export const RecordFailureInputSchema = z.object({
 });
 
 export type Failure = z.infer<typeof FailureSchema>;
+export type ToolRun = z.infer<typeof ToolRunSchema>;
+export type Continuation = z.infer<typeof ContinuationSchema>;
 export type ToolCallRef = z.infer<typeof ToolCallRefSchema>;
 export type PrepareResult = z.infer<typeof PrepareResultSchema>;
 export type ModelTurnInput = z.infer<typeof ModelTurnInputSchema>;

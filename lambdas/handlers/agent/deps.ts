@@ -1,13 +1,19 @@
 /** What the per-agent steps need from the outside world, so tests can hand in their own. */
+import type { BodyStore } from '../../adapters/body-store';
 import type { CheckpointStore } from '../../adapters/checkpoint-store';
+import type { FaultPoint } from '../../adapters/fault-injection';
+import type { Once } from '../../adapters/idempotency';
 import type { ModelProvider } from '../../core/contracts/model';
 import type { AgentDefinition } from '../../core/define';
 
 /** The checkpoint operations the steps use. */
 export type StepStore = Pick<
   CheckpointStore,
-  'createSession' | 'getCheckpoint' | 'putCheckpoint' | 'listCheckpoints' | 'recordStep' | 'markSucceeded'
+  'createSession' | 'getSession' | 'getCheckpoint' | 'putCheckpoint' | 'listCheckpoints' | 'recordStep' | 'markSucceeded' | 'takeOver'
 >;
+
+/** The body operations the steps use (S3 in Lambda). */
+export type StepBodies = Pick<BodyStore, 'exceedsInline' | 'put' | 'get'>;
 
 /** The dependencies of the per-agent steps (prepare, model turn, tool call). */
 export interface StepDeps {
@@ -15,10 +21,16 @@ export interface StepDeps {
   readonly agent: AgentDefinition;
   /** Checkpoint storage (the DynamoDB store in Lambda). */
   readonly store: StepStore;
+  /** Large bodies by reference (the S3 store in Lambda). */
+  readonly bodies: StepBodies;
+  /** Runs a model or tool call once per idempotency key (Powertools idempotency in Lambda). */
+  readonly once: Once;
   /** A provider for the agent's model reference. */
   readonly provider: () => ModelProvider;
   /** Tool name → Lambda function ARN. */
   readonly toolFunctions: () => Record<string, string>;
+  /** Fires an injected fault planned for the session at `point` (chaos tests); a no-op unless enabled. */
+  readonly fault: (point: FaultPoint, sessionId: string) => Promise<void>;
   /** The clock, in milliseconds since the epoch (durations in checkpoints). @default Date.now */
   readonly now?: () => number;
 }

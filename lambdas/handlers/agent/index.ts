@@ -4,9 +4,12 @@
  * the Agent construct points one function at each export.
  */
 import type { APIGatewayProxyEvent, APIGatewayProxyResult, Context } from 'aws-lambda';
+import { BodyStore } from '../../adapters/body-store';
 import { CheckpointStore } from '../../adapters/checkpoint-store';
-import { documentClient } from '../../adapters/clients';
+import { documentClient, s3Client } from '../../adapters/clients';
 import { requireEnv, requireJsonMapEnv } from '../../adapters/config';
+import { injectFault } from '../../adapters/fault-injection';
+import { powertoolsOnce } from '../../adapters/idempotency';
 import { ScriptedModelProvider } from '../../adapters/providers/scripted';
 import { ModelTurnInputSchema, ToolTaskInputSchema, type ModelTurnResult, type PrepareResult } from '../../core/contracts/loop';
 import type { AgentDefinition } from '../../core/define';
@@ -32,21 +35,29 @@ export interface AgentHandlers {
  * share one bundle but not one configuration).
  */
 export function createAgentHandlers(agent: AgentDefinition): AgentHandlers {
-  let deps: StepDeps | undefined;
+  let base: Omit<StepDeps, 'once' | 'fault'> | undefined;
   let toolNameOnce: string | undefined;
-  const getDeps = (): StepDeps =>
-    (deps ??= {
+  // Per invocation: the idempotency lock and injected timeouts follow this invocation's remaining time.
+  const getDeps = (context: Context): StepDeps => {
+    base ??= {
       agent,
       store: new CheckpointStore(documentClient(), requireEnv(ENV.checkpointTable)),
+      bodies: new BodyStore(s3Client(), requireEnv(ENV.bodyBucket), Number(requireEnv(ENV.bodyInlineLimit))),
       provider: () => new ScriptedModelProvider(agent.model.script),
       toolFunctions: () => requireJsonMapEnv(ENV.toolFunctions),
-    });
+    };
+    return {
+      ...base,
+      once: powertoolsOnce(requireEnv(ENV.idempotencyTable), context),
+      fault: (point, sessionId) => injectFault(point, sessionId, context),
+    };
+  };
 
   return {
     async prepare(event, context) {
       logStep({ agent: agent.name, executionArn: event.executionArn, step: 0 });
       logger.addContext(context);
-      const result = await prepare(event, getDeps());
+      const result = await prepare(event, getDeps(context));
       logger.info('prepared', { sessionId: result.sessionId, outcome: result.outcome, failure: result.failure });
       return result;
     },
@@ -54,8 +65,8 @@ export function createAgentHandlers(agent: AgentDefinition): AgentHandlers {
       const input = ModelTurnInputSchema.parse(event);
       logStep({ agent: agent.name, sessionId: input.sessionId, executionArn: input.executionArn, step: input.step + 1 });
       logger.addContext(context);
-      const result = await modelTurn(input, getDeps());
-      logger.info('model turn', { outcome: result.outcome, calls: result.calls.map((c) => c.tool), failure: result.failure });
+      const result = await modelTurn(input, getDeps(context));
+      logger.info('model turn', { outcome: result.outcome, calls: result.calls.map((c) => c.tool), failure: result.failure, events: result.events });
       return result;
     },
     async runTool(event, context) {
@@ -63,7 +74,7 @@ export function createAgentHandlers(agent: AgentDefinition): AgentHandlers {
       const toolName = (toolNameOnce ??= requireEnv(ENV.toolName));
       logStep({ agent: agent.name, sessionId: input.sessionId, executionArn: input.executionArn, step: input.step, tool: toolName, callId: input.call.callId });
       logger.addContext(context);
-      const result = await runTool(input, toolName, getDeps());
+      const result = await runTool(input, toolName, getDeps(context));
       logger.info('tool call', { status: result.status, approval: input.approval.decision });
       return result;
     },

@@ -1,33 +1,48 @@
 /**
- * Prepare: validates the trigger input, creates the session (once per trigger)
- * and checkpoints the first user message.
+ * Prepare: the first state of every execution.
+ * - A new run (EventBridge, API): validates the trigger input, creates the session
+ *   (once per trigger) and checkpoints the first user message.
+ * - A continuation (continue-as-new, resume, rollback): takes the session over from
+ *   its parent execution (conditionally: the session must still be the parent's, in
+ *   a status the reason allows) and picks it up at its last good checkpoint.
+ * Either way it records the execution (`EXEC#<n>`) and starts the history count.
  */
-import { checkpointKey } from '../../core/contracts/checkpoint';
+import { checkpointKey, type ExecutionReason } from '../../core/contracts/checkpoint';
 import type { PrepareResult } from '../../core/contracts/loop';
-import { parseTrigger } from '../../core/trigger';
+import { resumePoint, takeoverStatuses } from '../../core/durable';
+import { startEvents } from '../../core/history';
+import { parseTrigger, type ContinuationTrigger } from '../../core/trigger';
 import { formatIssues } from '../../core/validation';
 import type { StepDeps } from './deps';
 
 /** Input of the Prepare task, built by the state machine. */
 export interface PrepareEvent {
-  /** The execution input: an EventBridge event or an API trigger. */
+  /** The execution input: an EventBridge event, an API trigger, or a continuation. */
   trigger: unknown;
   executionArn: string;
   executionName: string;
+  /** This attempt's `$$.State.RetryCount`. @default 0 */
+  retryCount?: number;
 }
 
 /**
  * Runs Prepare.
- * @returns `ready`, `duplicate` (this trigger already runs in another execution),
- *   or `failed` with `InvalidInput` naming the fields.
+ * @returns `ready`; `duplicate` (this trigger already runs in another execution);
+ *   `superseded` (a continuation whose session moved on); or `failed` with
+ *   `InvalidInput` naming the fields.
  */
 export async function prepare(event: PrepareEvent, deps: StepDeps): Promise<PrepareResult> {
   const { agent, store } = deps;
+  const events = startEvents(event.retryCount ?? 0);
+  const progress = { events, execution: 1, branch: 0, toolRuns: null };
   const trigger = parseTrigger(agent.name, event.trigger);
   if (!trigger.ok) {
-    return { sessionId: event.executionName, step: 0, repairs: 0, outcome: 'failed', failure: { error: 'InvalidInput', cause: trigger.error } };
+    return { sessionId: event.executionName, step: 0, repairs: 0, outcome: 'failed', failure: { error: 'InvalidInput', cause: trigger.error }, ...progress };
   }
-  const base = { sessionId: trigger.sessionId, step: 0 as const, repairs: 0 as const };
+  await deps.fault('Prepare', trigger.sessionId);
+  if (trigger.continuation) return continueSession(trigger.continuation, event, events, deps);
+
+  const base = { sessionId: trigger.sessionId, step: 0, repairs: 0, ...progress };
   const input = agent.input.safeParse(trigger.input);
   if (!input.success) {
     const where = trigger.info.source === 'eventbridge' ? 'detail' : 'input';
@@ -42,6 +57,7 @@ export async function prepare(event: PrepareEvent, deps: StepDeps): Promise<Prep
   });
   if (session.executionArn !== event.executionArn) return { ...base, outcome: 'duplicate' };
 
+  await recordExecution(deps, { sessionId: trigger.sessionId, execution: 1, executionArn: event.executionArn, reason: 'start', step: 0 });
   const meta = { source: trigger.info.source, detailType: trigger.info.detailType, time: trigger.info.time };
   await store.putCheckpoint({
     sessionId: trigger.sessionId,
@@ -53,4 +69,32 @@ export async function prepare(event: PrepareEvent, deps: StepDeps): Promise<Prep
     trigger: trigger.info,
   });
   return { ...base, outcome: 'ready' };
+}
+
+async function continueSession(c: ContinuationTrigger['continuation'], event: PrepareEvent, events: number, deps: StepDeps): Promise<PrepareResult> {
+  const { store } = deps;
+  const superseded: PrepareResult = { sessionId: c.sessionId, step: 0, repairs: 0, outcome: 'superseded', events, execution: c.execution, branch: 0, toolRuns: null };
+  let session = await store.getSession(c.sessionId);
+  if (!session) return superseded;
+  if (session.executionArn !== event.executionArn) {
+    session = await store.takeOver({
+      sessionId: c.sessionId,
+      executionArn: event.executionArn,
+      parentExecutionArn: c.parentExecutionArn,
+      execution: c.execution,
+      fromStatuses: takeoverStatuses(c.reason),
+    });
+    if (!session) return superseded;
+  }
+  const records = await store.listCheckpoints(c.sessionId);
+  const step = resumePoint(records);
+  await recordExecution(deps, { sessionId: c.sessionId, execution: c.execution, executionArn: event.executionArn, parentExecutionArn: c.parentExecutionArn, reason: c.reason, step });
+  return { sessionId: c.sessionId, step, repairs: 0, outcome: 'ready', events, execution: c.execution, branch: session.branch, toolRuns: null };
+}
+
+async function recordExecution(
+  deps: StepDeps,
+  props: { sessionId: string; execution: number; executionArn: string; parentExecutionArn?: string; reason: ExecutionReason; step: number },
+): Promise<void> {
+  await deps.store.putCheckpoint({ ...props, sk: checkpointKey.execution(props.execution), kind: 'execution' });
 }

@@ -3,51 +3,77 @@
  * model checkpoint (not the payload); they are validated against the tool's
  * input schema before it runs; a rejected or timed-out approval is recorded as
  * the result without running it; the result is validated against the output
- * schema and checkpointed. A retried call whose checkpoint exists returns it.
+ * schema, stored in S3 when large, and checkpointed. A retried call whose
+ * checkpoint exists returns it.
+ *
+ * Side effects happen at most once per call id:
+ * - the call runs inside Powertools idempotency keyed on the call's idempotency
+ *   key, so a retry or resume after it completed gets its recorded outcome;
+ * - a non-idempotent tool first records its intent (`CP#<step>#intent#<call>`);
+ *   finding an intent without a result means an earlier attempt died after it
+ *   may have acted, so the call is answered `OUTCOME_UNKNOWN` and not run again.
  */
 import { MAX_TOOL_RESULT_BYTES } from '../../core/constants';
-import { checkpointKey, type ToolCheckpoint } from '../../core/contracts/checkpoint';
+import { checkpointKey, type BodyRef, type ModelCheckpoint, type ToolCheckpoint } from '../../core/contracts/checkpoint';
 import type { ToolTaskInput } from '../../core/contracts/loop';
+import type { ModelResponse } from '../../core/contracts/model';
 import type { ToolDefinition } from '../../core/define';
 import { ConfigurationError, ToolError, ToolOutputInvalidError } from '../../core/errors';
+import { toolIterationEvents } from '../../core/history';
 import { toolCallIdempotencyKey } from '../../core/ids';
 import { toolUseOf } from '../../core/loop';
 import { formatIssues } from '../../core/validation';
 import type { StepDeps } from './deps';
 
-/** What a tool task returns (the Map discards it; it shows in the execution history). */
+/**
+ * What a tool task returns: one item of the RunTools Map's `toolRuns`, with the
+ * history events its iteration wrote.
+ */
 export interface ToolTaskResult {
   sessionId: string;
   step: number;
   callId: string;
   status: ToolCheckpoint['status'];
+  events: number;
 }
+
+/** What a call produced: its status and its result, inline or by reference. */
+type Outcome = Pick<ToolCheckpoint, 'status' | 'isError'> & { result?: string; resultRef?: BodyRef };
 
 /**
  * Runs the call.
  * @param toolName the tool this function serves (its `AGENT_TOOL_NAME`)
  * @throws ConfigurationError when the call names another tool or its model turn is missing;
  *   ToolOutputInvalidError when the tool's result fails its output schema;
+ *   SessionFencedError when the execution no longer owns the session;
  *   whatever the tool throws other than ToolError (a fault: retried).
  */
 export async function runTool(input: ToolTaskInput, toolName: string, deps: StepDeps): Promise<ToolTaskResult> {
   const { agent, store } = deps;
   const now = deps.now ?? Date.now;
   const { sessionId, step, call } = input;
-  const done = { sessionId, step, callId: call.callId };
+  const done = (status: ToolCheckpoint['status']): ToolTaskResult => ({
+    sessionId,
+    step,
+    callId: call.callId,
+    status,
+    events: toolIterationEvents({ approval: input.approval.decision, retries: input.retryCount }),
+  });
   const sk = checkpointKey.tool(step, call.callId);
   const existing = await store.getCheckpoint(sessionId, sk);
-  if (existing?.kind === 'tool') return { ...done, status: existing.status };
+  if (existing?.kind === 'tool') return done(existing.status);
+  await deps.fault('RunTool', sessionId);
 
   if (call.tool !== toolName) throw new ConfigurationError(`function for tool ${toolName} was invoked for ${call.tool}`);
   const tool = agent.tools.find((t) => t.name === toolName);
   if (!tool) throw new ConfigurationError(`agent ${agent.name} declares no tool ${toolName}`);
   const turn = await store.getCheckpoint(sessionId, checkpointKey.model(step));
-  const use = toolUseOf(turn, call.callId);
+  const use = toolUseOf(turn?.kind === 'model' ? await withResponse(turn, deps) : turn, call.callId);
   if (!use) throw new ConfigurationError(`step ${step} has no tool call ${call.callId}`);
 
+  const idempotencyKey = toolCallIdempotencyKey(sessionId, step, call.callId, input.branch);
   const started = now();
-  const outcome = await execute(tool, use.input, input);
+  const outcome = await deps.once(idempotencyKey, () => execute(tool, use.input, input, idempotencyKey, sk, deps));
   const record = {
     sessionId,
     sk,
@@ -58,19 +84,22 @@ export async function runTool(input: ToolTaskInput, toolName: string, deps: Step
     toolVersion: tool.version,
     input: use.input,
     approval: input.approval,
+    idempotencyKey,
     ...outcome,
     durationMs: now() - started,
   };
-  const { record: stored } = await store.putCheckpoint(record);
-  return { ...done, status: stored.kind === 'tool' ? stored.status : outcome.status };
+  const { record: stored } = await store.putCheckpoint(record, input.executionArn);
+  return done(stored.kind === 'tool' ? stored.status : outcome.status);
 }
 
-async function execute(
-  tool: ToolDefinition,
-  args: unknown,
-  input: ToolTaskInput,
-): Promise<Pick<ToolCheckpoint, 'status' | 'result' | 'isError'>> {
-  const { approval } = input;
+/** The model checkpoint with its response loaded when it is stored in S3. */
+async function withResponse(turn: ModelCheckpoint, deps: StepDeps): Promise<ModelCheckpoint> {
+  if (turn.response || !turn.responseRef) return turn;
+  return { ...turn, response: JSON.parse(await deps.bodies.get(turn.responseRef)) as ModelResponse };
+}
+
+async function execute(tool: ToolDefinition, args: unknown, input: ToolTaskInput, idempotencyKey: string, sk: string, deps: StepDeps): Promise<Outcome> {
+  const { approval, sessionId, step, call } = input;
   // Defence in depth: a tool that needs approval never runs without one, whatever the payload says.
   if (tool.needsApproval && approval.decision !== 'approved' && approval.decision !== 'rejected' && approval.decision !== 'timed_out') {
     throw new ConfigurationError(`${tool.name} needs approval but the call arrived with decision "${approval.decision}"`);
@@ -91,13 +120,29 @@ async function execute(
       result: JSON.stringify({ error: 'INVALID_ARGUMENTS', message: `The arguments do not match ${tool.name}'s input schema.`, issues: formatIssues(parsed.error) }),
     };
   }
+  if (!tool.idempotent) {
+    const intent = await deps.store.putCheckpoint(
+      { sessionId, sk: checkpointKey.intent(step, call.callId), kind: 'intent', step, callId: call.callId, tool: tool.name, idempotencyKey, executionArn: input.executionArn },
+      input.executionArn,
+    );
+    if (!intent.created) {
+      return {
+        status: 'outcome_unknown',
+        isError: true,
+        result: JSON.stringify({
+          error: 'OUTCOME_UNKNOWN',
+          message: `An earlier attempt of this ${tool.name} call started and did not report back; it may or may not have taken effect. It was not run again: check its effect before calling it again.`,
+        }),
+      };
+    }
+  }
   let value: unknown;
   try {
     value = await tool.handler(parsed.data, {
-      sessionId: input.sessionId,
-      callId: input.call.callId,
-      step: input.step,
-      idempotencyKey: toolCallIdempotencyKey(input.sessionId, input.step, input.call.callId),
+      sessionId,
+      callId: call.callId,
+      step,
+      idempotencyKey,
       approval: approval.decision === 'approved' ? { approvalId: approval.approvalId, decidedBy: approval.decidedBy, reason: approval.reason } : undefined,
     });
   } catch (err) {
@@ -106,6 +151,7 @@ async function execute(
     }
     throw err;
   }
+  await deps.fault('RunTool.afterSideEffect', sessionId);
   const output = tool.output.safeParse(value);
   if (!output.success) {
     throw new ToolOutputInvalidError(`${tool.name} returned a result its output schema rejects: ${formatIssues(output.error).join('; ')}`);
@@ -120,5 +166,6 @@ async function execute(
       result: JSON.stringify({ error: 'RESULT_TOO_LARGE', message: `${tool.name} returned ${bytes} bytes; results are limited to ${MAX_TOOL_RESULT_BYTES}. Ask for less.` }),
     };
   }
+  if (deps.bodies.exceedsInline(result)) return { status: 'succeeded', isError: false, resultRef: await deps.bodies.put(sessionId, sk, result) };
   return { status: 'succeeded', isError: false, result };
 }
