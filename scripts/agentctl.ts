@@ -3,10 +3,20 @@
  * agentctl: the runtime's command line.
  *
  *   agentctl example [--approve | --reject <reason>]   the main job (see README, Quick start)
- *   agentctl status <sessionId>                        a run's status and pending approvals
+ *   agentctl status <sessionId> [--json]               a run's status: executions, branch, cancellation, pending approvals
+ *   agentctl follow <sessionId> [--approve | --reject <reason>]
+ *                                                      follow a run across its executions until it ends
  *   agentctl events <sessionId>                        a session's event log, in order
  *   agentctl checkpoints <sessionId>                   a session's checkpoints (DynamoDB)
  *   agentctl approve <approvalId> | reject <approvalId> --reason <text>
+ *   agentctl resume <sessionId> [--reason <text>]      resume a FAILED run from its last good checkpoint
+ *   agentctl cancel <sessionId> --reason <text>        cancel a RUNNING run (stops its executions)
+ *   agentctl rollback <sessionId> --to-step <n> [--reason <text>]
+ *                                                      roll a run back to model turn n and continue from there
+ *   agentctl inject-fault <sessionId> <point> <mode> [--times <n>]
+ *                                                      plan a fault (stacks deployed with fault injection only);
+ *                                                      points: Prepare, ModelTurn, RunTool, RunTool.afterSideEffect,
+ *                                                      RequestApproval; modes: throw, timeout, kill
  *   agentctl deploy                                    deploy the example stack (local cloud unless configured otherwise)
  *   agentctl cloud up|down|status                      the local AWS cloud
  *
@@ -21,13 +31,15 @@ import * as path from 'node:path';
 import * as readline from 'node:readline/promises';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { PutEventsCommand, EventBridgeClient } from '@aws-sdk/client-eventbridge';
-import { DescribeExecutionCommand, DescribeStateMachineCommand, SFNClient } from '@aws-sdk/client-sfn';
-import { DynamoDBDocumentClient, QueryCommand } from '@aws-sdk/lib-dynamodb';
-import { Command } from 'commander';
+import { DescribeStateMachineCommand, SFNClient } from '@aws-sdk/client-sfn';
+import { DynamoDBDocumentClient, PutCommand, QueryCommand } from '@aws-sdk/lib-dynamodb';
+import { Command, InvalidArgumentError } from 'commander';
+import type { FaultMode, FaultPoint } from '../lambdas/adapters/fault-injection';
+import type { RunStatus } from '../lambdas/core/contracts/api';
 import { sessionIdFor } from '../lambdas/core/ids';
-import { RuntimeApiClient } from './lib/api-client';
+import { ApiError, RuntimeApiClient } from './lib/api-client';
 import { apiBaseUrl, deploy, localCloudDown, localCloudUp, ROOT, targetsLocalCloud, useLocalCloudEnv, type StackOutputs } from './lib/cloud';
-import { describeToolEvent, formatProgress, HistoryCursor } from './lib/follow';
+import { describeToolEvent, formatProgress, SessionFollower } from './lib/follow';
 
 const STACK = 'AgentRuntime';
 const APP = 'npx tsx bin/app.ts';
@@ -35,6 +47,12 @@ const AGENT = 'ssh-investigator';
 /** The example publishes replayed findings under this source: AWS reserves `aws.*` sources for AWS services. */
 const REPLAY_SOURCE = 'agent-runtime.replay';
 const EVENT_FILE = path.join(ROOT, 'examples', 'ssh-brute-force', 'events', 'guardduty-ssh-brute-force.json');
+
+/** Where faults can fire and how they fail (`lambdas/adapters/fault-injection.ts`). */
+const FAULT_POINTS = ['Prepare', 'ModelTurn', 'RunTool', 'RunTool.afterSideEffect', 'RequestApproval'] as const satisfies readonly FaultPoint[];
+const FAULT_MODES = ['throw', 'timeout', 'kill'] as const satisfies readonly FaultMode[];
+/** Who asks, in control requests: the local user. */
+const REQUESTED_BY = process.env.USER ?? 'agentctl';
 
 const say = (line: string): void => console.log(line);
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
@@ -103,7 +121,6 @@ async function example(opts: ExampleOptions): Promise<void> {
   if (opts.approve && opts.reject !== undefined) throw new Error('give --approve or --reject, not both');
   const outputs = await ensureDeployed();
   const client = api(outputs);
-  const sfn = new SFNClient({});
   const stateMachineArn = outputs[`StateMachine${AGENT.replace(/[^A-Za-z0-9]/g, '')}`] ?? '';
 
   const event = JSON.parse(fs.readFileSync(EVENT_FILE, 'utf8')) as { 'detail-type': string; detail: unknown; resources: string[] };
@@ -127,11 +144,34 @@ async function example(opts: ExampleOptions): Promise<void> {
   if (!executionArn) throw new Error(`no execution started for event ${eventId} within 30 s (state machine ${stateMachineArn})`);
   say(`execution ${executionArn}\n`);
 
-  const cursor = new HistoryCursor(sfn, executionArn);
+  const { run, executionArn: lastExecutionArn } = await followSession(client, sessionId, opts);
+  if (run.status === 'SUCCEEDED') {
+    say('\nIncident report (validated against the agent\'s output schema):\n');
+    say(JSON.stringify(run.output, null, 2));
+  } else {
+    say(`\nRun ${run.status}: ${JSON.stringify(run.failure)}`);
+    process.exitCode = 1;
+  }
+  say(`\nexecution ARN: ${lastExecutionArn}${run.executions > 1 ? ` (execution ${run.executions} of the session; the first was ${executionArn})` : ''}`);
+  say(`session id:    ${sessionId}`);
+  say('\nRead the session:');
+  say(`  npm run agentctl -- checkpoints ${sessionId}    # checkpoints (DynamoDB table ${outputs.CheckpointTableName ?? ''})`);
+  say(`  npm run agentctl -- events ${sessionId}         # the event log, in order (table ${outputs.EventTableName ?? ''})`);
+  say(`  npm run agentctl -- status ${sessionId}`);
+}
+
+/**
+ * Follows a session until it ends, across its executions (continue-as-new, resume,
+ * rollback): each finished state, each tool call, and each approval asked for.
+ * @returns the run as it ended, and the last execution followed.
+ */
+async function followSession(client: RuntimeApiClient, sessionId: string, opts: ExampleOptions): Promise<{ run: RunStatus; executionArn: string }> {
+  const follower = new SessionFollower(new SFNClient({}));
   const printedTools = new Set<string>();
   const asked = new Set<string>();
   for (;;) {
-    const lines = await cursor.next();
+    const run = await client.getRun(sessionId);
+    const { lines, finished } = await follower.poll(run);
     for (const row of await client.getEvents(sessionId)) {
       const line = describeToolEvent(row);
       if (line && !printedTools.has(row.seq)) {
@@ -140,34 +180,14 @@ async function example(opts: ExampleOptions): Promise<void> {
       }
     }
     for (const line of lines.sort((a, b) => a.at.getTime() - b.at.getTime())) say(formatProgress(line));
-    const run = await client.getRun(sessionId);
     for (const pending of run.pendingApprovals) {
       if (asked.has(pending.approvalId)) continue;
       asked.add(pending.approvalId);
       await decide(client, pending.approvalId, pending.tool, pending.input, opts);
     }
-    const status = (await sfn.send(new DescribeExecutionCommand({ executionArn }))).status;
-    if (status !== 'RUNNING') {
-      for (const line of await cursor.next()) say(formatProgress(line));
-      break;
-    }
+    if (finished) return { run: await client.getRun(sessionId), executionArn: follower.executionArn };
     await sleep(300);
   }
-
-  const run = await client.getRun(sessionId);
-  if (run.status === 'SUCCEEDED') {
-    say('\nIncident report (validated against the agent\'s output schema):\n');
-    say(JSON.stringify(run.output, null, 2));
-  } else {
-    say(`\nRun ${run.status}: ${JSON.stringify(run.failure)}`);
-    process.exitCode = 1;
-  }
-  say(`\nexecution ARN: ${executionArn}`);
-  say(`session id:    ${sessionId}`);
-  say('\nRead the session:');
-  say(`  npm run agentctl -- checkpoints ${sessionId}    # checkpoints (DynamoDB table ${outputs.CheckpointTableName ?? ''})`);
-  say(`  npm run agentctl -- events ${sessionId}         # the event log, in order (table ${outputs.EventTableName ?? ''})`);
-  say(`  npm run agentctl -- status ${sessionId}`);
 }
 
 async function decide(client: RuntimeApiClient, approvalId: string, tool: string, input: unknown, opts: ExampleOptions): Promise<void> {
@@ -185,8 +205,61 @@ async function decide(client: RuntimeApiClient, approvalId: string, tool: string
   } else {
     throw new Error(`approval ${approvalId} is waiting and there is no terminal to ask: rerun with --approve or --reject <reason>, or answer with: npm run agentctl -- approve ${approvalId}`);
   }
-  const result = await client.decide(approvalId, decision, reason, process.env.USER ?? 'agentctl');
-  say(`approval ${approvalId}: ${result.status}${opts.approve || opts.reject !== undefined ? ' (given by flag)' : ''}\n`);
+  try {
+    const result = await client.decide(approvalId, decision, reason, process.env.USER ?? 'agentctl');
+    say(`approval ${approvalId}: ${result.status}${opts.approve || opts.reject !== undefined ? ' (given by flag)' : ''}\n`);
+  } catch (err) {
+    // The run stopped waiting meanwhile (timed out, cancelled, rolled back): nothing to answer.
+    if (!(err instanceof ApiError && err.status === 409)) throw err;
+    say(`approval ${approvalId}: not delivered (${err.message})\n`);
+  }
+}
+
+/** A run's status as readable lines. */
+function describeRun(run: RunStatus): string[] {
+  const lines = [
+    `session     ${run.sessionId}`,
+    `agent       ${run.agent}`,
+    `status      ${run.status}`,
+    `step        ${run.step} model turn(s) completed`,
+    `execution   ${run.executionArn}`,
+    `executions  ${run.executions}${run.parentExecutionArn ? ` (previous: ${run.parentExecutionArn})` : ''}`,
+    `branch      ${run.branch}${run.branch > 0 ? ` (rolled back ${run.branch} time(s))` : ''}`,
+    `created     ${run.createdAt}`,
+    `updated     ${run.updatedAt}`,
+  ];
+  if (run.cancellation) lines.push(`cancelled   ${run.cancellation.at}${run.cancellation.by ? ` by ${run.cancellation.by}` : ''}: ${run.cancellation.reason}`);
+  if (run.failure) lines.push(`failure     ${run.failure.error} in ${run.failure.failedState}: ${run.failure.cause}`);
+  if (run.output !== undefined) lines.push(`output      ${JSON.stringify(run.output, null, 2).replace(/\n/g, '\n            ')}`);
+  for (const a of run.pendingApprovals) {
+    lines.push(`approval    ${a.approvalId}: ${a.tool} ${JSON.stringify(a.input)} (step ${a.step}, expires ${a.expiresAt})`);
+  }
+  return lines;
+}
+
+/** Parses a non-negative (or, with `min` 1, positive) integer option. */
+const integer =
+  (min: number) =>
+  (value: string): number => {
+    const n = Number(value);
+    if (!/^\d+$/.test(value) || n < min) throw new InvalidArgumentError(`must be an integer of at least ${min}`);
+    return n;
+  };
+
+/** Writes a fault row `{sessionId, point, mode, remaining}` into the stack's fault table. */
+async function injectFault(outputs: StackOutputs, sessionId: string, point: string, mode: string, times: number): Promise<void> {
+  if (!(FAULT_POINTS as readonly string[]).includes(point)) throw new Error(`unknown fault point "${point}"; one of: ${FAULT_POINTS.join(', ')}`);
+  if (!(FAULT_MODES as readonly string[]).includes(mode)) throw new Error(`unknown fault mode "${mode}"; one of: ${FAULT_MODES.join(', ')}`);
+  const table = outputs.FaultTableName;
+  if (!table) {
+    throw new Error(
+      `stack ${STACK} has no fault table (no FaultTableName output): fault injection is off. ` +
+        'Deploy a runtime with `faultInjection: true` (AgentRuntimeProps) whose stack outputs FaultTableName.',
+    );
+  }
+  const doc = DynamoDBDocumentClient.from(new DynamoDBClient({}));
+  await doc.send(new PutCommand({ TableName: table, Item: { sessionId, point, mode, remaining: times } }));
+  say(`fault planned: ${point} of session ${sessionId} fails by ${mode}, ${times} time(s) (table ${table})`);
 }
 
 async function withOutputs<T>(fn: (outputs: StackOutputs) => Promise<T>): Promise<T> {
@@ -207,7 +280,73 @@ program
   .action((opts: ExampleOptions) => example(opts));
 program
   .command('status <sessionId>')
-  .action((id: string) => withOutputs(async (o) => say(JSON.stringify(await api(o).getRun(id), null, 2))));
+  .description("a run's status: current execution, executions, branch, cancellation, failure or output, pending approvals")
+  .option('--json', 'print the API answer as JSON')
+  .action((id: string, opts: { json?: boolean }) =>
+    withOutputs(async (o) => {
+      const run = await api(o).getRun(id);
+      if (opts.json) say(JSON.stringify(run, null, 2));
+      else for (const line of describeRun(run)) say(line);
+    }),
+  );
+program
+  .command('follow <sessionId>')
+  .description('follow a run until it ends, across its executions (continue-as-new, resume, rollback), answering approvals')
+  .option('--approve', 'approve without asking')
+  .option('--reject <reason>', 'reject without asking, with this reason')
+  .action((id: string, opts: ExampleOptions) =>
+    withOutputs(async (o) => {
+      if (opts.approve && opts.reject !== undefined) throw new Error('give --approve or --reject, not both');
+      const { run, executionArn } = await followSession(api(o), id, opts);
+      say('');
+      for (const line of describeRun(run)) say(line);
+      if (run.status !== 'SUCCEEDED') process.exitCode = 1;
+      say(`last execution followed: ${executionArn}`);
+    }),
+  );
+program
+  .command('resume <sessionId>')
+  .description('resume a FAILED run from its last good checkpoint, in a new execution')
+  .option('--reason <text>', 'why (logged)')
+  .action((id: string, opts: { reason?: string }) =>
+    withOutputs(async (o) => {
+      const r = await api(o).resume(id, { reason: opts.reason, requestedBy: REQUESTED_BY });
+      say(r.created ? `session ${r.sessionId}: resumed in execution ${r.execution}` : `session ${r.sessionId}: already resuming in execution ${r.execution} (repeated request)`);
+      say(`execution ${r.executionArn}`);
+      say(`follow it: npm run agentctl -- follow ${r.sessionId}`);
+    }),
+  );
+program
+  .command('cancel <sessionId>')
+  .description('cancel a RUNNING run: CANCELLED (final), its executions stopped, its pending approvals expired')
+  .requiredOption('--reason <text>', 'why (recorded on the session and as the executions\' stop cause)')
+  .action((id: string, opts: { reason: string }) =>
+    withOutputs(async (o) => {
+      const r = await api(o).cancel(id, { reason: opts.reason, requestedBy: REQUESTED_BY });
+      say(`session ${r.sessionId}: ${r.status}`);
+      say(r.stoppedExecutions.length ? `stopped: ${r.stoppedExecutions.join(', ')}` : 'stopped: none (no execution was running)');
+      if (r.expiredApprovals.length) say(`expired approvals: ${r.expiredApprovals.join(', ')}`);
+    }),
+  );
+program
+  .command('rollback <sessionId>')
+  .description('roll a run back to the end of model turn N (0: before the first) and continue it from there in a new execution')
+  .requiredOption('--to-step <n>', 'model turns to keep', integer(0))
+  .option('--reason <text>', 'why (recorded in the rollback record)')
+  .action((id: string, opts: { toStep: number; reason?: string }) =>
+    withOutputs(async (o) => {
+      const reason = opts.reason ?? `rolled back to step ${opts.toStep} with agentctl`;
+      const r = await api(o).rollback(id, { toStep: opts.toStep, reason, requestedBy: REQUESTED_BY });
+      say(`session ${r.sessionId}: rolled back to step ${opts.toStep} (branch ${r.branch}, ${r.abandoned} checkpoint(s) abandoned)`);
+      say(`continues in execution ${r.execution}: ${r.executionArn}`);
+      say(`follow it: npm run agentctl -- follow ${r.sessionId}`);
+    }),
+  );
+program
+  .command('inject-fault <sessionId> <point> <mode>')
+  .description(`plan a fault for a session (stacks with fault injection only); point: ${FAULT_POINTS.join(' | ')}; mode: ${FAULT_MODES.join(' | ')}`)
+  .option('--times <n>', 'how many times it fires', integer(1), 1)
+  .action((id: string, point: string, mode: string, opts: { times: number }) => withOutputs((o) => injectFault(o, id, point, mode, opts.times)));
 program
   .command('events <sessionId>')
   .action((id: string) =>

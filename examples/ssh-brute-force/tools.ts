@@ -96,6 +96,8 @@ export type SearchLogLinesOutput = z.infer<typeof SearchLogLinesOutputSchema>;
  */
 export const searchLogLines = defineTool({
   name: 'search_log_lines',
+  // Reads the log only.
+  idempotent: true,
   version: '1.0.0',
   description:
     "Searches the instance's sshd log (host LabSZ, one day, about 2,000 lines) for lines matching a case-insensitive regular expression, optionally between two times. Returns the number of matches and the first `limit` lines with their line ids.",
@@ -177,6 +179,8 @@ export type CountFailedAttemptsOutput = z.infer<typeof CountFailedAttemptsOutput
  */
 export const countFailedAttempts = defineTool({
   name: 'count_failed_attempts',
+  // Reads the log only.
+  idempotent: true,
   version: '1.0.0',
   description:
     'Counts failed SSH login attempts in the sshd log by source address, optionally between two times. One attempt = one password sshd rejected ("Failed password" lines; "message repeated N times" counts N). The companion lines of the same guess (Invalid user, pam_unix authentication failure, PAM ... more authentication failures) and "Failed none" probes are not counted. Returns the span and total of the attempts and, per address with at least minAttempts, its count, first and last attempt and sample line ids.',
@@ -213,6 +217,8 @@ export type ShowLogLinesOutput = z.infer<typeof ShowLogLinesOutputSchema>;
  */
 export const showLogLines = defineTool({
   name: 'show_log_lines',
+  // Reads the log only.
+  idempotent: true,
   version: '1.0.0',
   description: 'Shows lines of the sshd log by line id (as returned by the other tools), with their timestamps.',
   input: ShowLogLinesInputSchema,
@@ -372,6 +378,8 @@ export function createBlockAddressTool(store: BlockStore, now: () => Date = () =
     input: BlockAddressInputSchema,
     output: BlockAddressOutputSchema,
     needsApproval: true,
+    // Keyed on ToolContext.idempotencyKey: a repeated call finds its block and creates no second one.
+    idempotent: true,
     handler: async (input: BlockAddressInput, context: ToolContext): Promise<BlockAddressOutput> => {
       const nowMs = now().getTime();
       const expiresMs = nowMs + input.durationMinutes * 60_000;

@@ -7,7 +7,8 @@
  */
 import { createHash } from 'node:crypto';
 import { GetObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
-import type { BodyRef } from '../core/contracts/checkpoint';
+import type { BodyRef, ModelCheckpoint } from '../core/contracts/checkpoint';
+import type { ModelResponse } from '../core/contracts/model';
 import { CorruptCheckpointError } from '../core/errors';
 
 /** Stores and loads bodies in one bucket. */
@@ -48,4 +49,10 @@ export class BodyStore {
     if (sha256 !== ref.sha256) throw new CorruptCheckpointError(`body s3://${ref.bucket}/${ref.key} has SHA-256 ${sha256}, the checkpoint says ${ref.sha256}`);
     return body;
   }
+}
+
+/** A model checkpoint with its response loaded from `bodies` when it is stored by reference. */
+export async function withResponse(turn: ModelCheckpoint, bodies: Pick<BodyStore, 'get'>): Promise<ModelCheckpoint> {
+  if (turn.response || !turn.responseRef) return turn;
+  return { ...turn, response: JSON.parse(await bodies.get(turn.responseRef)) as ModelResponse };
 }

@@ -227,7 +227,7 @@ export class CheckpointStore {
     for (let i = 0; i < rollback.abandoned.length; i += 25) {
       const chunk = rollback.abandoned.slice(i, i + 25);
       const items = await Promise.all(
-        chunk.map(async (sk) => (await this.client.send(new GetCommand({ TableName: this.tableName, Key: { sessionId, sk }, ConsistentRead: true }))).Item),
+        chunk.map(async (sk) => (await this.client.send(new GetCommand({ TableName: this.tableName, Key: { sessionId, sk }, ConsistentRead: true }))).Item as Record<string, unknown> | undefined),
       );
       const moves = items.flatMap((item) =>
         item
@@ -327,9 +327,10 @@ export class CheckpointStore {
             '#schemaVersion = if_not_exists(#schemaVersion, :v), #kind = if_not_exists(#kind, :kind), #agent = if_not_exists(#agent, :agent), ' +
             '#executionArn = if_not_exists(#executionArn, :exec), #step = if_not_exists(#step, :zero), ' +
             '#executions = if_not_exists(#executions, :one), #branch = if_not_exists(#branch, :zero)',
+          // A cancelled session stays cancelled: a step of its stopped execution may still fail late.
           ConditionExpression: onlyIfRunning
             ? 'attribute_not_exists(sk) OR (#executionArn = :exec AND #status = :running)'
-            : 'attribute_not_exists(sk) OR #executionArn = :exec',
+            : 'attribute_not_exists(sk) OR (#executionArn = :exec AND #status <> :cancelled)',
           ExpressionAttributeNames: names('status', 'failure', 'updatedAt', 'createdAt', 'schemaVersion', 'kind', 'agent', 'executionArn', 'step', 'executions', 'branch'),
           ExpressionAttributeValues: {
             ':failed': 'FAILED',
@@ -341,7 +342,7 @@ export class CheckpointStore {
             ':exec': props.executionArn,
             ':zero': 0,
             ':one': 1,
-            ...(onlyIfRunning ? { ':running': 'RUNNING' } : {}),
+            ...(onlyIfRunning ? { ':running': 'RUNNING' } : { ':cancelled': 'CANCELLED' }),
           },
         }),
       );

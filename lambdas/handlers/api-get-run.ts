@@ -1,5 +1,6 @@
 /**
- * GET /runs/{sessionId}: the run's status (session head and pending approvals).
+ * GET /runs/{sessionId}: the run's status (session head: status, current execution,
+ * executions so far, branch, cancellation; pending approvals while RUNNING).
  * GET /runs/{sessionId}/events: the session's event log, in order.
  * Answers 404 for an unknown session.
  */
@@ -18,6 +19,7 @@ const checkpoints = new CheckpointStore(documentClient(), requireEnv(ENV.checkpo
 const approvals = new ApprovalStore(documentClient(), requireEnv(ENV.approvalTable));
 const events = new EventLogStore(documentClient(), requireEnv(ENV.eventTable));
 
+/** Answers GET /runs/{sessionId} (200 {@link RunStatus}) and GET /runs/{sessionId}/events (200 `{sessionId, events}`); 404 for an unknown session. */
 export async function handler(event: APIGatewayProxyEvent, context: Context): Promise<APIGatewayProxyResult> {
   logger.addContext(context);
   const sessionId = event.pathParameters?.sessionId ?? '';
@@ -30,6 +32,10 @@ export async function handler(event: APIGatewayProxyEvent, context: Context): Pr
     agent: session.agent,
     status: session.status,
     executionArn: session.executionArn,
+    executions: session.executions,
+    branch: session.branch,
+    parentExecutionArn: session.parentExecutionArn,
+    cancellation: session.cancellation,
     step: session.step,
     createdAt: session.createdAt,
     updatedAt: session.updatedAt,

@@ -6,9 +6,11 @@
  */
 import type { Context } from 'aws-lambda';
 import { ApprovalStore } from '../adapters/approval-store';
+import { BodyStore, withResponse } from '../adapters/body-store';
 import { CheckpointStore } from '../adapters/checkpoint-store';
-import { documentClient } from '../adapters/clients';
+import { documentClient, s3Client } from '../adapters/clients';
 import { requireEnv } from '../adapters/config';
+import { injectFault } from '../adapters/fault-injection';
 import { publishEvent } from '../adapters/notifications';
 import { checkpointKey } from '../core/contracts/checkpoint';
 import { ApprovalRequestInputSchema } from '../core/contracts/loop';
@@ -27,9 +29,10 @@ export async function handler(event: unknown, context: Context): Promise<{ appro
   const { sessionId, step, call } = input;
   logStep({ agent: input.agent, sessionId, executionArn: input.executionArn, step, tool: call.tool, callId: call.callId });
   logger.addContext(context);
+  await injectFault('RequestApproval', sessionId, context);
 
   const turn = await checkpoints.getCheckpoint(sessionId, checkpointKey.model(step));
-  const use = toolUseOf(turn, call.callId);
+  const use = toolUseOf(turn?.kind === 'model' ? await withResponse(turn, new BodyStore(s3Client(), requireEnv(ENV.bodyBucket), Number.MAX_SAFE_INTEGER)) : turn, call.callId);
   if (!use) throw new ConfigurationError(`step ${step} has no tool call ${call.callId}`);
 
   const approvalId = approvalIdFor(sessionId, step, call.callId);

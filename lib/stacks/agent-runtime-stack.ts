@@ -24,7 +24,8 @@ export interface AgentRuntimeStackProps extends StackProps {
 
 /**
  * The runtime and its agents. Outputs: `ApiUrl`, `DeadLetterQueueUrl`,
- * `CheckpointTableName`, `EventTableName`, `EventBusName`, and per agent
+ * `CheckpointTableName`, `EventTableName`, `EventBusName`, `BodyBucketName`,
+ * `IdempotencyTableName`, `FaultTableName` (with fault injection), and per agent
  * `StateMachine<agent>` (non-alphanumerics removed).
  */
 export class AgentRuntimeStack extends Stack {
@@ -52,5 +53,8 @@ export class AgentRuntimeStack extends Stack {
     new CfnOutput(this, 'EventTableName', { value: this.runtime.eventTable.tableName });
     new CfnOutput(this, 'ApprovalTableName', { value: this.runtime.approvalTable.tableName });
     new CfnOutput(this, 'EventBusName', { value: this.runtime.eventBus.eventBusName });
+    new CfnOutput(this, 'BodyBucketName', { value: this.runtime.bodyBucket.bucketName });
+    new CfnOutput(this, 'IdempotencyTableName', { value: this.runtime.idempotencyTable.tableName });
+    if (this.runtime.faultTable) new CfnOutput(this, 'FaultTableName', { value: this.runtime.faultTable.tableName });
   }
 }

@@ -6,20 +6,42 @@
 import { defaultProvider } from '@aws-sdk/credential-provider-node';
 import { Hash } from '@smithy/hash-node';
 import { SignatureV4 } from '@smithy/signature-v4';
-import type { PendingApproval, RunStatus, StartRunResponse } from '../../lambdas/core/contracts/api';
+import type {
+  CancelRunRequest,
+  CancelRunResponse,
+  PendingApproval,
+  ResumeRunRequest,
+  ResumeRunResponse,
+  RollbackRunRequest,
+  RollbackRunResponse,
+  RunStatus,
+  StartRunResponse,
+} from '../../lambdas/core/contracts/api';
 import type { EventLogRecord } from '../../lambdas/core/contracts/events';
 
-/** An HTTP answer that was not 2xx. */
+/**
+ * An HTTP answer that was not 2xx: its status and parsed body (`{error, message,
+ * issues?}` for the runtime's own answers). The message reads
+ * `HTTP 409 NotResumable: session … is RUNNING; …` when the body is such a problem.
+ */
 export class ApiError extends Error {
   override readonly name = 'ApiError';
   constructor(
     readonly status: number,
     readonly body: unknown,
   ) {
-    super(`HTTP ${status}: ${JSON.stringify(body)}`);
+    super(ApiError.describe(status, body));
+  }
+
+  private static describe(status: number, body: unknown): string {
+    const p = body as { error?: unknown; message?: unknown; issues?: unknown } | undefined;
+    if (typeof p?.error !== 'string' || typeof p.message !== 'string') return `HTTP ${status}: ${JSON.stringify(body)}`;
+    const issues = Array.isArray(p.issues) ? p.issues.map((i) => `\n  ${String(i)}`).join('') : '';
+    return `HTTP ${status} ${p.error}: ${p.message}${issues}`;
   }
 }
 
+/** The runtime's HTTP API, signed with the ambient AWS credentials. */
 export class RuntimeApiClient {
   private readonly signer: SignatureV4;
 
@@ -70,6 +92,31 @@ export class RuntimeApiClient {
   /** POST /approvals/{approvalId} */
   async decide(approvalId: string, decision: 'approve' | 'reject', reason?: string, decidedBy?: string): Promise<{ approvalId: string; status: string }> {
     return (await this.request<{ approvalId: string; status: string }>('POST', `approvals/${approvalId}`, { decision, reason, decidedBy })).body;
+  }
+
+  /**
+   * POST /runs/{sessionId}/resume: resumes a FAILED run in a new execution.
+   * @returns `created: false` when a repeated request found it started.
+   * @throws ApiError 404 (unknown session), 409 (`NotResumable`, `ExecutionConflict`).
+   */
+  async resume(sessionId: string, body: ResumeRunRequest = {}): Promise<ResumeRunResponse> {
+    return (await this.request<ResumeRunResponse>('POST', `runs/${sessionId}/resume`, body)).body;
+  }
+
+  /**
+   * POST /runs/{sessionId}/cancel: cancels a RUNNING run (`reason` required).
+   * @throws ApiError 400 (reason), 404, 409 (`NotCancellable`, `Conflict`).
+   */
+  async cancel(sessionId: string, body: CancelRunRequest): Promise<CancelRunResponse> {
+    return (await this.request<CancelRunResponse>('POST', `runs/${sessionId}/cancel`, body)).body;
+  }
+
+  /**
+   * POST /runs/{sessionId}/rollback: rolls a run back to model turn `toStep` and continues it.
+   * @throws ApiError 400 (`InvalidRollback`, fields), 404, 409 (`NotRollbackable`, `Conflict`, `ExecutionConflict`).
+   */
+  async rollback(sessionId: string, body: RollbackRunRequest): Promise<RollbackRunResponse> {
+    return (await this.request<RollbackRunResponse>('POST', `runs/${sessionId}/rollback`, body)).body;
   }
 
   /**

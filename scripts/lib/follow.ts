@@ -1,8 +1,10 @@
 /**
  * Follows an execution as it runs, printing each state as it finishes (state,
- * detail, duration) from the execution history and the session's event log.
+ * detail, duration) from the execution history and the session's event log; and
+ * a session across its executions ({@link SessionFollower}: continue-as-new,
+ * resume and rollback start new ones).
  */
-import { GetExecutionHistoryCommand, type HistoryEvent, type SFNClient } from '@aws-sdk/client-sfn';
+import { DescribeExecutionCommand, GetExecutionHistoryCommand, type HistoryEvent, type SFNClient } from '@aws-sdk/client-sfn';
 import type { EventLogRecord } from '../../lambdas/core/contracts/events';
 
 /** One line of progress. */
@@ -13,13 +15,13 @@ export interface Progress {
   readonly detail: string;
 }
 
-/** Reads new history events since the last call (paginating), in order. */
+/** Reads new history events of one execution since the last call (paginating), in order. */
 export class HistoryCursor {
   private seen = 0;
   private readonly entered = new Map<string, Date>();
   constructor(
     private readonly sfn: SFNClient,
-    private readonly executionArn: string,
+    readonly executionArn: string,
   ) {}
 
   /** Finished states since the last call. */
@@ -50,6 +52,54 @@ export class HistoryCursor {
       if (e.type === 'ExecutionSucceeded') lines.push({ at, state: 'ExecutionSucceeded', detail: '' });
     }
     return lines;
+  }
+}
+
+/** What a {@link SessionFollower} needs of the session head (the API's RunStatus has it). */
+export interface SessionHead {
+  readonly executionArn: string;
+  readonly status: string;
+  /** Executions the session has had. */
+  readonly executions?: number;
+}
+
+/**
+ * Follows a session across its executions. Each {@link poll} is given the session
+ * head as just read; when the head names another execution (the session continued
+ * as new, or was resumed or rolled back), the rest of the old execution's history
+ * is read, a line marks the change, and the new execution is followed.
+ */
+export class SessionFollower {
+  private cursor: HistoryCursor | undefined;
+
+  constructor(private readonly sfn: SFNClient) {}
+
+  /** The execution followed now (empty before the first poll). */
+  get executionArn(): string {
+    return this.cursor?.executionArn ?? '';
+  }
+
+  /**
+   * Finished states since the last call, across executions.
+   * @returns the lines, and `finished` once the session is no longer RUNNING and its
+   *   current execution has ended too (so its last states are in the lines).
+   */
+  async poll(head: SessionHead): Promise<{ lines: Progress[]; finished: boolean }> {
+    const lines: Progress[] = [];
+    if (this.cursor?.executionArn !== head.executionArn) {
+      if (this.cursor) {
+        lines.push(...(await this.cursor.next()));
+        const name = head.executionArn.split(':').pop() ?? head.executionArn;
+        lines.push({ at: new Date(), state: 'Execution', detail: `session continues in ${name}${head.executions ? ` (execution ${head.executions})` : ''}` });
+      }
+      this.cursor = new HistoryCursor(this.sfn, head.executionArn);
+    }
+    lines.push(...(await this.cursor.next()));
+    if (head.status === 'RUNNING') return { lines, finished: false };
+    const status = (await this.sfn.send(new DescribeExecutionCommand({ executionArn: head.executionArn }))).status;
+    if (status === 'RUNNING') return { lines, finished: false };
+    lines.push(...(await this.cursor.next()));
+    return { lines, finished: true };
   }
 }
 

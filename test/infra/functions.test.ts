@@ -8,6 +8,7 @@ import { Match } from 'aws-cdk-lib/assertions';
 import type * as lambda from 'aws-cdk-lib/aws-lambda';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { BLOCKLIST_TABLE_ENV } from '../../examples/ssh-brute-force/tools';
+import { DEFAULT_BODY_INLINE_LIMIT_BYTES } from '../../lambdas/core/constants';
 import { ENV } from '../../lambdas/core/env-names';
 import { AGENT_DEFINITIONS, EXAMPLE_AGENT, functionChild, synthRuntime, type RuntimeUnderTest } from './support/stack';
 import { arnOf, logicalIdOf, must, parseJoinedJson, render, resource, resourcesOfType, type CfnResource } from './support/template';
@@ -35,6 +36,7 @@ const runtimeFunctions = (): lambda.IFunction[] => {
     functionChild(runtime, 'UnknownAgent'),
     functionChild(runtime, 'GetRun'),
     functionChild(runtime, 'DecideApproval'),
+    runtime.controlRunFunction,
   ];
 };
 /** Every per-agent function with its agent: prepare, model turn, start-run, one per tool. */
@@ -107,6 +109,21 @@ describe('per-agent functions', () => {
     }
   });
 
+  it('know the body bucket, the inline limit of bodies (16 KiB by default) and the idempotency table', () => {
+    for (const { fn } of agentFunctions()) {
+      expect(envOf(fn), fn.node.path).toMatchObject({
+        [ENV.bodyBucket]: { Ref: logicalIdOf(rt.stack.runtime.bodyBucket) },
+        [ENV.bodyInlineLimit]: String(DEFAULT_BODY_INLINE_LIMIT_BYTES),
+        [ENV.idempotencyTable]: { Ref: logicalIdOf(rt.stack.runtime.idempotencyTable) },
+      });
+    }
+    expect(DEFAULT_BODY_INLINE_LIMIT_BYTES).toBe(16_384);
+  });
+
+  it('have no fault table unless the runtime enables fault injection', () => {
+    for (const fn of [...runtimeFunctions(), ...agentFunctions().map((f) => f.fn)]) expect(envOf(fn)[ENV.faultTable], fn.node.path).toBeUndefined();
+  });
+
   it('prepare and model-turn use their handlers, and model-turn has the declared model timeout', () => {
     for (const agent of rt.stack.agents) {
       expect(propsOf(agent.prepareFunction).Handler).toBe('index.prepare');
@@ -173,12 +190,21 @@ describe('runtime functions', () => {
     });
   });
 
-  it('approval-request knows the checkpoint and approval tables and the runtime bus', () => {
+  it('approval-request knows the checkpoint and approval tables, the runtime bus and the body bucket', () => {
     expect(envOf(runtime().approvalRequestFunction)).toMatchObject({
       [ENV.checkpointTable]: { Ref: logicalIdOf(runtime().checkpointTable) },
       [ENV.approvalTable]: { Ref: logicalIdOf(runtime().approvalTable) },
       [ENV.eventBusName]: { Ref: logicalIdOf(runtime().eventBus) },
+      [ENV.bodyBucket]: { Ref: logicalIdOf(runtime().bodyBucket) },
     });
+  });
+
+  it('control-run knows the checkpoint and approval tables, and uses its handler', () => {
+    expect(envOf(runtime().controlRunFunction)).toMatchObject({
+      [ENV.checkpointTable]: { Ref: logicalIdOf(runtime().checkpointTable) },
+      [ENV.approvalTable]: { Ref: logicalIdOf(runtime().approvalTable) },
+    });
+    expect(propsOf(runtime().controlRunFunction).Handler).toBe('index.handler');
   });
 
   it('get-run knows the checkpoint, approval and event tables; decide-approval the approval table', () => {

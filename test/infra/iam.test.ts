@@ -9,6 +9,7 @@ import type * as iam from 'aws-cdk-lib/aws-iam';
 import type * as lambda from 'aws-cdk-lib/aws-lambda';
 import type * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import { beforeAll, describe, expect, it } from 'vitest';
+import type { IConstruct } from 'constructs';
 import type { Agent } from '../../lib/constructs/agent';
 import { AGENT_DEFINITIONS, EXAMPLE_AGENT, functionChild, synthRuntime, type RuntimeUnderTest } from './support/stack';
 import {
@@ -49,6 +50,21 @@ const STREAM_LIST = ['dynamodb:ListStreams'];
 const WILDCARD_ACTIONS = new Set([...LAMBDA_TRACING, ...SFN_TRACING, ...SFN_LOG_DELIVERY, ...STREAM_LIST]);
 
 const TASK_RESPONSE_ACTIONS = ['states:SendTaskSuccess'];
+/** `Bucket.grantRead`: objects and the bucket. */
+const S3_READ = ['s3:GetBucket*', 's3:GetObject*', 's3:List*'];
+/** `Bucket.grantReadWrite` (without ACL writes, `@aws-cdk/aws-s3:grantWriteWithoutAcl`). */
+const S3_READ_WRITE = [
+  ...S3_READ,
+  's3:Abort*',
+  's3:DeleteObject*',
+  's3:PutObject',
+  's3:PutObjectLegalHold',
+  's3:PutObjectRetention',
+  's3:PutObjectTagging',
+  's3:PutObjectVersionTagging',
+];
+/** A Powertools idempotency record: create, read, complete, or delete after a failure. */
+const IDEMPOTENCY = ['dynamodb:DeleteItem', 'dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem'];
 const SQS_SEND = ['sqs:GetQueueAttributes', 'sqs:GetQueueUrl', 'sqs:SendMessage'];
 const STREAM_READ = ['dynamodb:DescribeStream', 'dynamodb:GetRecords', 'dynamodb:GetShardIterator'];
 
@@ -66,6 +82,11 @@ const sorted = (values: string[]): string[] => [...values].sort();
 /** The execution ARNs `grantExecution` scopes to: `arn:…:execution:<state machine name>:*`. */
 const executionsOf = (sm: sfn.StateMachine): string =>
   `arn:\${AWS::Partition}:states:\${AWS::Region}:\${AWS::AccountId}:execution:\${Select(6, Split(:, ${refOf(sm)}))}:*`;
+/** A bucket's objects and the bucket itself, as `Bucket.grant*` scopes its statements. */
+const bucketAndObjects = (bucket: IConstruct): string[] => [arnOf(bucket), `${arnOf(bucket)}/*`];
+const bodies = (actions: readonly string[]): string[] => lines(actions, bucketAndObjects(runtime().bodyBucket));
+const idempotencyRecords = (): string[] => lines(IDEMPOTENCY, [arnOf(runtime().idempotencyTable)]);
+const checkpoints = (actions: readonly string[]): string[] => lines(actions, [arnOf(runtime().checkpointTable)]);
 const toolFunctionsOf = (agent: Agent): lambda.Function[] =>
   must(AGENT_DEFINITIONS.find((d) => d.name === agent.name), `definition of ${agent.name}`).tools.map((t) => agent.toolFunction(t.name));
 
@@ -232,16 +253,49 @@ describe('start-run functions (one per agent)', () => {
 });
 
 describe('the other runtime functions', () => {
-  it('approval-request is granted exactly: read/write checkpoints, put approvals, put events on the runtime bus', () => {
+  it('approval-request is granted exactly: read/write checkpoints, read bodies (a model turn stored by reference), put approvals, put events on the runtime bus', () => {
     const approvals = arnOf(runtime().approvalTable);
     expect(grantsOf(runtime().approvalRequestFunction)).toEqual(
       sorted([
         ...lambdaTracing(),
-        ...lines(['dynamodb:GetItem', 'dynamodb:PutItem'], [arnOf(runtime().checkpointTable)]),
+        ...checkpoints(['dynamodb:GetItem', 'dynamodb:PutItem']),
+        ...bodies(S3_READ),
         ...lines(['dynamodb:PutItem'], [approvals, `${approvals}/index/*`]),
         `events:PutEvents ${arnOf(runtime().eventBus)}`,
       ]),
     );
+  });
+
+  it('control-run is granted exactly: read/write the checkpoints (cancel, move abandoned ones, fenced rollback), query and expire approvals, start, describe and stop the executions of every agent', () => {
+    const approvals = arnOf(runtime().approvalTable);
+    expect(grantsOf(runtime().controlRunFunction)).toEqual(
+      sorted([
+        ...lambdaTracing(),
+        ...checkpoints(['dynamodb:ConditionCheckItem', 'dynamodb:DeleteItem', 'dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:Query', 'dynamodb:UpdateItem']),
+        ...lines(['dynamodb:Query', 'dynamodb:UpdateItem'], [approvals, `${approvals}/index/*`]),
+        ...rt.stack.agents.flatMap((a) => [
+          `states:StartExecution ${refOf(a.stateMachine)}`,
+          ...lines(['states:DescribeExecution', 'states:StopExecution'], [executionsOf(a.stateMachine)]),
+        ]),
+      ]),
+    );
+  });
+
+  it('no runtime function may touch the body bucket but approval-request (read only), and no runtime function the idempotency records', () => {
+    const bucket = logicalIdOf(runtime().bodyBucket);
+    const idempotency = logicalIdOf(runtime().idempotencyTable);
+    const agentRoles = new Set(rt.stack.agents.flatMap((a) => [a.prepareFunction, a.modelTurnFunction, a.startRunFunction, ...toolFunctionsOf(a)]).map((f) => `\${${roleIdOf(f)}}`));
+    const touching = (id: string): string[] =>
+      [
+        ...new Set(
+          allPolicyStatements(rt.template)
+            .filter(({ statement }) => asArray(statement.Resource).some((r) => render(r).includes(id)))
+            .flatMap(({ roles }) => roles)
+            .filter((role) => !agentRoles.has(role)),
+        ),
+      ].sort();
+    expect(touching(bucket)).toEqual([`\${${roleIdOf(runtime().approvalRequestFunction)}}`]);
+    expect(touching(idempotency)).toEqual([]);
   });
 
   it('get-run is granted exactly: read the session head, query approvals and events', () => {
@@ -258,22 +312,32 @@ describe('the other runtime functions', () => {
 });
 
 describe('agent functions', () => {
-  it('prepare may only get and put checkpoints', () => {
+  it('prepare may get, put, query and update checkpoints (a continuation takes the head over), and nothing else', () => {
     for (const agent of rt.stack.agents) {
-      expect(grantsOf(agent.prepareFunction)).toEqual(
-        sorted([...lambdaTracing(), ...lines(['dynamodb:GetItem', 'dynamodb:PutItem'], [arnOf(rt.stack.runtime.checkpointTable)])]),
+      expect(grantsOf(agent.prepareFunction), agent.name).toEqual(
+        sorted([...lambdaTracing(), ...checkpoints(['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:Query', 'dynamodb:UpdateItem'])]),
       );
     }
   });
 
-  it('model-turn may get, put, query and update checkpoints, and nothing else', () => {
+  it('model-turn may get, put, query and update checkpoints with fenced writes (ConditionCheckItem), read and write bodies, keep its idempotency records, and nothing else', () => {
     for (const agent of rt.stack.agents) {
-      expect(grantsOf(agent.modelTurnFunction)).toEqual(
+      expect(grantsOf(agent.modelTurnFunction), agent.name).toEqual(
         sorted([
           ...lambdaTracing(),
-          ...lines(['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:Query', 'dynamodb:UpdateItem'], [arnOf(rt.stack.runtime.checkpointTable)]),
+          ...checkpoints(['dynamodb:ConditionCheckItem', 'dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:Query', 'dynamodb:UpdateItem']),
+          ...bodies(S3_READ_WRITE),
+          ...idempotencyRecords(),
         ]),
       );
+    }
+  });
+
+  it('model-turn and the tools may check the session head in a transaction with their conditional put (fencing)', () => {
+    for (const agent of rt.stack.agents) {
+      for (const fn of [agent.modelTurnFunction, ...toolFunctionsOf(agent)]) {
+        expectStatement(fn, ['dynamodb:ConditionCheckItem', 'dynamodb:PutItem'], { 'Fn::GetAtt': [logicalIdOf(runtime().checkpointTable), 'Arn'] });
+      }
     }
   });
 });
@@ -301,23 +365,29 @@ describe('tool functions', () => {
     expect([...roles]).toEqual([`\${${roleIdOf(example.toolFunction('block_address'))}}`]);
   });
 
-  it('may get and put checkpoints, never query, update or delete them', () => {
-    const checkpoints = logicalIdOf(rt.stack.runtime.checkpointTable);
+  it('may get and put checkpoints (fenced: ConditionCheckItem), never query, update or delete them', () => {
+    const table = logicalIdOf(rt.stack.runtime.checkpointTable);
     for (const agent of rt.stack.agents) {
       for (const tool of toolFunctionsOf(agent)) {
-        const onCheckpoints = grantsOf(tool).filter((l) => l.includes(checkpoints));
-        expect(onCheckpoints, tool.node.path).toEqual(lines(['dynamodb:GetItem', 'dynamodb:PutItem'], [arnOf(rt.stack.runtime.checkpointTable)]));
+        const onCheckpoints = grantsOf(tool).filter((l) => l.includes(table));
+        expect(onCheckpoints, tool.node.path).toEqual(checkpoints(['dynamodb:ConditionCheckItem', 'dynamodb:GetItem', 'dynamodb:PutItem']));
       }
     }
   });
 
-  it('are granted nothing beyond checkpoints and tracing, except what an agent adds for its own tool', () => {
+  it('are granted nothing beyond checkpoints, bodies, idempotency records and tracing, except what an agent adds for its own tool', () => {
     const example = rt.agent(EXAMPLE_AGENT);
     for (const agent of rt.stack.agents) {
       for (const tool of toolFunctionsOf(agent)) {
         const extra = tool === example.toolFunction('block_address') ? lines(['dynamodb:GetItem', 'dynamodb:PutItem'], [arnOf(blocklistOf(example))]) : [];
         expect(grantsOf(tool), tool.node.path).toEqual(
-          sorted([...lambdaTracing(), ...lines(['dynamodb:GetItem', 'dynamodb:PutItem'], [arnOf(rt.stack.runtime.checkpointTable)]), ...extra]),
+          sorted([
+            ...lambdaTracing(),
+            ...checkpoints(['dynamodb:ConditionCheckItem', 'dynamodb:GetItem', 'dynamodb:PutItem']),
+            ...bodies(S3_READ_WRITE),
+            ...idempotencyRecords(),
+            ...extra,
+          ]),
         );
       }
     }
@@ -360,15 +430,43 @@ describe('state machine roles', () => {
     }
   });
 
-  it('beyond those invokes, may only send to the dead-letter queue, trace and deliver its logs', () => {
-    const allowed = new Set([
-      `sqs:SendMessage ${arnOf(rt.stack.runtime.deadLetterQueue)}`,
-      ...lines(SFN_TRACING, ['*']),
-      ...lines(SFN_LOG_DELIVERY, ['*']),
-    ]);
+  it('beyond those invokes, may only start its own next execution, send to the dead-letter queue, trace and deliver its logs', () => {
     for (const agent of rt.stack.agents) {
+      const allowed = new Set([
+        `states:StartExecution ${refOf(agent.stateMachine)}`,
+        `sqs:SendMessage ${arnOf(rt.stack.runtime.deadLetterQueue)}`,
+        ...lines(SFN_TRACING, ['*']),
+        ...lines(SFN_LOG_DELIVERY, ['*']),
+      ]);
       const other = grantLines(statementsOfRole(rt.template, roleIdOf(agent.stateMachine))).filter((l) => !l.startsWith('lambda:InvokeFunction '));
       expect(other.filter((l) => !allowed.has(l)), agent.name).toEqual([]);
+      expect(other, agent.name).toContain(`states:StartExecution ${refOf(agent.stateMachine)}`);
+    }
+  });
+
+  it('may start executions of its own state machine only (ContinueAsNew), through ContinueAsNewPolicy and not its default policy (which would make the state machine depend on itself)', () => {
+    for (const agent of rt.stack.agents) {
+      const policy = resource(rt.template, logicalIdOf(agent.node.findChild('ContinueAsNewPolicy')), 'AWS::IAM::Policy');
+      expect(policy.Properties.Roles, agent.name).toEqual([{ Ref: roleIdOf(agent.stateMachine) }]);
+      expect(policy.Properties.PolicyDocument, agent.name).toEqual({
+        Version: '2012-10-17',
+        Statement: [{ Effect: 'Allow', Action: 'states:StartExecution', Resource: { Ref: logicalIdOf(agent.stateMachine) } }],
+      });
+      const others = allPolicyStatements(rt.template)
+        .filter(({ policy: id, roles }) => id !== logicalIdOf(agent.node.findChild('ContinueAsNewPolicy')) && roles.includes(`\${${roleIdOf(agent.stateMachine)}}`))
+        .flatMap(({ statement }) => asArray(statement.Action));
+      expect(others, agent.name).not.toContain('states:StartExecution');
+      // And no other role may start it on the loop's behalf.
+      const starters = allPolicyStatements(rt.template)
+        .filter(({ statement }) => asArray(statement.Action).includes('states:StartExecution') && asArray(statement.Resource).some((r) => render(r) === refOf(agent.stateMachine)))
+        .flatMap(({ roles }) => roles);
+      const rules = agent.rules.map((rule) => {
+        const targets = resource(rt.template, logicalIdOf(rule), 'AWS::Events::Rule').Properties.Targets as { RoleArn: unknown }[];
+        return render(must(targets[0], 'target').RoleArn).replace(/^\$\{(.+)\.Arn\}$/, '\${$1}');
+      });
+      expect(new Set(starters), agent.name).toEqual(
+        new Set([`\${${roleIdOf(agent.stateMachine)}}`, `\${${roleIdOf(agent.startRunFunction)}}`, `\${${roleIdOf(runtime().controlRunFunction)}}`, ...rules]),
+      );
     }
   });
 

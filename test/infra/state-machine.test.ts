@@ -63,39 +63,67 @@ describe('agent state machine: the loop', () => {
       expect(state(asl, STATE.prepare)).toMatchObject({
         Type: 'Task',
         Resource: LAMBDA_INVOKE,
-        Parameters: { FunctionName: arnOf(agent.prepareFunction), Payload: { 'trigger.$': '$', 'executionArn.$': '$$.Execution.Id' } },
+        Parameters: {
+          FunctionName: arnOf(agent.prepareFunction),
+          Payload: { 'trigger.$': '$', 'executionArn.$': '$$.Execution.Id', 'executionName.$': '$$.Execution.Name', 'retryCount.$': '$$.State.RetryCount' },
+        },
         OutputPath: '$.Payload',
         Next: STATE.prepared,
       });
     }
   });
 
-  it('Prepared? goes on when ready, ends a duplicate trigger in success, and records anything else as InvalidInput', () => {
+  it('Prepared? goes on when ready, ends a duplicate trigger and a superseded continuation in success, and records anything else as InvalidInput', () => {
     for (const { asl } of each()) {
       const prepared = state(asl, STATE.prepared);
       expect(prepared.Type).toBe('Choice');
       expect(prepared.Choices).toEqual([
         { Variable: '$.outcome', StringEquals: 'ready', Next: STATE.modelTurn },
         { Variable: '$.outcome', StringEquals: 'duplicate', Next: STATE.duplicate },
+        { Variable: '$.outcome', StringEquals: 'superseded', Next: STATE.superseded },
       ]);
       expect(state(asl, STATE.duplicate).Type).toBe('Succeed');
+      expect(state(asl, STATE.superseded).Type).toBe('Succeed');
       expect(prepared.Default).toBe('InvalidInput');
       expect(state(asl, 'InvalidInput')).toMatchObject({ Type: 'Pass', Next: STATE.recordFailure, Parameters: { failedState: STATE.prepare } });
     }
   });
 
-  it('ModelTurn invokes the model-turn function with the session pointer and goes to Route', () => {
+  it('ModelTurn invokes the model-turn function with the session pointer, its retry count and the history count, and goes to Route', () => {
     for (const { agent, asl } of each()) {
       expect(state(asl, STATE.modelTurn)).toMatchObject({
         Type: 'Task',
         Resource: LAMBDA_INVOKE,
-        Parameters: {
-          FunctionName: arnOf(agent.modelTurnFunction),
-          Payload: { 'sessionId.$': '$.sessionId', 'step.$': '$.step', 'repairs.$': '$.repairs', 'executionArn.$': '$$.Execution.Id' },
-        },
+        Parameters: { FunctionName: arnOf(agent.modelTurnFunction) },
         OutputPath: '$.Payload',
         Next: STATE.route,
       });
+      expect(payloadOf(state(asl, STATE.modelTurn))).toEqual({
+        'sessionId.$': '$.sessionId',
+        'step.$': '$.step',
+        'repairs.$': '$.repairs',
+        'executionArn.$': '$$.Execution.Id',
+        'retryCount.$': '$$.State.RetryCount',
+        'events.$': '$.events',
+        'execution.$': '$.execution',
+        'branch.$': '$.branch',
+        'toolRuns.$': '$.toolRuns',
+      });
+    }
+  });
+
+  it('Route checks, in order: final, continue, failed, the step limit, tool calls, repair; anything else is UnexpectedOutcome', () => {
+    for (const { def, asl } of each()) {
+      const route = state(asl, STATE.route);
+      expect(route.Choices, def.name).toEqual([
+        { Variable: '$.outcome', StringEquals: 'final', Next: STATE.done },
+        { Variable: '$.outcome', StringEquals: 'continue', Next: STATE.continueAsNew },
+        { Variable: '$.outcome', StringEquals: 'failed', Next: 'OutputValidationFailed' },
+        { Variable: '$.step', NumericGreaterThanEquals: def.maxSteps, Next: STATE.stepLimitReached },
+        { Variable: '$.outcome', StringEquals: 'tool_calls', Next: STATE.runTools },
+        { Variable: '$.outcome', StringEquals: 'repair', Next: STATE.modelTurn },
+      ]);
+      expect(route.Default).toBe('UnexpectedOutcome');
     }
   });
 
@@ -133,15 +161,21 @@ describe('agent state machine: the loop', () => {
     }
   });
 
-  it("RunTools maps over $.calls with the agent's tool concurrency, discards its results and returns to ModelTurn", () => {
+  it("RunTools maps over $.calls with the agent's tool concurrency, collects each call's {callId, status, events} in $.toolRuns and returns to ModelTurn", () => {
     for (const { def, asl } of each()) {
       expect(state(asl, STATE.runTools), def.name).toMatchObject({
         Type: 'Map',
         ItemsPath: '$.calls',
         MaxConcurrency: def.toolConcurrency,
-        ResultPath: null,
+        ResultPath: '$.toolRuns',
         Next: STATE.modelTurn,
-        ItemSelector: { 'sessionId.$': '$.sessionId', 'step.$': '$.step', 'call.$': '$$.Map.Item.Value', approval: { decision: 'not_required' } },
+      });
+      expect(state(asl, STATE.runTools).ItemSelector, def.name).toEqual({
+        'sessionId.$': '$.sessionId',
+        'step.$': '$.step',
+        'branch.$': '$.branch',
+        'call.$': '$$.Map.Item.Value',
+        approval: { decision: 'not_required' },
       });
     }
   });
@@ -196,9 +230,17 @@ describe('agent state machine: the loop', () => {
     for (const { asl } of each()) {
       const runTool = state(asl, STATE.runTool);
       expect(runTool).toMatchObject({ Type: 'Task', End: true, OutputPath: '$.Payload' });
-      expect(runTool.Parameters).toMatchObject({
+      expect(runTool.Parameters).toEqual({
         'FunctionName.$': '$.call.functionArn',
-        Payload: { 'sessionId.$': '$.sessionId', 'step.$': '$.step', 'call.$': '$.call', 'approval.$': '$.approval' },
+        Payload: {
+          'sessionId.$': '$.sessionId',
+          'step.$': '$.step',
+          'branch.$': '$.branch',
+          'call.$': '$.call',
+          'approval.$': '$.approval',
+          'executionArn.$': '$$.Execution.Id',
+          'retryCount.$': '$$.State.RetryCount',
+        },
       });
       expect(runTool.Parameters?.FunctionName).toBeUndefined();
     }
@@ -209,6 +251,63 @@ describe('agent state machine: the loop', () => {
       // A literal arn:aws: fails every tool call in aws-cn / aws-us-gov with States.Runtime,
       // which no States.ALL catcher catches (aws/aws-cdk#4597).
       expect(state(asl, STATE.runTool).Resource).toBe(LAMBDA_INVOKE);
+    }
+  });
+});
+
+describe('agent state machine: continue-as-new', () => {
+  const ALREADY_EXISTS = ['StepFunctions.ExecutionAlreadyExistsException', 'ExecutionAlreadyExists'];
+
+  it('ContinueAsNew starts the next execution of the same state machine (states:startExecution), named and given input by the model turn', () => {
+    for (const { def, asl } of each()) {
+      expect(state(asl, STATE.continueAsNew), def.name).toMatchObject({
+        Type: 'Task',
+        Resource: 'arn:${AWS::Partition}:states:::states:startExecution',
+        Parameters: {
+          'StateMachineArn.$': '$$.StateMachine.Id',
+          'Name.$': '$.continuation.name',
+          Input: { 'continuation.$': '$.continuation.input.continuation', 'AWS_STEP_FUNCTIONS_STARTED_BY_EXECUTION_ID.$': '$$.Execution.Id' },
+        },
+        ResultSelector: { 'executionArn.$': '$.ExecutionArn' },
+        ResultPath: '$.continued',
+        Next: STATE.continuedAsNew,
+      });
+      // Request-response: the execution does not wait for the next one.
+      expect(state(asl, STATE.continueAsNew).Resource).not.toMatch(/\.sync|waitForTaskToken/);
+    }
+  });
+
+  it('ends in ContinuedAsNew (Succeed) once started, and also when a retried start finds the execution there (ExecutionAlreadyExists)', () => {
+    for (const { asl } of each()) {
+      expect(state(asl, STATE.continuedAsNew).Type).toBe('Succeed');
+      const catchers = must(state(asl, STATE.continueAsNew).Catch, 'ContinueAsNew Catch');
+      expect(catchers[0]).toEqual({ ErrorEquals: ALREADY_EXISTS, ResultPath: '$.alreadyStarted', Next: STATE.continuedAsNew });
+    }
+  });
+
+  it('never retries ExecutionAlreadyExists or a terminal error, and retries any other fault like every step', () => {
+    for (const { asl } of each()) {
+      expect(state(asl, STATE.continueAsNew).Retry).toEqual([{ ErrorEquals: ALREADY_EXISTS, MaxAttempts: 0 }, TERMINAL_RETRIER, FAULT_RETRIER]);
+    }
+  });
+
+  it('catches any other fault into ContinueAsNewFailed, which hands it to RecordFailure (the failure path)', () => {
+    for (const { def, asl } of each()) {
+      const catchers = must(state(asl, STATE.continueAsNew).Catch, 'ContinueAsNew Catch');
+      expect(catchers).toHaveLength(2);
+      expect(catchers[1]).toEqual({ ErrorEquals: ['States.ALL'], ResultPath: '$.caught', Next: `${STATE.continueAsNew}Failed` });
+      expect(state(asl, `${STATE.continueAsNew}Failed`)).toEqual({
+        Type: 'Pass',
+        Parameters: {
+          agent: def.name,
+          'executionArn.$': '$$.Execution.Id',
+          'executionName.$': '$$.Execution.Name',
+          failedState: STATE.continueAsNew,
+          'state.$': '$',
+          'caught.$': '$.caught',
+        },
+        Next: STATE.recordFailure,
+      });
     }
   });
 });
@@ -339,10 +438,19 @@ describe('agent state machine: graph', () => {
     for (const { def, asl } of each()) check(asl, def.name);
   });
 
-  it('succeeds only in Done or DuplicateTrigger', () => {
+  it('succeeds only in Done, DuplicateTrigger, Superseded or ContinuedAsNew', () => {
     for (const { asl } of each()) {
       const succeeds = Object.entries(asl.States).filter(([, s]) => s.Type === 'Succeed').map(([n]) => n);
-      expect(succeeds.sort()).toEqual([STATE.done, STATE.duplicate].sort());
+      expect(succeeds.sort()).toEqual([STATE.done, STATE.duplicate, STATE.superseded, STATE.continuedAsNew].sort());
+    }
+  });
+
+  it('reaches ContinueAsNew only from Route, and Superseded only from Prepared?', () => {
+    for (const { asl } of each()) {
+      const into = (target: string): string[] => Object.entries(asl.States).filter(([, s]) => transitionsOf(s).includes(target)).map(([n]) => n);
+      expect(into(STATE.continueAsNew)).toEqual([STATE.route]);
+      expect(into(STATE.superseded)).toEqual([STATE.prepared]);
+      expect(into(STATE.continuedAsNew)).toEqual([STATE.continueAsNew]);
     }
   });
 
@@ -403,12 +511,20 @@ describe('AgentLoop fragment', () => {
     });
   });
 
+  it('ContinueAsNew: StartExecution of the state machine running it, in the partition of the stack', () => {
+    expect(stateJson(STATE.continueAsNew)).toMatchObject({
+      Type: 'Task',
+      Resource: { 'Fn::Join': ['', ['arn:', { Ref: 'AWS::Partition' }, ':states:::states:startExecution']] },
+      Parameters: { 'StateMachineArn.$': '$$.StateMachine.Id', 'Name.$': '$.continuation.name' },
+    });
+  });
+
   it('Route: the step limit rule carries maxSteps', () => {
     expect(stateJson(STATE.route).Choices as unknown[]).toContainEqual({ Variable: '$.step', NumericGreaterThanEquals: 7, Next: STATE.stepLimitReached });
   });
 
   it('RunTools: MaxConcurrency is toolConcurrency', () => {
-    expect(stateJson(STATE.runTools)).toMatchObject({ Type: 'Map', MaxConcurrency: 3, ItemsPath: '$.calls', ResultPath: null });
+    expect(stateJson(STATE.runTools)).toMatchObject({ Type: 'Map', MaxConcurrency: 3, ItemsPath: '$.calls', ResultPath: '$.toolRuns' });
   });
 
   it('the graph alone grants the state machine its four fixed functions (tools need an explicit grant)', () => {

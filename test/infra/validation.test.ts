@@ -6,6 +6,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { Agent } from '../../lib/constructs/agent';
 import { AgentRuntime } from '../../lib/constructs/agent-runtime';
 import { AgentRuntimeStack } from '../../lib/stacks/agent-runtime-stack';
+import { ENV } from '../../lambdas/core/env-names';
 import { repairAgent, stepLimitAgent } from '../fixtures/agents';
 import { FIXTURE_MODULE, testApp } from './support/stack';
 import { logicalIdOf, resource } from './support/template';
@@ -29,6 +30,26 @@ describe('AgentRuntime', () => {
     const template = Template.fromStack(stack);
     for (const queue of [runtime.deadLetterQueue, runtime.deliveryDeadLetterQueue]) {
       expect(resource(template, logicalIdOf(queue), 'AWS::SQS::Queue').Properties.MessageRetentionPeriod).toBe(seconds);
+    }
+  });
+});
+
+describe('AgentRuntime: bodyInlineLimitBytes', () => {
+  it.each([0, -1, 1.5, 262_145, Number.NaN])('fails when bodyInlineLimitBytes is out of range (%s)', (bytes) => {
+    expect(() => new AgentRuntime(bareStack(), 'Runtime', { bodyInlineLimitBytes: bytes })).toThrow(
+      `AgentRuntime: bodyInlineLimitBytes must be an integer from 1 to 262144 (256 KiB), got ${bytes}`,
+    );
+  });
+
+  it.each([1, 4096, 262_144])('accepts bodyInlineLimitBytes %i and hands it to the agent functions', (bytes) => {
+    const stack = bareStack();
+    const runtime = new AgentRuntime(stack, 'Runtime', { bodyInlineLimitBytes: bytes });
+    const agent = new Agent(stack, 'Repair', { runtime, ...repairSpec });
+    expect(runtime.bodyInlineLimitBytes).toBe(bytes);
+    const template = Template.fromStack(stack);
+    for (const fn of [agent.prepareFunction, agent.modelTurnFunction]) {
+      const env = (resource(template, logicalIdOf(fn), 'AWS::Lambda::Function').Properties.Environment as { Variables: Record<string, unknown> }).Variables;
+      expect(env[ENV.bodyInlineLimit]).toBe(String(bytes));
     }
   });
 });

@@ -52,6 +52,70 @@ describe('tables', () => {
   });
 });
 
+describe('body bucket', () => {
+  const bucket = (): ReturnType<typeof resource> => resource(rt.template, logicalIdOf(runtime().bodyBucket), 'AWS::S3::Bucket');
+
+  it('is encrypted with S3-managed keys, blocks every public access and enforces bucket-owner object ownership', () => {
+    expect(bucket().Properties).toMatchObject({
+      BucketEncryption: { ServerSideEncryptionConfiguration: [{ ServerSideEncryptionByDefault: { SSEAlgorithm: 'AES256' } }] },
+      PublicAccessBlockConfiguration: { BlockPublicAcls: true, BlockPublicPolicy: true, IgnorePublicAcls: true, RestrictPublicBuckets: true },
+      OwnershipControls: { Rules: [{ ObjectOwnership: 'BucketOwnerEnforced' }] },
+    });
+  });
+
+  it('is retained with the checkpoints that point into it, and has no auto-delete helper', () => {
+    expect(bucket()).toMatchObject({ DeletionPolicy: 'Retain', UpdateReplacePolicy: 'Retain' });
+    expect(Object.keys(resourcesOfType(rt.template, 'Custom::S3AutoDeleteObjects'))).toEqual([]);
+  });
+
+  it('denies every request that does not use TLS', () => {
+    rt.template.hasResourceProperties('AWS::S3::BucketPolicy', {
+      Bucket: { Ref: logicalIdOf(runtime().bodyBucket) },
+      PolicyDocument: {
+        Statement: Match.arrayWith([
+          Match.objectLike({
+            Effect: 'Deny',
+            Action: 's3:*',
+            Principal: { AWS: '*' },
+            Condition: { Bool: { 'aws:SecureTransport': 'false' } },
+            Resource: [getAtt(runtime().bodyBucket), { 'Fn::Join': ['', [getAtt(runtime().bodyBucket), '/*']] }],
+          }),
+        ]),
+      },
+    });
+  });
+
+  it('grants nobody anything through its bucket policy (access is by IAM role only)', () => {
+    const policies = Object.values(resourcesOfType(rt.template, 'AWS::S3::BucketPolicy')).filter((p) => render(p.Properties.Bucket) === `\${${logicalIdOf(runtime().bodyBucket)}}`);
+    expect(policies).toHaveLength(1);
+    const statements = (must(policies[0], 'policy').Properties.PolicyDocument as { Statement: { Effect: string }[] }).Statement;
+    expect(statements.map((st) => st.Effect)).toEqual(['Deny']);
+  });
+});
+
+describe('idempotency table', () => {
+  it('keys Powertools idempotency records by id and expires them through the TTL attribute expiration', () => {
+    expect(resource(rt.template, logicalIdOf(runtime().idempotencyTable), 'AWS::DynamoDB::Table')).toMatchObject({
+      Properties: {
+        KeySchema: [{ AttributeName: 'id', KeyType: 'HASH' }],
+        AttributeDefinitions: [{ AttributeName: 'id', AttributeType: 'S' }],
+        TimeToLiveSpecification: { AttributeName: 'expiration', Enabled: true },
+        BillingMode: 'PAY_PER_REQUEST',
+        SSESpecification: { SSEEnabled: true },
+      },
+      DeletionPolicy: 'Retain',
+    });
+  });
+
+  it('exists once, and there is no fault table without fault injection', () => {
+    const tables = resourcesOfType(rt.template, 'AWS::DynamoDB::Table');
+    const keyed = Object.values(tables).filter((t) => (t.Properties.TimeToLiveSpecification as { AttributeName?: string } | undefined)?.AttributeName === 'expiration');
+    expect(keyed).toHaveLength(1);
+    expect(runtime().faultTable).toBeUndefined();
+    expect(Object.values(tables).filter((t) => JSON.stringify(t.Properties.KeySchema).includes('"point"'))).toEqual([]);
+  });
+});
+
 describe('checkpoint stream → projector', () => {
   it('reports partial batch failures, bisects failed batches, keeps order and sends what it gives up on to the delivery DLQ', () => {
     rt.template.hasResourceProperties('AWS::Lambda::EventSourceMapping', {
@@ -207,9 +271,12 @@ describe('HTTP API', () => {
     ['GET /runs/{sessionId}', functionChild(runtime(), 'GetRun')],
     ['GET /runs/{sessionId}/events', functionChild(runtime(), 'GetRun')],
     ['POST /approvals/{approvalId}', functionChild(runtime(), 'DecideApproval')],
+    ['POST /runs/{sessionId}/resume', runtime().controlRunFunction],
+    ['POST /runs/{sessionId}/cancel', runtime().controlRunFunction],
+    ['POST /runs/{sessionId}/rollback', runtime().controlRunFunction],
   ];
 
-  it('has exactly the four routes, with one start route per agent', () => {
+  it('has exactly the seven routes, with one start route per agent', () => {
     expect([...methods().keys()].sort()).toEqual(routes().map(([route]) => route).sort());
   });
 

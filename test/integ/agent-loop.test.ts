@@ -14,6 +14,7 @@ import {
   deadLetterFor,
   eventually,
   executionOf,
+  expectCompleteEventLog,
   findingEvent,
   finished,
   history,
@@ -28,24 +29,6 @@ const offendingIp = (findingEvent.detail as { service: { action: { networkConnec
 
 const models = (records: CheckpointRecord[]): ModelCheckpoint[] => records.filter((r): r is ModelCheckpoint => r.kind === 'model').sort((a, b) => a.step - b.step);
 const tools = (records: CheckpointRecord[]): ToolCheckpoint[] => records.filter((r): r is ToolCheckpoint => r.kind === 'tool');
-
-/** Checks the event log against the checkpoints: in order, nothing missing, nothing twice, ending in `terminal`. */
-async function expectCompleteEventLog(sessionId: string, terminal: 'SessionSucceeded' | 'SessionFailed'): Promise<void> {
-  const records = await checkpoints(sessionId);
-  const rows = await eventually(`the event log of ${sessionId}`, async () => {
-    const all = await api.getEvents(sessionId);
-    const complete = all.at(-1)?.type === terminal && records.every((r) => all.some((e) => e.checkpointKey === r.sk));
-    return complete ? all : undefined;
-  }, 30_000);
-  const seqs = rows.map((r) => r.seq);
-  expect([...seqs].sort()).toEqual(seqs);
-  expect(new Set(seqs).size).toBe(seqs.length);
-  expect(new Set(rows.map((r) => r.checkpointKey))).toEqual(new Set(records.map((r) => r.sk)));
-  expect(rows[0]).toMatchObject({ checkpointKey: 'SESSION', change: 'INSERT' });
-  for (const r of records.filter((c) => c.sk !== 'SESSION')) {
-    expect(rows.filter((e) => e.checkpointKey === r.sk && e.change === 'INSERT')).toHaveLength(1);
-  }
-}
 
 describe('the example agent, ssh-investigator', () => {
   it('investigates a GuardDuty finding published on EventBridge and blocks the address after approval', async () => {

@@ -5,8 +5,8 @@ import { EventBridgeClient, PutEventsCommand } from '@aws-sdk/client-eventbridge
 import { DescribeExecutionCommand, GetExecutionHistoryCommand, SFNClient, StartExecutionCommand, type HistoryEvent } from '@aws-sdk/client-sfn';
 import { DeleteMessageCommand, ReceiveMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
 import { DynamoDBDocumentClient, QueryCommand } from '@aws-sdk/lib-dynamodb';
-import { inject } from 'vitest';
-import { CheckpointRecordSchema, type CheckpointRecord } from '../../lambdas/core/contracts/checkpoint';
+import { expect, inject } from 'vitest';
+import { StoredCheckpointRecordSchema, type CheckpointRecord } from '../../lambdas/core/contracts/checkpoint';
 import { DeadLetterEnvelopeSchema, type DeadLetterEnvelope } from '../../lambdas/core/contracts/events';
 import { sessionIdFor } from '../../lambdas/core/ids';
 import { RuntimeApiClient } from '../../scripts/lib/api-client';
@@ -94,12 +94,19 @@ export async function history(executionArn: string): Promise<HistoryEvent[]> {
   return events;
 }
 
-/** All checkpoint records of a session (head included), parsed. */
+/** All records of a session (head, checkpoints, executions, rollbacks, abandoned copies), parsed, every page. */
 export async function checkpoints(sessionId: string): Promise<CheckpointRecord[]> {
-  const out = await doc.send(
-    new QueryCommand({ TableName: need('CheckpointTableName'), KeyConditionExpression: 'sessionId = :s', ExpressionAttributeValues: { ':s': sessionId }, ConsistentRead: true }),
-  );
-  return (out.Items ?? []).map((i) => CheckpointRecordSchema.parse(i));
+  const items: Record<string, unknown>[] = [];
+  let start: Record<string, unknown> | undefined;
+  do {
+    const page = await doc.send(
+      new QueryCommand({ TableName: need('CheckpointTableName'), KeyConditionExpression: 'sessionId = :s', ExpressionAttributeValues: { ':s': sessionId }, ConsistentRead: true, ExclusiveStartKey: start }),
+    );
+    items.push(...(page.Items ?? []));
+    start = page.LastEvaluatedKey;
+  } while (start);
+  const out = { Items: items };
+  return (out.Items ?? []).map((i) => StoredCheckpointRecordSchema.parse(i));
 }
 
 /**
@@ -119,4 +126,25 @@ export async function deadLetterFor(sessionIdOrExecution: string, timeoutMs = 30
     }
     return undefined;
   }, timeoutMs, 100);
+}
+
+/**
+ * Checks the event log against the session's records: in order, nothing missing,
+ * nothing twice, ending in `terminal`. Spans every execution of the session.
+ */
+export async function expectCompleteEventLog(sessionId: string, terminal: 'SessionSucceeded' | 'SessionFailed' | 'SessionCancelled'): Promise<void> {
+  const records = await checkpoints(sessionId);
+  const rows = await eventually(`the event log of ${sessionId}`, async () => {
+    const all = await api.getEvents(sessionId);
+    const complete = all.at(-1)?.type === terminal && records.every((r) => all.some((e) => e.checkpointKey === r.sk));
+    return complete ? all : undefined;
+  }, 30_000);
+  const seqs = rows.map((r) => r.seq);
+  expect([...seqs].sort()).toEqual(seqs);
+  expect(new Set(seqs).size).toBe(seqs.length);
+  expect(new Set(records.map((r) => r.sk))).toEqual(new Set(rows.filter((e) => e.change !== 'REMOVE').map((r) => r.checkpointKey)));
+  expect(rows[0]).toMatchObject({ checkpointKey: 'SESSION', change: 'INSERT' });
+  for (const r of records.filter((c) => c.sk !== 'SESSION')) {
+    expect(rows.filter((e) => e.checkpointKey === r.sk && e.change === 'INSERT')).toHaveLength(1);
+  }
 }

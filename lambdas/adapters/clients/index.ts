@@ -12,6 +12,32 @@ import { SQSClient } from '@aws-sdk/client-sqs';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { tracer } from '../../observability/powertools';
 
+/** DynamoDB requests of the current invocation, by operation (for the step's log line and the benchmark). */
+const dynamodbRequests: Record<string, number> = {};
+
+/**
+ * The DynamoDB requests made since the last call (operation name → count), then
+ * starts counting again. Every request of the shared clients is counted,
+ * Powertools idempotency's included.
+ */
+export function takeDynamoDbRequests(): Record<string, number> {
+  const taken = { ...dynamodbRequests };
+  for (const k of Object.keys(dynamodbRequests)) delete dynamodbRequests[k];
+  return taken;
+}
+
+const counted = (client: DynamoDBClient): DynamoDBClient => {
+  client.middlewareStack.add(
+    (next, context) => async (args) => {
+      const op = String(context.commandName ?? 'unknown').replace(/Command$/, '');
+      dynamodbRequests[op] = (dynamodbRequests[op] ?? 0) + 1;
+      return next(args);
+    },
+    { step: 'initialize', name: 'countDynamoDbRequests' },
+  );
+  return client;
+};
+
 const once = <T>(make: () => T): (() => T) => {
   let value: T | undefined;
   return () => (value ??= make());
@@ -19,12 +45,12 @@ const once = <T>(make: () => T): (() => T) => {
 
 /** DynamoDB document client (`removeUndefinedValues`). */
 export const documentClient = once(() =>
-  DynamoDBDocumentClient.from(tracer.captureAWSv3Client(new DynamoDBClient({})), {
+  DynamoDBDocumentClient.from(tracer.captureAWSv3Client(counted(new DynamoDBClient({}))), {
     marshallOptions: { removeUndefinedValues: true, convertClassInstanceToMap: true },
   }),
 );
 /** DynamoDB client (Powertools idempotency's persistence layer). */
-export const dynamodbClient = once(() => tracer.captureAWSv3Client(new DynamoDBClient({})));
+export const dynamodbClient = once(() => tracer.captureAWSv3Client(counted(new DynamoDBClient({}))));
 /**
  * S3 client (bodies stored by reference). Path-style addressing: virtual-hosted
  * names do not resolve against a custom endpoint such as `AWS_ENDPOINT_URL`.

@@ -7,8 +7,18 @@
  * | GET  /runs/{sessionId}                | -                             | 200 {@link RunStatus} |
  * | GET  /runs/{sessionId}/events         | -                             | 200 `{events: EventLogRecord[]}` |
  * | POST /approvals/{approvalId}          | {@link DecideApprovalRequestSchema} | 200 `{approvalId, status}` |
+ * | POST /runs/{sessionId}/resume         | {@link ResumeRunRequestSchema} (optional) | 202 {@link ResumeRunResponse} (`created: true`); 200 with `created: false` for a repeated request |
+ * | POST /runs/{sessionId}/cancel         | {@link CancelRunRequestSchema} | 200 {@link CancelRunResponse} |
+ * | POST /runs/{sessionId}/rollback       | {@link RollbackRunRequestSchema} | 202 {@link RollbackRunResponse} |
+ *
+ * Errors are `{error, message, issues?}` ({@link ProblemSchema}): 400 `InvalidRequest`
+ * naming the fields (bad JSON, a field missing or out of range); 404 `UnknownSession`,
+ * `UnknownApproval`, `UnknownAgent`; 409 with a name saying why (for the control
+ * routes: `NotResumable`, `NotCancellable`, `NotRollbackable`, `Conflict`,
+ * `ExecutionConflict`; 400 `InvalidRollback` names `toStep`).
  */
 import { z } from 'zod';
+import { CancellationSchema } from './checkpoint';
 
 /** Idempotency keys: 1-128 printable ASCII characters. */
 export const IdempotencyKeySchema = z.string().regex(/^[\x21-\x7e]{1,128}$/, 'must be 1-128 printable ASCII characters without spaces');
@@ -40,12 +50,27 @@ export const PendingApprovalSchema = z.object({
   expiresAt: z.string(),
 });
 
-/** A run's status. Example: `{"sessionId":"ses_a1","agent":"ssh-investigator","status":"RUNNING","executionArn":"arn:…","step":3,"createdAt":"…","updatedAt":"…","pendingApprovals":[…]}` */
+/**
+ * A run's status. `executionArn` is the session's current execution; a session
+ * spans several (continue-as-new, resume, rollback). `pendingApprovals` is empty
+ * unless the run is RUNNING.
+ * Example: `{"sessionId":"ses_a1","agent":"ssh-investigator","status":"RUNNING","executionArn":"arn:…:ses_a1-x2","executions":2,"branch":0,"parentExecutionArn":"arn:…:ses_a1","step":3,"createdAt":"…","updatedAt":"…","pendingApprovals":[…]}`
+ */
 export const RunStatusSchema = z.object({
   sessionId: z.string(),
   agent: z.string(),
   status: z.enum(['RUNNING', 'SUCCEEDED', 'FAILED', 'CANCELLED']),
+  /** The session's current execution. */
   executionArn: z.string(),
+  /** Executions the session has had (1 + continuations, resumes and rollbacks). */
+  executions: z.number().int().positive(),
+  /** Rollbacks so far (0 for none). */
+  branch: z.number().int().nonnegative(),
+  /** The execution before the current one, when there was one. */
+  parentExecutionArn: z.string().optional(),
+  /** Why and when the run was cancelled (status CANCELLED). Example: `{"reason":"wrong host","by":"alice","at":"2026-11-21T10:00:00.000Z"}` */
+  cancellation: CancellationSchema.optional(),
+  /** Model turns completed. */
   step: z.number(),
   createdAt: z.string(),
   updatedAt: z.string(),
@@ -54,7 +79,102 @@ export const RunStatusSchema = z.object({
   pendingApprovals: z.array(PendingApprovalSchema),
 });
 
+/** An error answer. Example: `{"error":"NotResumable","message":"session ses_a1 is RUNNING; only FAILED sessions can be resumed"}` */
+export const ProblemSchema = z.object({
+  error: z.string(),
+  message: z.string(),
+  /** For 400s: one `field: message` line per field at fault. */
+  issues: z.array(z.string()).optional(),
+});
+
+/** Free text saying why a run is controlled: 1-1000 characters (it becomes a Step Functions `cause`, at most 32,768). */
+const ReasonSchema = z.string().min(1).max(1000);
+/** Who asks (free text, for the audit trail); defaults to the caller's IAM identity. */
+const RequestedBySchema = z.string().min(1).max(200);
+
+/**
+ * Resumes a FAILED run from its last good checkpoint, in a new execution. The body
+ * is optional; `reason` and `requestedBy` are logged.
+ * Example: `{"reason":"model provider outage is over","requestedBy":"alice"}`
+ */
+export const ResumeRunRequestSchema = z.object({
+  reason: ReasonSchema.optional(),
+  requestedBy: RequestedBySchema.optional(),
+});
+
+/**
+ * Answer of POST /runs/{sessionId}/resume: the execution that continues the session
+ * (it takes the session over in its Prepare step).
+ * Example: `{"sessionId":"ses_a1","executionArn":"arn:aws:states:…:execution:ssh-investigator:ses_a1-x2","execution":2,"created":true}`
+ */
+export const ResumeRunResponseSchema = z.object({
+  sessionId: z.string(),
+  executionArn: z.string(),
+  /** The execution's number in the session (2 for the first continuation). */
+  execution: z.number().int().positive(),
+  /** False when a repeated request found the execution already started (answered 200, not 202). */
+  created: z.boolean(),
+});
+
+/**
+ * Cancels a RUNNING run: the session becomes CANCELLED (final), its executions are
+ * stopped (error `Cancelled`, cause `reason`) and its pending approvals expire.
+ * Example: `{"reason":"wrong host","requestedBy":"alice"}`
+ */
+export const CancelRunRequestSchema = z.object({
+  reason: ReasonSchema,
+  requestedBy: RequestedBySchema.optional(),
+});
+
+/**
+ * Answer of POST /runs/{sessionId}/cancel.
+ * Example: `{"sessionId":"ses_a1","status":"CANCELLED","stoppedExecutions":["arn:aws:states:…:execution:ssh-investigator:ses_a1"],"expiredApprovals":["apv_…"]}`
+ */
+export const CancelRunResponseSchema = z.object({
+  sessionId: z.string(),
+  status: z.literal('CANCELLED'),
+  /** Executions this request stopped (those still running). */
+  stoppedExecutions: z.array(z.string()),
+  /** Approvals this request expired (pending ones). */
+  expiredApprovals: z.array(z.string()),
+});
+
+/**
+ * Rolls a run back to the end of model turn `toStep` (0: before the first turn):
+ * later checkpoints are abandoned (kept under `ABANDONED#<branch>#`), a RUNNING run
+ * is stopped (error `RolledBack`), and a new execution continues from `toStep`.
+ * Example: `{"toStep":2,"reason":"the model picked the wrong host","requestedBy":"alice"}`
+ */
+export const RollbackRunRequestSchema = z.object({
+  /** Model turns to keep; at most the session's last model turn. */
+  toStep: z.number().int().nonnegative(),
+  reason: ReasonSchema,
+  requestedBy: RequestedBySchema.optional(),
+});
+
+/**
+ * Answer of POST /runs/{sessionId}/rollback.
+ * Example: `{"sessionId":"ses_a1","executionArn":"arn:…:execution:ssh-investigator:ses_a1-x2","execution":2,"branch":1,"abandoned":5}`
+ */
+export const RollbackRunResponseSchema = z.object({
+  sessionId: z.string(),
+  /** The execution that continues the session from `toStep`. */
+  executionArn: z.string(),
+  execution: z.number().int().positive(),
+  /** The session's branch after the rollback (rollbacks so far). */
+  branch: z.number().int().positive(),
+  /** How many checkpoints were abandoned. */
+  abandoned: z.number().int().nonnegative(),
+});
+
 export type StartRunRequest = z.infer<typeof StartRunRequestSchema>;
+export type Problem = z.infer<typeof ProblemSchema>;
+export type ResumeRunRequest = z.infer<typeof ResumeRunRequestSchema>;
+export type ResumeRunResponse = z.infer<typeof ResumeRunResponseSchema>;
+export type CancelRunRequest = z.infer<typeof CancelRunRequestSchema>;
+export type CancelRunResponse = z.infer<typeof CancelRunResponseSchema>;
+export type RollbackRunRequest = z.infer<typeof RollbackRunRequestSchema>;
+export type RollbackRunResponse = z.infer<typeof RollbackRunResponseSchema>;
 export type DecideApprovalRequest = z.infer<typeof DecideApprovalRequestSchema>;
 export type PendingApproval = z.infer<typeof PendingApprovalSchema>;
 export type RunStatus = z.infer<typeof RunStatusSchema>;

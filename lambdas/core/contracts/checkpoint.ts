@@ -44,7 +44,6 @@ import {
   type CheckpointRecordV1,
 } from './checkpoint-v1';
 import { ModelResponseSchema, type ToolResultBlockSchema } from './model';
-import { FailureSchema } from './loop';
 
 const v2 = { schemaVersion: z.literal(CHECKPOINT_SCHEMA_VERSION) };
 

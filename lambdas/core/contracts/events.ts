@@ -8,8 +8,13 @@
  */
 import { z } from 'zod';
 import { EVENT_SCHEMA_VERSION } from '../constants';
+import { ABANDONED_SK_PREFIX } from './checkpoint';
 
-/** Event types, one per kind of checkpoint change. */
+/**
+ * Event types, one per kind of checkpoint change. A rollback shows as
+ * `SessionRolledBack`, then one `CheckpointAbandoned` (the record, moved under
+ * `ABANDONED#<branch>#`) and one `RecordRemoved` (its live key) per later checkpoint.
+ */
 export const EventTypeSchema = z.enum([
   'SessionStarted',
   'SessionUpdated',
@@ -19,6 +24,11 @@ export const EventTypeSchema = z.enum([
   'ModelTurnCompleted',
   'ApprovalRequested',
   'ToolCallCompleted',
+  'SessionCancelled',
+  'ExecutionStarted',
+  'ToolCallIntended',
+  'SessionRolledBack',
+  'CheckpointAbandoned',
   'RecordRemoved',
 ]);
 
@@ -110,6 +120,7 @@ export function toEventLogRecord(change: CheckpointChange): EventLogRecord {
 
 function eventType(change: CheckpointChange, record: Record<string, unknown>): EventType {
   if (change.eventName === 'REMOVE') return 'RecordRemoved';
+  if (typeof record.sk === 'string' && record.sk.startsWith(ABANDONED_SK_PREFIX)) return 'CheckpointAbandoned';
   switch (record.kind) {
     case 'session': {
       // A run that fails before Prepare creates its session inserts the head already FAILED.
@@ -117,6 +128,7 @@ function eventType(change: CheckpointChange, record: Record<string, unknown>): E
       const before = change.oldImage?.status;
       if (record.status !== before && record.status === 'SUCCEEDED') return 'SessionSucceeded';
       if (record.status !== before && record.status === 'FAILED') return 'SessionFailed';
+      if (record.status !== before && record.status === 'CANCELLED') return 'SessionCancelled';
       return 'SessionUpdated';
     }
     case 'input':
@@ -127,6 +139,12 @@ function eventType(change: CheckpointChange, record: Record<string, unknown>): E
       return 'ApprovalRequested';
     case 'tool':
       return 'ToolCallCompleted';
+    case 'intent':
+      return 'ToolCallIntended';
+    case 'execution':
+      return 'ExecutionStarted';
+    case 'rollback':
+      return 'SessionRolledBack';
     default:
       throw new Error(`stream record ${change.eventId}: unknown checkpoint kind ${String(record.kind)}`);
   }

@@ -6,7 +6,7 @@
 import type { APIGatewayProxyEvent, APIGatewayProxyResult, Context } from 'aws-lambda';
 import { BodyStore } from '../../adapters/body-store';
 import { CheckpointStore } from '../../adapters/checkpoint-store';
-import { documentClient, s3Client } from '../../adapters/clients';
+import { documentClient, s3Client, takeDynamoDbRequests } from '../../adapters/clients';
 import { requireEnv, requireJsonMapEnv } from '../../adapters/config';
 import { injectFault } from '../../adapters/fault-injection';
 import { powertoolsOnce } from '../../adapters/idempotency';
@@ -65,8 +65,9 @@ export function createAgentHandlers(agent: AgentDefinition): AgentHandlers {
       const input = ModelTurnInputSchema.parse(event);
       logStep({ agent: agent.name, sessionId: input.sessionId, executionArn: input.executionArn, step: input.step + 1 });
       logger.addContext(context);
+      takeDynamoDbRequests();
       const result = await modelTurn(input, getDeps(context));
-      logger.info('model turn', { outcome: result.outcome, calls: result.calls.map((c) => c.tool), failure: result.failure, events: result.events });
+      logger.info('model turn', { outcome: result.outcome, calls: result.calls.map((c) => c.tool), failure: result.failure, events: result.events, dynamodb: takeDynamoDbRequests() });
       return result;
     },
     async runTool(event, context) {
@@ -74,8 +75,9 @@ export function createAgentHandlers(agent: AgentDefinition): AgentHandlers {
       const toolName = (toolNameOnce ??= requireEnv(ENV.toolName));
       logStep({ agent: agent.name, sessionId: input.sessionId, executionArn: input.executionArn, step: input.step, tool: toolName, callId: input.call.callId });
       logger.addContext(context);
+      takeDynamoDbRequests();
       const result = await runTool(input, toolName, getDeps(context));
-      logger.info('tool call', { status: result.status, approval: input.approval.decision });
+      logger.info('tool call', { status: result.status, approval: input.approval.decision, dynamodb: takeDynamoDbRequests() });
       return result;
     },
     async startRun(event, context) {

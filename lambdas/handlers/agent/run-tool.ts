@@ -13,10 +13,10 @@
  *   finding an intent without a result means an earlier attempt died after it
  *   may have acted, so the call is answered `OUTCOME_UNKNOWN` and not run again.
  */
+import { withResponse } from '../../adapters/body-store';
 import { MAX_TOOL_RESULT_BYTES } from '../../core/constants';
-import { checkpointKey, type BodyRef, type ModelCheckpoint, type ToolCheckpoint } from '../../core/contracts/checkpoint';
+import { checkpointKey, type BodyRef, type ToolCheckpoint } from '../../core/contracts/checkpoint';
 import type { ToolTaskInput } from '../../core/contracts/loop';
-import type { ModelResponse } from '../../core/contracts/model';
 import type { ToolDefinition } from '../../core/define';
 import { ConfigurationError, ToolError, ToolOutputInvalidError } from '../../core/errors';
 import { toolIterationEvents } from '../../core/history';
@@ -68,7 +68,7 @@ export async function runTool(input: ToolTaskInput, toolName: string, deps: Step
   const tool = agent.tools.find((t) => t.name === toolName);
   if (!tool) throw new ConfigurationError(`agent ${agent.name} declares no tool ${toolName}`);
   const turn = await store.getCheckpoint(sessionId, checkpointKey.model(step));
-  const use = toolUseOf(turn?.kind === 'model' ? await withResponse(turn, deps) : turn, call.callId);
+  const use = toolUseOf(turn?.kind === 'model' ? await withResponse(turn, deps.bodies) : turn, call.callId);
   if (!use) throw new ConfigurationError(`step ${step} has no tool call ${call.callId}`);
 
   const idempotencyKey = toolCallIdempotencyKey(sessionId, step, call.callId, input.branch);
@@ -90,12 +90,6 @@ export async function runTool(input: ToolTaskInput, toolName: string, deps: Step
   };
   const { record: stored } = await store.putCheckpoint(record, input.executionArn);
   return done(stored.kind === 'tool' ? stored.status : outcome.status);
-}
-
-/** The model checkpoint with its response loaded when it is stored in S3. */
-async function withResponse(turn: ModelCheckpoint, deps: StepDeps): Promise<ModelCheckpoint> {
-  if (turn.response || !turn.responseRef) return turn;
-  return { ...turn, response: JSON.parse(await deps.bodies.get(turn.responseRef)) as ModelResponse };
 }
 
 async function execute(tool: ToolDefinition, args: unknown, input: ToolTaskInput, idempotencyKey: string, sk: string, deps: StepDeps): Promise<Outcome> {

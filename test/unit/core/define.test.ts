@@ -7,8 +7,11 @@ import {
   DEFAULT_MODEL_TIMEOUT_SECONDS,
   DEFAULT_TOOL_CONCURRENCY,
   DEFAULT_TOOL_TIMEOUT_SECONDS,
+  MAX_STEPS_LIMIT,
+  STANDARD_EXECUTION_HISTORY_LIMIT,
 } from '../../../lambdas/core/constants';
 import { defineAgent, defineTool, toolSpec, type AgentProps } from '../../../lambdas/core/define';
+import { minimumHistoryEventLimit } from '../../../lambdas/core/history';
 
 const lookup = defineTool({
   name: 'lookup_host',
@@ -39,16 +42,18 @@ const agentProps = (overrides: Partial<AgentProps<typeof Input, typeof Output>> 
 });
 
 describe('defineTool', () => {
-  it('defaults needsApproval to false and the timeout to the tool default', () => {
+  it('defaults needsApproval and idempotent to false and the timeout to the tool default', () => {
     expect(lookup.needsApproval).toBe(false);
+    expect(lookup.idempotent).toBe(false);
     expect(lookup.timeoutSeconds).toBe(DEFAULT_TOOL_TIMEOUT_SECONDS);
     expect(lookup.name).toBe('lookup_host');
     expect(lookup.version).toBe('1.2.0');
   });
 
-  it('keeps an explicit approval flag and timeout', () => {
-    const tool = defineTool({ ...lookup, name: 'block-it', needsApproval: true, timeoutSeconds: 5 });
+  it('keeps an explicit approval flag, idempotency and timeout', () => {
+    const tool = defineTool({ ...lookup, name: 'block-it', needsApproval: true, idempotent: true, timeoutSeconds: 5 });
     expect(tool.needsApproval).toBe(true);
+    expect(tool.idempotent).toBe(true);
     expect(tool.timeoutSeconds).toBe(5);
   });
 
@@ -75,7 +80,10 @@ describe('defineAgent', () => {
       approvalTimeoutSeconds: DEFAULT_APPROVAL_TIMEOUT_SECONDS,
       modelTimeoutSeconds: DEFAULT_MODEL_TIMEOUT_SECONDS,
       triggers: [],
+      historyEventLimit: STANDARD_EXECUTION_HISTORY_LIMIT,
     });
+    expect(STANDARD_EXECUTION_HISTORY_LIMIT).toBe(25_000);
+    expect(agent.context).toBeUndefined();
     expect(agent.tools).toEqual([lookup]);
   });
 
@@ -105,6 +113,37 @@ describe('defineAgent', () => {
 
   it.each([-1, 0.5])('fails when maxOutputRepairs is %s, naming the field', (value) => {
     expect(() => defineAgent(agentProps({ maxOutputRepairs: value }))).toThrow(/maxOutputRepairs must be a non-negative integer/);
+  });
+
+  it(`accepts maxSteps up to ${MAX_STEPS_LIMIT} (runs continue as new executions), and fails above`, () => {
+    expect(MAX_STEPS_LIMIT).toBe(100_000);
+    expect(defineAgent(agentProps({ maxSteps: MAX_STEPS_LIMIT })).maxSteps).toBe(MAX_STEPS_LIMIT);
+    expect(() => defineAgent(agentProps({ maxSteps: MAX_STEPS_LIMIT + 1 }))).toThrow(`defineAgent(unit-agent): maxSteps must be at most ${MAX_STEPS_LIMIT}`);
+  });
+
+  it('accepts a historyEventLimit from the minimum (room for one worst-case turn) to the Standard quota', () => {
+    expect(defineAgent(agentProps({ historyEventLimit: minimumHistoryEventLimit() })).historyEventLimit).toBe(minimumHistoryEventLimit());
+    expect(defineAgent(agentProps({ historyEventLimit: 25_000 })).historyEventLimit).toBe(25_000);
+  });
+
+  it.each([minimumHistoryEventLimit() - 1, 25_001, 0, 1000.5, Number.NaN])('fails when historyEventLimit is %s, naming the field and the range', (value) => {
+    expect(() => defineAgent(agentProps({ historyEventLimit: value }))).toThrow(
+      `defineAgent(unit-agent): historyEventLimit must be an integer from ${minimumHistoryEventLimit()} (room for one worst-case turn) to 25000 (the Standard execution quota)`,
+    );
+  });
+
+  it('keeps a context limit with either strategy', () => {
+    expect(defineAgent(agentProps({ context: { maxToolResultBytes: 1, strategy: 'fail' } })).context).toEqual({ maxToolResultBytes: 1, strategy: 'fail' });
+    expect(defineAgent(agentProps({ context: { maxToolResultBytes: 200_000, strategy: 'drop-oldest-tool-results' } })).context).toEqual({
+      maxToolResultBytes: 200_000,
+      strategy: 'drop-oldest-tool-results',
+    });
+  });
+
+  it.each([0, -1, 1.5, Number.NaN])('fails when context.maxToolResultBytes is %s, naming the field', (value) => {
+    expect(() => defineAgent(agentProps({ context: { maxToolResultBytes: value, strategy: 'fail' } }))).toThrow(
+      'defineAgent(unit-agent): context.maxToolResultBytes must be a positive integer',
+    );
   });
 
   it('fails when the approval timeout is longer than a year, naming the field', () => {

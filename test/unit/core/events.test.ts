@@ -2,7 +2,11 @@ import { describe, expect, it } from 'vitest';
 import { EVENT_SCHEMA_VERSION } from '../../../lambdas/core/constants';
 import { EventLogRecordSchema, toEventLogRecord, type CheckpointChange } from '../../../lambdas/core/contracts/events';
 import { checkpointKey } from '../../../lambdas/core/contracts/checkpoint';
-import { inputRecord, modelRecord, SESSION_ID, text, toolRecord, sessionHeadItem } from '../support/records';
+import { inputRecord, modelRecord, SESSION_ID, text, toolRecord, sessionHeadItem, sessionRecord } from '../support/records';
+import intentV2 from '../../fixtures/checkpoints/v2/intent.json';
+import executionV2 from '../../fixtures/checkpoints/v2/execution.json';
+import rollbackV2 from '../../fixtures/checkpoints/v2/rollback.json';
+import modelRefV2 from '../../fixtures/checkpoints/v2/model-ref.json';
 
 const head = sessionHeadItem;
 
@@ -87,6 +91,29 @@ describe('toEventLogRecord', () => {
       const row = toEventLogRecord(change({ eventName: 'INSERT', newImage: image }));
       expect(row.type).toBe(type);
       expect(row.checkpointKey).toBe(image.sk);
+    });
+
+    it.each([
+      ['intent', 'ToolCallIntended', intentV2 as Record<string, unknown>],
+      ['execution', 'ExecutionStarted', executionV2 as Record<string, unknown>],
+      ['rollback', 'SessionRolledBack', rollbackV2 as Record<string, unknown>],
+    ])('names a version 2 %s record INSERT %s', (_kind, type, image) => {
+      const row = toEventLogRecord(change({ eventName: 'INSERT', newImage: image }));
+      expect(row).toMatchObject({ type, checkpointKey: image.sk, record: image });
+    });
+
+    it('names a session MODIFY to CANCELLED SessionCancelled, and a later update of the cancelled head SessionUpdated', () => {
+      const running = sessionRecord() as unknown as Record<string, unknown>;
+      const cancelled = { ...running, status: 'CANCELLED', cancellation: { reason: 'wrong host', at: '2024-12-10T11:20:00.000Z' } };
+      expect(toEventLogRecord(change({ eventName: 'MODIFY', oldImage: running, newImage: cancelled })).type).toBe('SessionCancelled');
+      expect(toEventLogRecord(change({ eventName: 'MODIFY', oldImage: cancelled, newImage: cancelled })).type).toBe('SessionUpdated');
+    });
+
+    it('names the copy a rollback makes of an abandoned checkpoint CheckpointAbandoned, whatever its kind', () => {
+      const moved = { ...(modelRefV2 as Record<string, unknown>), sk: checkpointKey.abandoned(1, modelRefV2.sk), abandonedBy: 1, abandonedAt: '2026-11-20T09:15:02.101Z' };
+      expect(toEventLogRecord(change({ eventName: 'INSERT', newImage: moved }))).toMatchObject({ type: 'CheckpointAbandoned', checkpointKey: 'ABANDONED#0001#CP#000004#model' });
+      // Its live key is removed: that is a RecordRemoved.
+      expect(toEventLogRecord(change({ eventName: 'REMOVE', oldImage: modelRefV2 as Record<string, unknown> })).type).toBe('RecordRemoved');
     });
 
     it('names a REMOVE RecordRemoved and records the old image', () => {

@@ -2,8 +2,8 @@ import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { MAX_TOOL_CALLS_PER_TURN } from '../../../lambdas/core/constants';
 import type { TextBlock, ToolResultBlock } from '../../../lambdas/core/contracts/model';
-import { buildConversation, decideTurn, errorResult, parseFinalAnswer, REPAIR_PREFIX, toolUseOf, type TurnContext } from '../../../lambdas/core/loop';
-import { inputRecord, modelRecord, response, text, toolRecord, toolUse } from '../support/records';
+import { buildConversation, decideTurn, droppedResultNote, errorResult, loaded, parseFinalAnswer, REPAIR_PREFIX, toolUseOf, type TurnContext } from '../../../lambdas/core/loop';
+import { inputRecord, modelRecord, omit, response, text, toolRecord, toolRecordByRef, toolUse } from '../support/records';
 
 const AnswerSchema = z.object({ answer: z.string(), confidence: z.number().min(0).max(1) });
 
@@ -100,6 +100,53 @@ describe('buildConversation', () => {
   it('fails when the only result for the call id was recorded at another step', () => {
     const records = [inputRecord('q'), modelRecord(1, [toolUse('c1', 'echo')]), toolRecord(2, 'c1', '{}')];
     expect(() => buildConversation(records)).toThrow(/c1/);
+  });
+
+  it('replaces a result the context limit dropped by a note, keeping its error flag, and sends the others as they are', () => {
+    const records = [
+      inputRecord('q'),
+      modelRecord(1, [toolUse('c1', 'echo'), toolUse('c2', 'echo')]),
+      toolRecord(1, 'c1', '{"text":"old"}', true),
+      toolRecord(1, 'c2', '{"text":"kept"}'),
+    ];
+    const dropped = toolRecord(1, 'c1', '{"text":"old"}', true);
+
+    const messages = buildConversation(records, new Set([dropped.sk]));
+
+    expect(messages[2]?.content).toEqual([
+      { type: 'tool_result', toolUseId: 'c1', content: droppedResultNote(dropped), isError: true },
+      { type: 'tool_result', toolUseId: 'c2', content: '{"text":"kept"}', isError: false },
+    ]);
+  });
+
+  it('sends a dropped result stored by reference as a note, without needing its body', () => {
+    const ref = { bucket: 'b', key: 'ses/CP#000001#tool#c1/0.json', bytes: 70_000, sha256: '0'.repeat(64) };
+    const records = [inputRecord('q'), modelRecord(1, [toolUse('c1', 'echo')]), toolRecordByRef(1, 'c1', ref)];
+    const messages = buildConversation(records, new Set([records[2]?.sk ?? '']));
+    expect(JSON.parse((messages[2]?.content[0] as ToolResultBlock).content)).toMatchObject({ error: 'CONTEXT_DROPPED', message: expect.stringContaining('echo (70000 bytes)') as unknown });
+  });
+
+  it('fails when a result stored by reference was not loaded, naming the checkpoint and the key', () => {
+    const ref = { bucket: 'b', key: 'ses/CP#000001#tool#c1/0.json', bytes: 70_000, sha256: '0'.repeat(64) };
+    const records = [inputRecord('q'), modelRecord(1, [toolUse('c1', 'echo')]), toolRecordByRef(1, 'c1', ref)];
+    expect(() => buildConversation(records)).toThrow('CP#000001#tool#c1: result body not loaded (ses/CP#000001#tool#c1/0.json)');
+  });
+
+  it('fails when a model response stored by reference was not loaded', () => {
+    const turn = { ...omit(modelRecord(1, [text('{}')], { outcome: 'final' }), 'response'), responseRef: { bucket: 'b', key: 'ses/CP#000001#model/0.json', bytes: 9, sha256: '0'.repeat(64) } };
+    expect(() => buildConversation([inputRecord('q'), turn])).toThrow('CP#000001#model: response body not loaded (ses/CP#000001#model/0.json)');
+    expect(() => loaded(turn)).toThrow(/response body not loaded/);
+    expect(() => toolUseOf(turn, 'c1')).toThrow(/response body not loaded/);
+  });
+});
+
+describe('droppedResultNote', () => {
+  it('tells the model which tool result was dropped, its size, and that it may call the tool again', () => {
+    const note = JSON.parse(droppedResultNote(toolRecord(3, 'c1', '{"a":"é"}'))) as { error: string; message: string };
+    expect(note.error).toBe('CONTEXT_DROPPED');
+    expect(note.message).toBe(
+      "The result of echo (10 bytes) was dropped from the context: the agent's context limit keeps the newest tool results. Call the tool again if you need it.",
+    );
   });
 });
 

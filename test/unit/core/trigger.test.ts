@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { SESSION_ID_PATTERN } from '../../../lambdas/core/constants';
 import { SessionIdSchema } from '../../../lambdas/core/contracts/loop';
-import { approvalIdFor, sessionIdFor } from '../../../lambdas/core/ids';
+import { approvalIdFor, modelCallIdempotencyKey, sessionIdFor, toolCallIdempotencyKey } from '../../../lambdas/core/ids';
 import { parseTrigger, type ApiTrigger, type EventBridgeEnvelope } from '../../../lambdas/core/trigger';
 import guardDutyEvent from '../../../examples/ssh-brute-force/events/guardduty-ssh-brute-force.json';
 
@@ -45,6 +45,24 @@ describe('parseTrigger', () => {
     });
   });
 
+  it('recognises a continuation: the session it continues, no input or trigger info of its own', () => {
+    const sessionId = sessionIdFor(AGENT, 'alert-42');
+    const continuation = { sessionId, parentExecutionArn: `arn:aws:states:us-east-1:123456789012:execution:${AGENT}:${sessionId}`, reason: 'continue-as-new', execution: 2 } as const;
+    expect(parseTrigger(AGENT, { continuation })).toEqual({ ok: true, sessionId, continuation });
+    // The ContinueAsNew state adds Step Functions' own parent link; it is not part of the trigger.
+    expect(parseTrigger(AGENT, { continuation, AWS_STEP_FUNCTIONS_STARTED_BY_EXECUTION_ID: continuation.parentExecutionArn })).toEqual({ ok: true, sessionId, continuation });
+  });
+
+  it.each([
+    ['an unknown reason', { reason: 'restart' }],
+    ['execution 0', { execution: 0 }],
+    ['a session id that is not an execution name', { sessionId: 'has spaces' }],
+    ['no parent execution', { parentExecutionArn: undefined }],
+  ])('fails when a continuation has %s', (_what, change) => {
+    const continuation = { sessionId: 'ses_1', parentExecutionArn: 'arn:aws:states:us-east-1:123456789012:execution:a:ses_1', reason: 'resume', execution: 2, ...change };
+    expect(parseTrigger(AGENT, { continuation })).toMatchObject({ ok: false });
+  });
+
   it.each([
     ['an empty object', {}],
     ['null', null],
@@ -56,7 +74,7 @@ describe('parseTrigger', () => {
   ])('fails when the input is %s', (_what, raw) => {
     const parsed = parseTrigger(AGENT, raw);
     expect(parsed.ok).toBe(false);
-    if (!parsed.ok) expect(parsed.error).toMatch(/neither an EventBridge event .* nor an API trigger/);
+    if (!parsed.ok) expect(parsed.error).toMatch(/neither an EventBridge event .*, an API trigger .* nor a continuation/);
   });
 });
 
@@ -94,5 +112,50 @@ describe('approvalIdFor', () => {
       approvalIdFor(session, 3, 'toolu_07'),
     ]);
     expect(ids.size).toBe(4);
+  });
+});
+
+describe('toolCallIdempotencyKey', () => {
+  const session = sessionIdFor(AGENT, 'key-1');
+
+  it('is tc_ and 32 hex digits, the same on every retry of the call', () => {
+    expect(toolCallIdempotencyKey(session, 3, 'toolu_06')).toMatch(/^tc_[0-9a-f]{32}$/);
+    expect(toolCallIdempotencyKey(session, 3, 'toolu_06')).toBe(toolCallIdempotencyKey(session, 3, 'toolu_06'));
+  });
+
+  it('keeps the keys of branch 0 (a session never rolled back keeps the keys it had before rollbacks existed)', () => {
+    expect(toolCallIdempotencyKey(session, 3, 'toolu_06', 0)).toBe(toolCallIdempotencyKey(session, 3, 'toolu_06'));
+  });
+
+  it('differs per session, step, call and branch', () => {
+    const keys = new Set([
+      toolCallIdempotencyKey(session, 3, 'toolu_06'),
+      toolCallIdempotencyKey(sessionIdFor(AGENT, 'key-2'), 3, 'toolu_06'),
+      toolCallIdempotencyKey(session, 4, 'toolu_06'),
+      toolCallIdempotencyKey(session, 3, 'toolu_07'),
+      toolCallIdempotencyKey(session, 3, 'toolu_06', 1),
+      toolCallIdempotencyKey(session, 3, 'toolu_06', 2),
+    ]);
+    expect(keys.size).toBe(6);
+  });
+});
+
+describe('modelCallIdempotencyKey', () => {
+  const session = sessionIdFor(AGENT, 'key-1');
+
+  it('is mc_ and 32 hex digits, the same on every retry and resume of the turn (branch 0 by default)', () => {
+    expect(modelCallIdempotencyKey(session, 2)).toMatch(/^mc_[0-9a-f]{32}$/);
+    expect(modelCallIdempotencyKey(session, 2)).toBe(modelCallIdempotencyKey(session, 2, 0));
+  });
+
+  it('differs per session, step and branch, and from every tool call key', () => {
+    const keys = new Set([
+      modelCallIdempotencyKey(session, 2),
+      modelCallIdempotencyKey(sessionIdFor(AGENT, 'key-2'), 2),
+      modelCallIdempotencyKey(session, 3),
+      modelCallIdempotencyKey(session, 2, 1),
+    ]);
+    expect(keys.size).toBe(4);
+    expect(modelCallIdempotencyKey(session, 2).slice(3)).not.toBe(toolCallIdempotencyKey(session, 2, '').slice(3));
   });
 });

@@ -1,29 +1,33 @@
 /**
  * The per-agent steps (prepare, modelTurn, runTool) on the in-memory checkpoint
- * store, driven by scripted conversations, the way the state machine drives them.
+ * store, bodies and idempotency records, driven by scripted conversations, the
+ * way the state machine drives them: each step gets the payload fields the
+ * previous one returned (`events`, `execution`, `branch`, `toolRuns`).
  */
 import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
-import { APPROVAL_TIMED_OUT_REASON } from '../../../lambdas/core/constants';
+import { APPROVAL_TIMED_OUT_REASON, MAX_TOOL_RESULT_BYTES } from '../../../lambdas/core/constants';
 import { checkpointKey, type ModelCheckpoint, type ToolCheckpoint } from '../../../lambdas/core/contracts/checkpoint';
-import type { ApprovalOutcome, ModelTurnResult, PrepareResult, ToolCallRef } from '../../../lambdas/core/contracts/loop';
+import type { ApprovalOutcome, ModelTurnResult, PrepareResult, ToolCallRef, ToolRun } from '../../../lambdas/core/contracts/loop';
 import type { ModelProvider, ModelRequest, ToolUseBlock } from '../../../lambdas/core/contracts/model';
 import type { ScriptedConversation, ScriptedTurn } from '../../../lambdas/core/contracts/scripted';
 import { defineAgent, defineTool, toolSpec, type AgentDefinition, type ToolContext } from '../../../lambdas/core/define';
-import { ConfigurationError, ScriptMismatchError, ToolError, ToolOutputInvalidError } from '../../../lambdas/core/errors';
-import { sessionIdFor, toolCallIdempotencyKey } from '../../../lambdas/core/ids';
+import { ConfigurationError, ScriptMismatchError, SessionFencedError, ToolError, ToolOutputInvalidError } from '../../../lambdas/core/errors';
+import { minimumHistoryEventLimit } from '../../../lambdas/core/history';
+import { modelCallIdempotencyKey, sessionIdFor, toolCallIdempotencyKey } from '../../../lambdas/core/ids';
 import { REPAIR_PREFIX } from '../../../lambdas/core/loop';
 import type { ApiTrigger, EventBridgeEnvelope } from '../../../lambdas/core/trigger';
 import { ScriptedModelProvider } from '../../../lambdas/adapters/providers/scripted';
 import type { StepDeps } from '../../../lambdas/handlers/agent/deps';
 import { modelTurn } from '../../../lambdas/handlers/agent/model-turn';
 import { prepare, type PrepareEvent } from '../../../lambdas/handlers/agent/prepare';
-import { runTool } from '../../../lambdas/handlers/agent/run-tool';
+import { runTool, type ToolTaskResult } from '../../../lambdas/handlers/agent/run-tool';
 import { agent as sshInvestigator, findingPrompt, SshBruteForceFindingSchema, type IncidentReport } from '../../../examples/ssh-brute-force/agent';
 import { countFailedAttempts, createBlockAddressTool, searchLogLines, showLogLines, type BlockRecord, type BlockStore } from '../../../examples/ssh-brute-force/tools';
 import guardDutyEvent from '../../../examples/ssh-brute-force/events/guardduty-ssh-brute-force.json';
-import { AnswerSchema, declinedAgent, failingToolAgent, neverValidAgent, repairAgent, stepLimitAgent } from '../../fixtures/agents';
+import { AnswerSchema, declinedAgent, neverValidAgent, repairAgent, stepLimitAgent } from '../../fixtures/agents';
 import { MemoryCheckpointStore } from './memory-store';
+import { BODY_BUCKET, MemoryBodyStore, MemoryOnce, ScriptedFault, ScriptedFaults, sha256 } from '../support/fakes';
 import { rejection } from '../support/rejection';
 
 // ---------------------------------------------------------------------------
@@ -32,6 +36,16 @@ import { rejection } from '../support/rejection';
 
 const EVENT: EventBridgeEnvelope = guardDutyEvent;
 const STEP_MS = 7;
+/** History events (core/history.ts): start to the first turn (ExecutionStarted 1, Prepare 5, Prepared? 2). */
+const START_EVENTS = 8;
+/** One model turn and its Route: Task 5, Choice 2. */
+const TURN_EVENTS = 7;
+/** One RunTools iteration without approval: iteration markers 2, NeedsApproval? 2, RunTool 5. */
+const ITERATION_EVENTS = 9;
+/** The RunTools Map state itself. */
+const MAP_EVENTS = 4;
+const FIRST_EXECUTION = { execution: 1, branch: 0 } as const;
+
 const arnOf = (tool: string): string => `arn:aws:lambda:us-east-1:123456789012:function:unit-tool-${tool}`;
 const executionArn = (agent: AgentDefinition, name: string): string => `arn:aws:states:us-east-1:123456789012:execution:${agent.name}:${name}`;
 const arnsOf = (agent: AgentDefinition): Record<string, string> => Object.fromEntries(agent.tools.map((t) => [t.name, arnOf(t.name)]));
@@ -39,6 +53,9 @@ const arnsOf = (agent: AgentDefinition): Record<string, string> => Object.fromEn
 interface Harness {
   readonly agent: AgentDefinition;
   readonly store: MemoryCheckpointStore;
+  readonly bodies: MemoryBodyStore;
+  readonly once: MemoryOnce;
+  readonly faults: ScriptedFaults;
   readonly deps: StepDeps;
   /** Every request that reached the model, over all provider instances. */
   readonly modelCalls: ModelRequest[];
@@ -46,11 +63,16 @@ interface Harness {
 }
 
 /**
- * Deps around the in-memory store. The provider factory hands out a fresh
- * scripted provider per turn (as the Lambda does), wrapped to count calls.
+ * Deps around the in-memory store, bodies and idempotency records. The provider
+ * factory hands out a fresh scripted provider per turn (as the Lambda does),
+ * wrapped to count calls.
  */
-function harness(agent: AgentDefinition, toolFunctions: Record<string, string> = arnsOf(agent)): Harness {
+function harness(agent: AgentDefinition, options: { toolFunctions?: Record<string, string>; inlineLimitBytes?: number } = {}): Harness {
+  const toolFunctions = options.toolFunctions ?? arnsOf(agent);
   const store = new MemoryCheckpointStore();
+  const bodies = new MemoryBodyStore(options.inlineLimitBytes);
+  const once = new MemoryOnce();
+  const faults = new ScriptedFaults();
   const modelCalls: ModelRequest[] = [];
   const provider = (): ModelProvider => {
     const inner = new ScriptedModelProvider(agent.model.script);
@@ -64,13 +86,27 @@ function harness(agent: AgentDefinition, toolFunctions: Record<string, string> =
     };
   };
   let clock = Date.UTC(2024, 11, 10, 11, 10, 7);
-  const deps: StepDeps = { agent, store, provider, toolFunctions: () => toolFunctions, now: () => (clock += STEP_MS) };
-  return { agent, store, deps, modelCalls, executionArn: executionArn(agent, 'run-1') };
+  const deps: StepDeps = {
+    agent,
+    store,
+    bodies,
+    once: once.once,
+    provider,
+    toolFunctions: () => toolFunctions,
+    fault: faults.fire,
+    now: () => (clock += STEP_MS),
+  };
+  return { agent, store, bodies, once, faults, deps, modelCalls, executionArn: executionArn(agent, 'run-1') };
 }
 
 const apiTrigger = (agent: AgentDefinition, input: unknown, key = 'alert-42'): ApiTrigger => ({ source: 'api', sessionId: sessionIdFor(agent.name, key), idempotencyKey: key, input });
 
-const prepareEvent = (h: Harness, trigger: unknown, arn = h.executionArn): PrepareEvent => ({ trigger, executionArn: arn, executionName: arn.split(':').at(-1) ?? '' });
+const prepareEvent = (h: Harness, trigger: unknown, arn = h.executionArn, retryCount?: number): PrepareEvent => ({
+  trigger,
+  executionArn: arn,
+  executionName: arn.split(':').at(-1) ?? '',
+  ...(retryCount === undefined ? {} : { retryCount }),
+});
 
 /** Prepare with an API trigger; fails the test unless ready. */
 async function ready(h: Harness, input: unknown = { question: 'What is 6 x 7?' }): Promise<PrepareResult> {
@@ -79,14 +115,54 @@ async function ready(h: Harness, input: unknown = { question: 'What is 6 x 7?' }
   return result;
 }
 
-/** The next model turn after `previous` (a Prepare result or a model turn result). */
-const nextTurn = (h: Harness, previous: { sessionId: string; step: number; repairs: number }): Promise<ModelTurnResult> =>
-  modelTurn({ sessionId: previous.sessionId, step: previous.step, repairs: previous.repairs, executionArn: h.executionArn }, h.deps);
+type Pointer = Pick<ModelTurnResult, 'sessionId' | 'step' | 'repairs' | 'events' | 'execution' | 'branch'>;
+
+/**
+ * The next model turn after `previous` (a Prepare result or a model turn result),
+ * with the RunTools Map's results when tools ran in between.
+ */
+const nextTurn = (
+  h: Harness,
+  previous: Pointer,
+  toolRuns: readonly ToolRun[] | null = null,
+  options: { executionArn?: string; retryCount?: number } = {},
+): Promise<ModelTurnResult> =>
+  modelTurn(
+    {
+      sessionId: previous.sessionId,
+      step: previous.step,
+      repairs: previous.repairs,
+      executionArn: options.executionArn ?? h.executionArn,
+      retryCount: options.retryCount ?? 0,
+      events: previous.events,
+      execution: previous.execution,
+      branch: previous.branch,
+      toolRuns: toolRuns ? [...toolRuns] : null,
+    },
+    h.deps,
+  );
 
 const NOT_REQUIRED: ApprovalOutcome = { decision: 'not_required' };
 
-const callTool = (h: Harness, turn: ModelTurnResult, call: ToolCallRef, approval: ApprovalOutcome = NOT_REQUIRED, toolName = call.tool) =>
-  runTool({ sessionId: turn.sessionId, step: turn.step, call, approval, executionArn: h.executionArn }, toolName, h.deps);
+const callTool = (
+  h: Harness,
+  turn: Pick<ModelTurnResult, 'sessionId' | 'step' | 'branch'>,
+  call: ToolCallRef,
+  approval: ApprovalOutcome = NOT_REQUIRED,
+  options: { toolName?: string; executionArn?: string; retryCount?: number } = {},
+): Promise<ToolTaskResult> =>
+  runTool(
+    { sessionId: turn.sessionId, step: turn.step, call, approval, executionArn: options.executionArn ?? h.executionArn, retryCount: options.retryCount ?? 0, branch: turn.branch },
+    options.toolName ?? call.tool,
+    h.deps,
+  );
+
+/** Runs every call of a turn (as the Map does, one after the other here); returns the Map's `toolRuns`. */
+async function runTools(h: Harness, turn: ModelTurnResult, approvalFor: (call: ToolCallRef) => ApprovalOutcome = () => NOT_REQUIRED, executionArn?: string): Promise<ToolTaskResult[]> {
+  const runs: ToolTaskResult[] = [];
+  for (const c of turn.calls) runs.push(await callTool(h, turn, c, c.needsApproval ? approvalFor(c) : NOT_REQUIRED, { executionArn }));
+  return runs;
+}
 
 async function model(h: Harness, sessionId: string, step: number): Promise<ModelCheckpoint> {
   const record = await h.store.getCheckpoint(sessionId, checkpointKey.model(step));
@@ -100,18 +176,24 @@ async function toolCheckpoint(h: Harness, sessionId: string, step: number, callI
   return record;
 }
 
+/** The inline result of a tool checkpoint. @throws Error when it is stored by reference. */
+const resultOf = (record: ToolCheckpoint): string => {
+  if (record.result === undefined) throw new Error(`${record.sk} has no inline result`);
+  return record.result;
+};
+
 const onlyCall = (turn: ModelTurnResult): ToolCallRef => {
   const [call] = turn.calls;
   if (!call || turn.calls.length !== 1) throw new Error(`expected one call, got ${turn.calls.length}`);
   return call;
 };
 
-
 const usage = { inputTokens: 50, outputTokens: 5 };
 const script = (modelId: string, ...turns: ScriptedTurn[]): ScriptedConversation => ({ schemaVersion: 1, modelId, turns });
 const say = (value: string): ScriptedTurn => ({ response: { content: [{ type: 'text', text: value }], stopReason: 'end_turn', usage } });
 const call = (...uses: ToolUseBlock[]): ScriptedTurn => ({ response: { content: uses, stopReason: 'tool_use', usage } });
 const use = (id: string, name: string, input: Record<string, unknown>): ToolUseBlock => ({ type: 'tool_use', id, name, input });
+const ANSWER = '{"answer":"done","confidence":1}';
 
 const small = {
   description: 'unit test agent',
@@ -131,14 +213,14 @@ describe('prepare', () => {
     const result = await prepare(prepareEvent(h, EVENT), h.deps);
 
     const sessionId = sessionIdFor('ssh-investigator', EVENT.id);
-    expect(result).toEqual({ sessionId, step: 0, repairs: 0, outcome: 'ready' });
+    expect(result).toEqual({ sessionId, step: 0, repairs: 0, outcome: 'ready', events: START_EVENTS, ...FIRST_EXECUTION, toolRuns: null });
     const trigger = { source: 'eventbridge', dedupeKey: EVENT.id, detailType: 'GuardDuty Finding', eventSource: 'aws.guardduty', time: EVENT.time };
-    expect(await h.store.getSession(sessionId)).toMatchObject({ agent: 'ssh-investigator', status: 'RUNNING', step: 0, executionArn: h.executionArn, trigger });
+    expect(await h.store.getSession(sessionId)).toMatchObject({ agent: 'ssh-investigator', status: 'RUNNING', step: 0, executionArn: h.executionArn, trigger, executions: 1, branch: 0 });
     const finding = SshBruteForceFindingSchema.parse(EVENT.detail);
     expect(await h.store.getCheckpoint(sessionId, checkpointKey.input())).toEqual({
       sessionId,
       sk: 'CP#000000#input',
-      schemaVersion: 1,
+      schemaVersion: 2,
       createdAt: expect.any(String) as unknown,
       kind: 'input',
       step: 0,
@@ -148,12 +230,12 @@ describe('prepare', () => {
     });
   });
 
-  it('accepts an API trigger: the session id it carries, the prompt from input', async () => {
+  it('accepts an API trigger: the session id it carries, the prompt from input, and records the first execution', async () => {
     const h = harness(repairAgent);
     const trigger = apiTrigger(repairAgent, { question: 'What is 6 x 7?' });
     const result = await prepare(prepareEvent(h, trigger), h.deps);
 
-    expect(result).toEqual({ sessionId: trigger.sessionId, step: 0, repairs: 0, outcome: 'ready' });
+    expect(result).toEqual({ sessionId: trigger.sessionId, step: 0, repairs: 0, outcome: 'ready', events: START_EVENTS, ...FIRST_EXECUTION, toolRuns: null });
     expect(await h.store.getSession(trigger.sessionId)).toMatchObject({ agent: 'integ-repair', trigger: { source: 'api', dedupeKey: 'alert-42' } });
     expect(await h.store.getCheckpoint(trigger.sessionId, checkpointKey.input())).toMatchObject({
       kind: 'input',
@@ -161,6 +243,23 @@ describe('prepare', () => {
       prompt: 'What is 6 x 7?',
       trigger: { source: 'api', dedupeKey: 'alert-42' },
     });
+    expect(await h.store.getCheckpoint(trigger.sessionId, checkpointKey.execution(1))).toEqual({
+      sessionId: trigger.sessionId,
+      sk: 'EXEC#0001',
+      schemaVersion: 2,
+      createdAt: expect.any(String) as unknown,
+      kind: 'execution',
+      execution: 1,
+      executionArn: h.executionArn,
+      reason: 'start',
+      step: 0,
+    });
+  });
+
+  it("counts Prepare's own retries into the history events ($$.State.RetryCount: 3 events each)", async () => {
+    const h = harness(repairAgent);
+    const result = await prepare(prepareEvent(h, apiTrigger(repairAgent, { question: 'q' }), h.executionArn, 2), h.deps);
+    expect(result).toMatchObject({ outcome: 'ready', events: START_EVENTS + 2 * 3 });
   });
 
   it('answers duplicate for the same event delivered to a second execution, and writes nothing', async () => {
@@ -170,7 +269,7 @@ describe('prepare', () => {
 
     const second = await prepare(prepareEvent(h, structuredClone(EVENT), executionArn(sshInvestigator, 'run-2')), h.deps);
 
-    expect(second).toEqual({ sessionId: sessionIdFor('ssh-investigator', EVENT.id), step: 0, repairs: 0, outcome: 'duplicate' });
+    expect(second).toEqual({ sessionId: sessionIdFor('ssh-investigator', EVENT.id), step: 0, repairs: 0, outcome: 'duplicate', events: START_EVENTS, ...FIRST_EXECUTION, toolRuns: null });
     expect(h.store.writes).toHaveLength(writes);
     expect(await h.store.getSession(second.sessionId)).toMatchObject({ executionArn: h.executionArn });
   });
@@ -205,7 +304,7 @@ describe('prepare', () => {
     expect(h.store.writes).toEqual([]);
   });
 
-  it('fails with InvalidInput when the trigger is neither an event nor an API trigger, under the execution name', async () => {
+  it('fails with InvalidInput when the trigger is neither an event, an API trigger nor a continuation, under the execution name', async () => {
     const h = harness(repairAgent);
     const result = await prepare(prepareEvent(h, { hello: 'world' }), h.deps);
     expect(result).toEqual({
@@ -213,9 +312,22 @@ describe('prepare', () => {
       step: 0,
       repairs: 0,
       outcome: 'failed',
-      failure: { error: 'InvalidInput', cause: expect.stringMatching(/neither an EventBridge event .* nor an API trigger/) as unknown },
+      failure: { error: 'InvalidInput', cause: expect.stringMatching(/neither an EventBridge event .*, an API trigger .* nor a continuation/) as unknown },
+      events: START_EVENTS,
+      ...FIRST_EXECUTION,
+      toolRuns: null,
     });
     expect(h.store.writes).toEqual([]);
+  });
+
+  it('fails with an injected fault before creating anything, and is ready on the retry', async () => {
+    const h = harness(repairAgent);
+    h.faults.fail('Prepare');
+    const event = prepareEvent(h, apiTrigger(repairAgent, { question: 'q' }));
+    await expect(prepare(event, h.deps)).rejects.toBeInstanceOf(ScriptedFault);
+    expect(h.store.writes).toEqual([]);
+    await expect(prepare(event, h.deps)).resolves.toMatchObject({ outcome: 'ready' });
+    expect(h.faults.reached.map((r) => r.point)).toEqual(['Prepare', 'Prepare']);
   });
 });
 
@@ -236,18 +348,26 @@ describe('modelTurn', () => {
       repairs: 0,
       outcome: 'tool_calls',
       calls: [{ callId: 'toolu_s1', tool: 'echo', functionArn: arnOf('echo'), needsApproval: false }],
+      events: START_EVENTS + TURN_EVENTS,
+      ...FIRST_EXECUTION,
+      toolRuns: null,
     });
     const recorded = await model(h, prepared.sessionId, 1);
     expect(recorded).toMatchObject({
+      schemaVersion: 2,
       provider: 'scripted',
       request: { modelId: 'scripted/integ-step-limit-v1', tools: ['echo'], messageCount: 1 },
       response: { stopReason: 'tool_use', modelId: 'scripted/integ-step-limit-v1', requestId: 'scripted-1' },
+      idempotencyKey: modelCallIdempotencyKey(prepared.sessionId, 1),
       outcome: 'tool_calls',
       calls: turn.calls,
       inlineResults: [],
       durationMs: STEP_MS,
     });
+    expect(recorded.responseRef).toBeUndefined();
     expect(await h.store.getSession(prepared.sessionId)).toMatchObject({ status: 'RUNNING', step: 1 });
+    // The provider was called once, under the turn's idempotency key.
+    expect(h.once.runs).toEqual([modelCallIdempotencyKey(prepared.sessionId, 1)]);
   });
 
   it('sends the system prompt, the conversation so far and the tool specs to the model', async () => {
@@ -276,16 +396,60 @@ describe('modelTurn', () => {
     expect(h.store.writes.filter((w) => w.op === 'put')).toHaveLength(puts);
   });
 
-  it('feeds the tool results of a turn to the next one', async () => {
+  it('gets the recorded answer without a second model call when a retry follows a lost checkpoint write', async () => {
+    const h = harness(stepLimitAgent);
+    const prepared = await ready(h);
+    h.store.loseNextPut(checkpointKey.model(1));
+
+    await expect(nextTurn(h, prepared)).rejects.toThrow(/lost write/);
+    expect(await h.store.getCheckpoint(prepared.sessionId, checkpointKey.model(1))).toBeUndefined();
+
+    const retried = await nextTurn(h, prepared, null, { retryCount: 1 });
+
+    expect(retried).toMatchObject({ step: 1, outcome: 'tool_calls', calls: [{ callId: 'toolu_s1' }] });
+    expect(h.modelCalls).toHaveLength(1);
+    expect(h.once.keys).toEqual([modelCallIdempotencyKey(prepared.sessionId, 1), modelCallIdempotencyKey(prepared.sessionId, 1)]);
+    expect(h.once.runs).toHaveLength(1);
+    expect(await model(h, prepared.sessionId, 1)).toMatchObject({ response: { requestId: 'scripted-1' } });
+  });
+
+  it('fails with an injected fault before reading anything or calling the model', async () => {
+    const h = harness(stepLimitAgent);
+    const prepared = await ready(h);
+    const writes = h.store.writes.length;
+    h.faults.fail('ModelTurn');
+    await expect(nextTurn(h, prepared)).rejects.toBeInstanceOf(ScriptedFault);
+    expect(h.modelCalls).toEqual([]);
+    expect(h.store.writes).toHaveLength(writes);
+  });
+
+  it('feeds the tool results of a turn to the next one, and counts the Map into the events (a one-tool turn is 20)', async () => {
     const h = harness(stepLimitAgent);
     const turn1 = await nextTurn(h, await ready(h));
-    await callTool(h, turn1, onlyCall(turn1));
+    const runs = await runTools(h, turn1);
 
     // The script's turn 2 expects the tool results to include "one".
-    const turn2 = await nextTurn(h, turn1);
+    const turn2 = await nextTurn(h, turn1, runs);
 
-    expect(turn2).toMatchObject({ step: 2, outcome: 'tool_calls', calls: [{ callId: 'toolu_s2', tool: 'echo' }] });
+    expect(turn2).toMatchObject({ step: 2, outcome: 'tool_calls', calls: [{ callId: 'toolu_s2', tool: 'echo' }], toolRuns: null });
+    expect(turn2.events - turn1.events).toBe(MAP_EVENTS + ITERATION_EVENTS + TURN_EVENTS);
+    expect(turn2.events - turn1.events).toBe(20);
     expect(h.modelCalls[1]?.messages.at(-1)).toEqual({ role: 'user', content: [{ type: 'tool_result', toolUseId: 'toolu_s1', content: '{"text":"one"}', isError: false }] });
+  });
+
+  it("counts the model turn's own retries into the events ($$.State.RetryCount)", async () => {
+    const h = harness(stepLimitAgent);
+    const prepared = await ready(h);
+    await expect(nextTurn(h, prepared, null, { retryCount: 3 })).resolves.toMatchObject({ events: START_EVENTS + TURN_EVENTS + 3 * 3 });
+  });
+
+  it('keys the model call on the branch: a rolled-back session asks under a new key', async () => {
+    const h = harness(stepLimitAgent);
+    const prepared = await ready(h);
+    await nextTurn(h, { ...prepared, branch: 1 });
+    expect(h.once.keys).toEqual([modelCallIdempotencyKey(prepared.sessionId, 1, 1)]);
+    expect(modelCallIdempotencyKey(prepared.sessionId, 1, 1)).not.toBe(modelCallIdempotencyKey(prepared.sessionId, 1, 0));
+    expect(await model(h, prepared.sessionId, 1)).toMatchObject({ idempotencyKey: modelCallIdempotencyKey(prepared.sessionId, 1, 1) });
   });
 
   it('sends an invalid answer back for repair, then marks the session SUCCEEDED with the repaired output', async () => {
@@ -293,12 +457,12 @@ describe('modelTurn', () => {
     const prepared = await ready(h);
 
     const turn1 = await nextTurn(h, prepared);
-    expect(turn1).toEqual({ sessionId: prepared.sessionId, step: 1, repairs: 1, outcome: 'repair', calls: [] });
+    expect(turn1).toEqual({ sessionId: prepared.sessionId, step: 1, repairs: 1, outcome: 'repair', calls: [], events: START_EVENTS + TURN_EVENTS, ...FIRST_EXECUTION, toolRuns: null });
     expect((await model(h, prepared.sessionId, 1)).validationErrors).toEqual([expect.stringMatching(/^confidence: /)]);
     expect(await h.store.getSession(prepared.sessionId)).toMatchObject({ status: 'RUNNING', step: 1 });
 
     const turn2 = await nextTurn(h, turn1);
-    expect(turn2).toEqual({ sessionId: prepared.sessionId, step: 2, repairs: 1, outcome: 'final', calls: [] });
+    expect(turn2).toEqual({ sessionId: prepared.sessionId, step: 2, repairs: 1, outcome: 'final', calls: [], events: START_EVENTS + 2 * TURN_EVENTS, ...FIRST_EXECUTION, toolRuns: null });
     const repairMessage = h.modelCalls[1]?.messages.at(-1)?.content[0];
     expect(repairMessage).toMatchObject({ type: 'text', text: expect.stringContaining(REPAIR_PREFIX) as unknown });
     expect(await model(h, prepared.sessionId, 2)).toMatchObject({ outcome: 'final', output: { answer: '42', confidence: 0.9 } });
@@ -354,7 +518,7 @@ describe('modelTurn', () => {
   });
 
   it('fails with ConfigurationError naming the tool when a tool has no function ARN, before calling the model', async () => {
-    const h = harness(stepLimitAgent, {});
+    const h = harness(stepLimitAgent, { toolFunctions: {} });
     const prepared = await ready(h);
 
     const err = await rejection(nextTurn(h, prepared));
@@ -378,7 +542,7 @@ describe('modelTurn', () => {
     expect(await h.store.getSession(prepared.sessionId)).toMatchObject({ status: 'RUNNING', step: 0 });
   });
 
-  it('fails with ScriptMismatchError when the request misses the turn\'s expectations', async () => {
+  it("fails with ScriptMismatchError when the request misses the turn's expectations", async () => {
     const h = harness(stepLimitAgent);
     const turn1 = await nextTurn(h, await ready(h));
     // The script's turn 2 expects the echo result to include "one"; record another result.
@@ -402,6 +566,207 @@ describe('modelTurn', () => {
 });
 
 // ---------------------------------------------------------------------------
+// modelTurn: continue-as-new
+// ---------------------------------------------------------------------------
+
+describe('modelTurn: continue-as-new', () => {
+  /** The step-limit agent with the smallest history limit: room for one worst-case turn after the start. */
+  const shortHistory = defineAgent({ ...stepLimitAgent, name: 'unit-short-history', maxSteps: 10, historyEventLimit: minimumHistoryEventLimit() });
+
+  it('takes the first turn: the start and one worst-case turn fit under the smallest limit', async () => {
+    const h = harness(shortHistory);
+    await expect(nextTurn(h, await ready(h))).resolves.toMatchObject({ outcome: 'tool_calls', step: 1 });
+  });
+
+  it('returns continue with the next execution (named <session>-x2) instead of calling the model when one more turn could reach the limit', async () => {
+    const h = harness(shortHistory);
+    const turn1 = await nextTurn(h, await ready(h));
+    const runs = await runTools(h, turn1);
+    const writes = h.store.writes.length;
+    const reached = h.faults.reached.length;
+
+    const turn2 = await nextTurn(h, turn1, runs);
+
+    const before = turn1.events + MAP_EVENTS + ITERATION_EVENTS;
+    expect(turn2).toEqual({
+      sessionId: turn1.sessionId,
+      step: 1,
+      repairs: 0,
+      outcome: 'continue',
+      calls: [],
+      continuation: {
+        name: `${turn1.sessionId}-x2`,
+        input: { continuation: { sessionId: turn1.sessionId, parentExecutionArn: h.executionArn, reason: 'continue-as-new', execution: 2 } },
+      },
+      events: before + TURN_EVENTS,
+      ...FIRST_EXECUTION,
+      toolRuns: null,
+    });
+    expect(h.modelCalls).toHaveLength(1);
+    expect(h.store.writes).toHaveLength(writes);
+    expect(h.faults.reached).toHaveLength(reached);
+    expect(await h.store.getSession(turn1.sessionId)).toMatchObject({ status: 'RUNNING', step: 1, executionArn: h.executionArn });
+  });
+
+  it('names the next execution after its number: the third continues as <session>-x4, its parent the third', async () => {
+    const h = harness(shortHistory);
+    const prepared = await ready(h);
+    const exec3 = executionArn(shortHistory, `${prepared.sessionId}-x3`);
+    const result = await nextTurn(h, { ...prepared, execution: 3, events: 10_000 }, null, { executionArn: exec3 });
+    expect(result).toMatchObject({
+      outcome: 'continue',
+      execution: 3,
+      continuation: { name: `${prepared.sessionId}-x4`, input: { continuation: { parentExecutionArn: exec3, execution: 4 } } },
+    });
+  });
+
+  it('never continues under the default limit (25,000 events) at the start of a run', async () => {
+    const h = harness(stepLimitAgent);
+    await expect(nextTurn(h, await ready(h))).resolves.toMatchObject({ outcome: 'tool_calls' });
+  });
+});
+
+// ---------------------------------------------------------------------------
+// prepare of a continuation
+// ---------------------------------------------------------------------------
+
+describe('prepare: a continuation', () => {
+  const continuation = (sessionId: string, parent: string, execution: number, reason: 'continue-as-new' | 'resume' | 'rollback' = 'continue-as-new') => ({
+    continuation: { sessionId, parentExecutionArn: parent, reason, execution },
+    // The ContinueAsNew state adds Step Functions' own link to the parent.
+    AWS_STEP_FUNCTIONS_STARTED_BY_EXECUTION_ID: parent,
+  });
+
+  /** A run of the step-limit agent after one turn and its tool call, and the ARN of its second execution. */
+  async function afterOneTurn(): Promise<{ h: Harness; turn1: ModelTurnResult; runs: ToolTaskResult[]; exec2: string }> {
+    const h = harness(stepLimitAgent);
+    const turn1 = await nextTurn(h, await ready(h));
+    const runs = await runTools(h, turn1);
+    return { h, turn1, runs, exec2: executionArn(stepLimitAgent, `${turn1.sessionId}-x2`) };
+  }
+
+  it('takes the session over from its parent and starts one turn before the last, and records the execution', async () => {
+    const { h, turn1, exec2 } = await afterOneTurn();
+
+    const result = await prepare(prepareEvent(h, continuation(turn1.sessionId, h.executionArn, 2), exec2), h.deps);
+
+    expect(result).toEqual({ sessionId: turn1.sessionId, step: 0, repairs: 0, outcome: 'ready', events: START_EVENTS, execution: 2, branch: 0, toolRuns: null });
+    expect(await h.store.getSession(turn1.sessionId)).toMatchObject({ status: 'RUNNING', executionArn: exec2, parentExecutionArn: h.executionArn, executions: 2, step: 1 });
+    expect(await h.store.getCheckpoint(turn1.sessionId, checkpointKey.execution(2))).toMatchObject({
+      kind: 'execution',
+      execution: 2,
+      executionArn: exec2,
+      parentExecutionArn: h.executionArn,
+      reason: 'continue-as-new',
+      step: 0,
+    });
+  });
+
+  it('goes on in the new execution: replays the last turn without a model call, skips its finished tool call, and succeeds there', async () => {
+    const { h, turn1, exec2 } = await afterOneTurn();
+    const prepared = await prepare(prepareEvent(h, continuation(turn1.sessionId, h.executionArn, 2), exec2), h.deps);
+
+    const replayed = await nextTurn(h, prepared, null, { executionArn: exec2 });
+    expect(replayed).toMatchObject({ step: 1, outcome: 'tool_calls', calls: turn1.calls, execution: 2 });
+    expect(h.modelCalls).toHaveLength(1);
+    const runs = await runTools(h, replayed, undefined, exec2);
+    expect(runs).toMatchObject([{ callId: 'toolu_s1', status: 'succeeded' }]);
+    const turn2 = await nextTurn(h, replayed, runs, { executionArn: exec2 });
+    expect(turn2).toMatchObject({ step: 2, outcome: 'tool_calls', execution: 2 });
+    expect(h.modelCalls).toHaveLength(2);
+  });
+
+  it('fences the parent execution out: its late turn is not checkpointed and it cannot mark the session SUCCEEDED', async () => {
+    const { h, turn1, runs, exec2 } = await afterOneTurn();
+    await prepare(prepareEvent(h, continuation(turn1.sessionId, h.executionArn, 2), exec2), h.deps);
+
+    const late = await rejection(nextTurn(h, turn1, runs));
+
+    expect(late).toBeInstanceOf(SessionFencedError);
+    expect(late.message).toContain(h.executionArn);
+    expect(await h.store.getCheckpoint(turn1.sessionId, checkpointKey.model(2))).toBeUndefined();
+    await expect(h.store.markSucceeded(turn1.sessionId, 2, {}, h.executionArn)).rejects.toBeInstanceOf(SessionFencedError);
+    expect(await h.store.getSession(turn1.sessionId)).toMatchObject({ status: 'RUNNING', executionArn: exec2 });
+  });
+
+  it('is ready again when its Prepare is retried after the takeover', async () => {
+    const { h, turn1, exec2 } = await afterOneTurn();
+    const event = prepareEvent(h, continuation(turn1.sessionId, h.executionArn, 2), exec2);
+    const first = await prepare(event, h.deps);
+    const before = h.store.dump(turn1.sessionId);
+    await expect(prepare(event, h.deps)).resolves.toEqual(first);
+    expect(h.store.dump(turn1.sessionId)).toEqual(before);
+  });
+
+  it('answers superseded, writing nothing, when another execution took the session over', async () => {
+    const { h, turn1, exec2 } = await afterOneTurn();
+    h.store.patch(turn1.sessionId, 'SESSION', { executionArn: executionArn(stepLimitAgent, 'someone-else') });
+    const writes = h.store.writes.length;
+
+    const result = await prepare(prepareEvent(h, continuation(turn1.sessionId, h.executionArn, 2), exec2), h.deps);
+
+    expect(result).toEqual({ sessionId: turn1.sessionId, step: 0, repairs: 0, outcome: 'superseded', events: START_EVENTS, execution: 2, branch: 0, toolRuns: null });
+    expect(h.store.writes).toHaveLength(writes);
+  });
+
+  it('answers superseded, writing nothing, when the session was cancelled', async () => {
+    const { h, turn1, exec2 } = await afterOneTurn();
+    await h.store.cancel(turn1.sessionId, { reason: 'wrong host' });
+    const writes = h.store.writes.length;
+
+    await expect(prepare(prepareEvent(h, continuation(turn1.sessionId, h.executionArn, 2), exec2), h.deps)).resolves.toMatchObject({ outcome: 'superseded' });
+
+    expect(h.store.writes).toHaveLength(writes);
+    expect(await h.store.getSession(turn1.sessionId)).toMatchObject({ status: 'CANCELLED', executionArn: h.executionArn });
+  });
+
+  it('answers superseded when the session does not exist', async () => {
+    const h = harness(stepLimitAgent);
+    const sessionId = sessionIdFor(stepLimitAgent.name, 'never-started');
+    await expect(prepare(prepareEvent(h, continuation(sessionId, h.executionArn, 2), executionArn(stepLimitAgent, `${sessionId}-x2`)), h.deps)).resolves.toMatchObject({
+      sessionId,
+      outcome: 'superseded',
+    });
+    expect(h.store.writes).toEqual([]);
+  });
+
+  it('resumes a FAILED session (clearing its failure), but never a RUNNING one', async () => {
+    const { h, turn1, exec2 } = await afterOneTurn();
+    await expect(prepare(prepareEvent(h, continuation(turn1.sessionId, h.executionArn, 2, 'resume'), exec2), h.deps)).resolves.toMatchObject({ outcome: 'superseded' });
+
+    h.store.patch(turn1.sessionId, 'SESSION', { status: 'FAILED', failure: { error: 'States.TaskFailed', cause: 'model provider outage', failedState: 'ModelTurn' } });
+    const result = await prepare(prepareEvent(h, continuation(turn1.sessionId, h.executionArn, 2, 'resume'), exec2), h.deps);
+
+    expect(result).toMatchObject({ outcome: 'ready', step: 0, execution: 2 });
+    const head = await h.store.getSession(turn1.sessionId);
+    expect(head).toMatchObject({ status: 'RUNNING', executionArn: exec2 });
+    expect(head?.failure).toBeUndefined();
+  });
+
+  it("carries the session's branch after a rollback into the payload", async () => {
+    const { h, turn1, exec2 } = await afterOneTurn();
+    h.store.patch(turn1.sessionId, 'SESSION', { branch: 1 });
+
+    const prepared = await prepare(prepareEvent(h, continuation(turn1.sessionId, h.executionArn, 2, 'rollback'), exec2), h.deps);
+
+    expect(prepared).toMatchObject({ outcome: 'ready', branch: 1, execution: 2 });
+    expect(await h.store.getCheckpoint(turn1.sessionId, checkpointKey.execution(2))).toMatchObject({ reason: 'rollback' });
+  });
+
+  it('starts a session without model turns at step 0, and one sent back for repair at that turn', async () => {
+    const h = harness(repairAgent);
+    const prepared = await ready(h);
+    const exec2 = executionArn(repairAgent, `${prepared.sessionId}-x2`);
+    await expect(prepare(prepareEvent(h, continuation(prepared.sessionId, h.executionArn, 2), exec2), h.deps)).resolves.toMatchObject({ outcome: 'ready', step: 0 });
+
+    const repaired = await nextTurn(h, prepared, null, { executionArn: exec2 });
+    expect(repaired).toMatchObject({ step: 1, outcome: 'repair' });
+    const exec3 = executionArn(repairAgent, `${prepared.sessionId}-x3`);
+    await expect(prepare(prepareEvent(h, continuation(prepared.sessionId, exec2, 3), exec3), h.deps)).resolves.toMatchObject({ outcome: 'ready', step: 1, execution: 3 });
+  });
+});
+
+// ---------------------------------------------------------------------------
 // runTool
 // ---------------------------------------------------------------------------
 
@@ -411,8 +776,8 @@ interface Handled {
   readonly context: ToolContext;
 }
 
-/** An agent whose single model turn makes `uses`, with tools that record their calls in `handled`. */
-function opsAgent(...uses: ToolUseBlock[]): { agent: AgentDefinition; handled: Handled[] } {
+/** An agent whose model turns are `turns`, with tools that record their calls in `handled`. */
+function opsAgentWith(turns: ScriptedTurn[], extra: Partial<Pick<AgentDefinition, 'context'>> = {}): { agent: AgentDefinition; handled: Handled[] } {
   const handled: Handled[] = [];
   const record = (tool: string, input: unknown, context: ToolContext): void => {
     handled.push({ tool, input, context });
@@ -425,6 +790,18 @@ function opsAgent(...uses: ToolUseBlock[]): { agent: AgentDefinition; handled: H
     output: z.object({ id: z.number(), name: z.string() }),
     handler: async (input, context) => {
       record('lookup', input, context);
+      return { id: input.id, name: `host-${input.id}` };
+    },
+  });
+  const read = defineTool({
+    name: 'read',
+    version: '1.0.0',
+    description: 'Reads a host by id (no side effect).',
+    input: z.object({ id: z.number().int().positive() }),
+    output: z.object({ id: z.number(), name: z.string() }),
+    idempotent: true,
+    handler: async (input, context) => {
+      record('read', input, context);
       return { id: input.id, name: `host-${input.id}` };
     },
   });
@@ -472,14 +849,53 @@ function opsAgent(...uses: ToolUseBlock[]): { agent: AgentDefinition; handled: H
       record('quiet', input, context);
     },
   });
+  const fragile = defineTool({
+    name: 'fragile',
+    version: '1.0.0',
+    description: 'Checks the disk; always fails with a fault (not a ToolError).',
+    input: z.object({}),
+    output: z.object({}),
+    idempotent: true,
+    handler: async (input, context) => {
+      record('fragile', input, context);
+      throw new Error('disk on fire');
+    },
+  });
+  const flaky = defineTool({
+    name: 'flaky',
+    version: '1.0.0',
+    description: 'Writes somewhere, then loses the connection (a fault, not a ToolError).',
+    input: z.object({}),
+    output: z.object({}),
+    handler: async (input, context) => {
+      record('flaky', input, context);
+      throw new Error('connection reset after the write');
+    },
+  });
+  const dump = defineTool({
+    name: 'dump',
+    version: '1.0.0',
+    description: 'Returns `bytes` characters of text.',
+    input: z.object({ label: z.string(), bytes: z.number().int().positive() }),
+    output: z.object({ text: z.string() }),
+    idempotent: true,
+    handler: async (input, context) => {
+      record('dump', input, context);
+      return { text: input.label.padEnd(input.bytes, 'x') };
+    },
+  });
   const agent = defineAgent({
     ...small,
     name: 'unit-ops',
-    tools: [lookup, block, missing, liar, quiet],
-    model: { provider: 'scripted', script: script('scripted/unit-ops', call(...uses)) },
+    tools: [lookup, read, block, missing, liar, quiet, fragile, flaky, dump],
+    model: { provider: 'scripted', script: script('scripted/unit-ops', ...turns) },
+    ...extra,
   });
   return { agent, handled };
 }
+
+/** An agent whose single model turn makes `uses`. */
+const opsAgent = (...uses: ToolUseBlock[]): { agent: AgentDefinition; handled: Handled[] } => opsAgentWith([call(...uses)]);
 
 /** Prepare and one model turn of an ops agent; returns the harness and the turn. */
 async function opsTurn(...uses: ToolUseBlock[]): Promise<{ h: Harness; turn: ModelTurnResult; handled: Handled[] }> {
@@ -495,9 +911,11 @@ describe('runTool', () => {
 
     const result = await callTool(h, turn, onlyCall(turn));
 
-    expect(result).toEqual({ sessionId: turn.sessionId, step: 1, callId: 'c1', status: 'succeeded' });
-    expect(handled).toEqual([{ tool: 'lookup', input: { id: 7, verbose: false }, context: { sessionId: turn.sessionId, callId: 'c1', step: 1, idempotencyKey: toolCallIdempotencyKey(turn.sessionId, 1, 'c1'), approval: undefined } }]);
+    expect(result).toEqual({ sessionId: turn.sessionId, step: 1, callId: 'c1', status: 'succeeded', events: ITERATION_EVENTS });
+    const idempotencyKey = toolCallIdempotencyKey(turn.sessionId, 1, 'c1');
+    expect(handled).toEqual([{ tool: 'lookup', input: { id: 7, verbose: false }, context: { sessionId: turn.sessionId, callId: 'c1', step: 1, idempotencyKey, approval: undefined } }]);
     expect(await toolCheckpoint(h, turn.sessionId, 1, 'c1')).toMatchObject({
+      schemaVersion: 2,
       tool: 'lookup',
       toolVersion: '2.1.0',
       input: { id: 7 },
@@ -505,8 +923,89 @@ describe('runTool', () => {
       status: 'succeeded',
       result: '{"id":7,"name":"host-7"}',
       isError: false,
+      idempotencyKey,
       durationMs: STEP_MS,
     });
+    expect(h.once.runs).toContain(idempotencyKey);
+  });
+
+  it('writes the intent of a non-idempotent tool before running it, fenced by the execution', async () => {
+    const { h, turn } = await opsTurn(use('c1', 'lookup', { id: 7 }));
+    await callTool(h, turn, onlyCall(turn));
+
+    expect(await h.store.getCheckpoint(turn.sessionId, checkpointKey.intent(1, 'c1'))).toEqual({
+      sessionId: turn.sessionId,
+      sk: 'CP#000001#intent#c1',
+      schemaVersion: 2,
+      createdAt: expect.any(String) as unknown,
+      kind: 'intent',
+      step: 1,
+      callId: 'c1',
+      tool: 'lookup',
+      idempotencyKey: toolCallIdempotencyKey(turn.sessionId, 1, 'c1'),
+      executionArn: h.executionArn,
+    });
+    const order = h.store.writes.map((w) => w.sk).filter((sk) => sk.startsWith('CP#000001#'));
+    expect(order).toEqual(['CP#000001#model', 'CP#000001#intent#c1', 'CP#000001#tool#c1']);
+  });
+
+  it('writes no intent for an idempotent tool', async () => {
+    const { h, turn } = await opsTurn(use('c1', 'read', { id: 7 }));
+    await expect(callTool(h, turn, onlyCall(turn))).resolves.toMatchObject({ status: 'succeeded' });
+    expect(await h.store.getCheckpoint(turn.sessionId, checkpointKey.intent(1, 'c1'))).toBeUndefined();
+  });
+
+  it('answers outcome_unknown without running the tool again when an earlier attempt recorded its intent but no result', async () => {
+    const { h, turn, handled } = await opsTurn(use('c1', 'lookup', { id: 7 }));
+    // The first attempt acts, then dies before it can report (the Lambda crashed or timed out).
+    h.faults.fail('RunTool.afterSideEffect');
+    await expect(callTool(h, turn, onlyCall(turn))).rejects.toBeInstanceOf(ScriptedFault);
+    expect(handled).toHaveLength(1);
+    expect(await h.store.getCheckpoint(turn.sessionId, checkpointKey.tool(1, 'c1'))).toBeUndefined();
+
+    const retried = await callTool(h, turn, onlyCall(turn), NOT_REQUIRED, { retryCount: 1 });
+
+    expect(retried).toEqual({ sessionId: turn.sessionId, step: 1, callId: 'c1', status: 'outcome_unknown', events: ITERATION_EVENTS + 3 });
+    expect(handled).toHaveLength(1);
+    const recorded = await toolCheckpoint(h, turn.sessionId, 1, 'c1');
+    expect(recorded).toMatchObject({ status: 'outcome_unknown', isError: true, input: { id: 7 } });
+    expect(JSON.parse(resultOf(recorded))).toMatchObject({ error: 'OUTCOME_UNKNOWN', message: expect.stringContaining('lookup') as unknown });
+    // And the model is told so in the next turn.
+    expect(await callTool(h, turn, onlyCall(turn))).toMatchObject({ status: 'outcome_unknown' });
+    expect(handled).toHaveLength(1);
+  });
+
+  it('never runs a non-idempotent tool twice, even when its first attempt threw a fault: the retry answers outcome_unknown', async () => {
+    const { agent, handled } = opsAgentWith([call(use('c1', 'flaky', {}))]);
+    const h = harness(agent);
+    const turn = await nextTurn(h, await ready(h));
+
+    await expect(callTool(h, turn, onlyCall(turn))).rejects.toThrow('connection reset after the write');
+    await expect(callTool(h, turn, onlyCall(turn), NOT_REQUIRED, { retryCount: 1 })).resolves.toMatchObject({ status: 'outcome_unknown' });
+
+    expect(handled.map((x) => x.tool)).toEqual(['flaky']);
+  });
+
+  it('runs an idempotent tool again when an earlier attempt died before recording its result', async () => {
+    const { h, turn, handled } = await opsTurn(use('c1', 'read', { id: 7 }));
+    h.faults.fail('RunTool.afterSideEffect');
+    await expect(callTool(h, turn, onlyCall(turn))).rejects.toBeInstanceOf(ScriptedFault);
+
+    await expect(callTool(h, turn, onlyCall(turn))).resolves.toMatchObject({ status: 'succeeded' });
+
+    expect(handled.map((x) => x.context.idempotencyKey)).toEqual([toolCallIdempotencyKey(turn.sessionId, 1, 'c1'), toolCallIdempotencyKey(turn.sessionId, 1, 'c1')]);
+    expect(resultOf(await toolCheckpoint(h, turn.sessionId, 1, 'c1'))).toBe('{"id":7,"name":"host-7"}');
+  });
+
+  it('gets the recorded outcome without running the tool again when a retry follows a lost checkpoint write', async () => {
+    const { h, turn, handled } = await opsTurn(use('c1', 'lookup', { id: 7 }));
+    h.store.loseNextPut(checkpointKey.tool(1, 'c1'));
+    await expect(callTool(h, turn, onlyCall(turn))).rejects.toThrow(/lost write/);
+
+    await expect(callTool(h, turn, onlyCall(turn))).resolves.toMatchObject({ status: 'succeeded' });
+
+    expect(handled).toHaveLength(1);
+    expect(await toolCheckpoint(h, turn.sessionId, 1, 'c1')).toMatchObject({ status: 'succeeded', result: '{"id":7,"name":"host-7"}' });
   });
 
   it('does not run the tool again for a call already checkpointed', async () => {
@@ -526,6 +1025,13 @@ describe('runTool', () => {
     expect((await toolCheckpoint(h, turn.sessionId, 1, 'c2')).result).toBe('{"id":2,"name":"host-2"}');
   });
 
+  it('keys the call on the branch after a rollback', async () => {
+    const { h, turn, handled } = await opsTurn(use('c1', 'read', { id: 1 }));
+    await callTool(h, { ...turn, branch: 2 }, onlyCall(turn));
+    expect(handled[0]?.context.idempotencyKey).toBe(toolCallIdempotencyKey(turn.sessionId, 1, 'c1', 2));
+    expect(toolCallIdempotencyKey(turn.sessionId, 1, 'c1', 2)).not.toBe(toolCallIdempotencyKey(turn.sessionId, 1, 'c1'));
+  });
+
   it('records invalid arguments as invalid_input with issues naming the field, without running the tool', async () => {
     const { h, turn, handled } = await opsTurn(use('c1', 'lookup', { id: 'seven' }));
 
@@ -534,9 +1040,11 @@ describe('runTool', () => {
     expect(handled).toEqual([]);
     const recorded = await toolCheckpoint(h, turn.sessionId, 1, 'c1');
     expect(recorded).toMatchObject({ status: 'invalid_input', isError: true, input: { id: 'seven' } });
-    const body = JSON.parse(recorded.result) as { error: string; issues: string[] };
+    const body = JSON.parse(resultOf(recorded)) as { error: string; issues: string[] };
     expect(body.error).toBe('INVALID_ARGUMENTS');
     expect(body.issues).toEqual([expect.stringMatching(/^id: /)]);
+    // It never ran, so there is no intent.
+    expect(await h.store.getCheckpoint(turn.sessionId, checkpointKey.intent(1, 'c1'))).toBeUndefined();
   });
 
   it('records a rejected approval as rejected with the reason, without running the tool', async () => {
@@ -544,19 +1052,21 @@ describe('runTool', () => {
     const approval: ApprovalOutcome = { decision: 'rejected', reason: 'address belongs to our VPN', approvalId: 'apv_1', decidedBy: 'alice' };
     expect(onlyCall(turn).needsApproval).toBe(true);
 
-    await expect(callTool(h, turn, onlyCall(turn), approval)).resolves.toMatchObject({ status: 'rejected' });
+    await expect(callTool(h, turn, onlyCall(turn), approval)).resolves.toMatchObject({ status: 'rejected', events: ITERATION_EVENTS + 6 });
 
     expect(handled).toEqual([]);
     const recorded = await toolCheckpoint(h, turn.sessionId, 1, 'c1');
     expect(recorded).toMatchObject({ status: 'rejected', isError: true, approval });
-    expect(JSON.parse(recorded.result)).toMatchObject({ status: 'rejected', reason: 'address belongs to our VPN' });
+    expect(JSON.parse(resultOf(recorded))).toMatchObject({ status: 'rejected', reason: 'address belongs to our VPN' });
+    expect(await h.store.getCheckpoint(turn.sessionId, checkpointKey.intent(1, 'c1'))).toBeUndefined();
   });
 
   it('records a timed-out approval as rejected with reason "timed out"', async () => {
     const { h, turn, handled } = await opsTurn(use('c1', 'block', { address: '183.62.140.253' }));
-    await expect(callTool(h, turn, onlyCall(turn), { decision: 'timed_out' })).resolves.toMatchObject({ status: 'rejected' });
+    // The iteration's events include the wait (6) and the ApprovalTimedOut Pass (2).
+    await expect(callTool(h, turn, onlyCall(turn), { decision: 'timed_out' })).resolves.toMatchObject({ status: 'rejected', events: ITERATION_EVENTS + 6 + 2 });
     expect(handled).toEqual([]);
-    expect(JSON.parse((await toolCheckpoint(h, turn.sessionId, 1, 'c1')).result)).toMatchObject({ status: 'rejected', reason: APPROVAL_TIMED_OUT_REASON });
+    expect(JSON.parse(resultOf(await toolCheckpoint(h, turn.sessionId, 1, 'c1')))).toMatchObject({ status: 'rejected', reason: APPROVAL_TIMED_OUT_REASON });
     expect(APPROVAL_TIMED_OUT_REASON).toBe('timed out');
   });
 
@@ -570,6 +1080,12 @@ describe('runTool', () => {
     expect(handled[0]?.context.approval).toEqual({ approvalId: 'apv_1', decidedBy: 'alice', reason: 'confirmed' });
   });
 
+  it('fails with ConfigurationError when a tool that needs approval arrives without a decision, and does not run it', async () => {
+    const { h, turn, handled } = await opsTurn(use('c1', 'block', { address: '183.62.140.253' }));
+    await expect(callTool(h, turn, onlyCall(turn), NOT_REQUIRED)).rejects.toBeInstanceOf(ConfigurationError);
+    expect(handled).toEqual([]);
+  });
+
   it('records a ToolError as a tool_error result the model sees', async () => {
     const { h, turn, handled } = await opsTurn(use('c1', 'missing', { id: 9 }));
 
@@ -578,12 +1094,11 @@ describe('runTool', () => {
     expect(handled).toHaveLength(1);
     const recorded = await toolCheckpoint(h, turn.sessionId, 1, 'c1');
     expect(recorded).toMatchObject({ status: 'tool_error', isError: true });
-    expect(JSON.parse(recorded.result)).toEqual({ error: 'TOOL_ERROR', message: 'no host with id 9' });
+    expect(JSON.parse(resultOf(recorded))).toEqual({ error: 'TOOL_ERROR', message: 'no host with id 9' });
   });
 
-  it('fails with the tool\'s own error when it throws a plain Error, writing no checkpoint (a fault to retry)', async () => {
-    const h = harness(failingToolAgent);
-    const turn = await nextTurn(h, await ready(h));
+  it("fails with the tool's own error when it throws a plain Error, writing no checkpoint (a fault to retry)", async () => {
+    const { h, turn, handled } = await opsTurn(use('c1', 'fragile', {}));
     const writes = h.store.writes.length;
 
     const err = await rejection(callTool(h, turn, onlyCall(turn)));
@@ -591,9 +1106,10 @@ describe('runTool', () => {
     expect(err).not.toBeInstanceOf(ToolError);
     expect(err.message).toBe('disk on fire');
     expect(h.store.writes).toHaveLength(writes);
-    expect(await h.store.getCheckpoint(turn.sessionId, checkpointKey.tool(1, 'toolu_f1'))).toBeUndefined();
-    // A retry runs the tool again, since nothing was recorded.
+    expect(await h.store.getCheckpoint(turn.sessionId, checkpointKey.tool(1, 'c1'))).toBeUndefined();
+    // A retry runs the (idempotent) tool again, since nothing was recorded.
     await expect(callTool(h, turn, onlyCall(turn))).rejects.toThrow('disk on fire');
+    expect(handled).toHaveLength(2);
   });
 
   it('fails with ToolOutputInvalidError naming the field when the result breaks the output schema', async () => {
@@ -610,7 +1126,7 @@ describe('runTool', () => {
   it('fails with ConfigurationError when the call names another tool than the function serves', async () => {
     const { h, turn, handled } = await opsTurn(use('c1', 'lookup', { id: 7 }));
 
-    const err = await rejection(callTool(h, turn, onlyCall(turn), NOT_REQUIRED, 'block'));
+    const err = await rejection(callTool(h, turn, onlyCall(turn), NOT_REQUIRED, { toolName: 'block' }));
 
     expect(err).toBeInstanceOf(ConfigurationError);
     expect(err.message).toMatch(/function for tool block was invoked for lookup/);
@@ -637,7 +1153,219 @@ describe('runTool', () => {
 
     expect(handled).toHaveLength(1);
     const recorded = await toolCheckpoint(h, turn.sessionId, 1, 'c1');
-    expect(() => JSON.parse(recorded.result) as unknown).not.toThrow();
+    expect(() => JSON.parse(resultOf(recorded)) as unknown).not.toThrow();
+  });
+});
+
+// ---------------------------------------------------------------------------
+// Fencing: a cancelled session refuses the writes of its execution
+// ---------------------------------------------------------------------------
+
+describe('fenced writes after a cancel', () => {
+  it('refuses the intent of a non-idempotent tool, so the tool never runs', async () => {
+    const { h, turn, handled } = await opsTurn(use('c1', 'lookup', { id: 7 }));
+    await h.store.cancel(turn.sessionId, { reason: 'wrong host', by: 'alice' });
+
+    const err = await rejection(callTool(h, turn, onlyCall(turn)));
+
+    expect(err).toBeInstanceOf(SessionFencedError);
+    expect(err.message).toContain(`session ${turn.sessionId}`);
+    expect(handled).toEqual([]);
+    expect(await h.store.getCheckpoint(turn.sessionId, checkpointKey.intent(1, 'c1'))).toBeUndefined();
+    expect(await h.store.getCheckpoint(turn.sessionId, checkpointKey.tool(1, 'c1'))).toBeUndefined();
+  });
+
+  it('refuses the result of a rejected approval', async () => {
+    const { h, turn } = await opsTurn(use('c1', 'block', { address: '183.62.140.253' }));
+    await h.store.cancel(turn.sessionId, { reason: 'stop' });
+    await expect(callTool(h, turn, onlyCall(turn), { decision: 'rejected', reason: 'no' })).rejects.toBeInstanceOf(SessionFencedError);
+    expect(await h.store.getCheckpoint(turn.sessionId, checkpointKey.tool(1, 'c1'))).toBeUndefined();
+  });
+
+  it("refuses a model turn's checkpoint, and leaves the session CANCELLED", async () => {
+    const h = harness(repairAgent);
+    const prepared = await ready(h);
+    await h.store.cancel(prepared.sessionId, { reason: 'stop' });
+
+    await expect(nextTurn(h, prepared)).rejects.toBeInstanceOf(SessionFencedError);
+
+    expect(await h.store.getCheckpoint(prepared.sessionId, checkpointKey.model(1))).toBeUndefined();
+    expect(await h.store.getSession(prepared.sessionId)).toMatchObject({ status: 'CANCELLED', step: 0 });
+  });
+
+  it('still answers a call checkpointed before the cancel (a retry of a finished step)', async () => {
+    const { h, turn } = await opsTurn(use('c1', 'lookup', { id: 7 }));
+    const first = await callTool(h, turn, onlyCall(turn));
+    await h.store.cancel(turn.sessionId, { reason: 'stop' });
+    await expect(callTool(h, turn, onlyCall(turn))).resolves.toEqual(first);
+  });
+});
+
+// ---------------------------------------------------------------------------
+// Bodies stored by reference
+// ---------------------------------------------------------------------------
+
+describe('bodies stored by reference', () => {
+  const INLINE_LIMIT = 512;
+
+  it('stores a result larger than the inline limit in the body store, checkpoints its reference, and loads it back into the conversation', async () => {
+    const { agent, handled } = opsAgentWith([
+      call(use('c1', 'dump', { label: 'big', bytes: 2000 })),
+      { expect: { toolResultIncludes: ['big'.padEnd(2000, 'x')] }, response: { content: [{ type: 'text', text: ANSWER }], stopReason: 'end_turn', usage } },
+    ]);
+    const h = harness(agent, { inlineLimitBytes: INLINE_LIMIT });
+    const turn1 = await nextTurn(h, await ready(h));
+    const runs = await runTools(h, turn1);
+
+    const body = JSON.stringify({ text: 'big'.padEnd(2000, 'x') });
+    const recorded = await toolCheckpoint(h, turn1.sessionId, 1, 'c1');
+    expect(recorded.result).toBeUndefined();
+    expect(recorded.resultRef).toEqual({
+      bucket: BODY_BUCKET,
+      key: `${turn1.sessionId}/CP#000001#tool#c1/${sha256(body)}.json`,
+      bytes: Buffer.byteLength(body),
+      sha256: sha256(body),
+    });
+    expect(h.bodies.object(recorded.resultRef?.key ?? '')).toBe(body);
+    expect(handled).toHaveLength(1);
+
+    const turn2 = await nextTurn(h, turn1, runs);
+
+    expect(turn2).toMatchObject({ step: 2, outcome: 'final' });
+    expect(h.modelCalls[1]?.messages.at(-1)).toEqual({ role: 'user', content: [{ type: 'tool_result', toolUseId: 'c1', content: body, isError: false }] });
+    expect(h.bodies.gets).toContain(recorded.resultRef?.key);
+  });
+
+  it('records a result of 1 MiB under the default inline limit: stored by reference, the checkpoint stays a small item', async () => {
+    const { agent } = opsAgentWith([call(use('c1', 'dump', { label: 'huge', bytes: 1024 * 1024 }))]);
+    const h = harness(agent);
+    const turn = await nextTurn(h, await ready(h));
+
+    await expect(callTool(h, turn, onlyCall(turn))).resolves.toMatchObject({ status: 'succeeded' });
+
+    const recorded = await toolCheckpoint(h, turn.sessionId, 1, 'c1');
+    expect(recorded.resultRef?.bytes).toBe(1024 * 1024 + '{"text":""}'.length);
+    expect(Buffer.byteLength(JSON.stringify(recorded))).toBeLessThan(2048);
+  });
+
+  it(`answers a result larger than ${MAX_TOOL_RESULT_BYTES} bytes with a RESULT_TOO_LARGE error result, storing no body`, async () => {
+    const { agent, handled } = opsAgentWith([call(use('c1', 'dump', { label: 'flood', bytes: MAX_TOOL_RESULT_BYTES }))]);
+    const h = harness(agent);
+    const turn = await nextTurn(h, await ready(h));
+
+    await expect(callTool(h, turn, onlyCall(turn))).resolves.toMatchObject({ status: 'tool_error' });
+
+    expect(handled).toHaveLength(1);
+    const recorded = await toolCheckpoint(h, turn.sessionId, 1, 'c1');
+    expect(recorded).toMatchObject({ status: 'tool_error', isError: true });
+    expect(JSON.parse(resultOf(recorded))).toEqual({
+      error: 'RESULT_TOO_LARGE',
+      message: `dump returned ${MAX_TOOL_RESULT_BYTES + '{"text":""}'.length} bytes; results are limited to ${MAX_TOOL_RESULT_BYTES}. Ask for less.`,
+    });
+    expect(h.bodies.puts.filter((k) => k.includes('#tool#'))).toEqual([]);
+  });
+
+  it('keeps a result of exactly the inline limit inline', async () => {
+    const { agent } = opsAgentWith([call(use('c1', 'dump', { label: 'edge', bytes: INLINE_LIMIT - '{"text":""}'.length }))]);
+    const h = harness(agent, { inlineLimitBytes: INLINE_LIMIT });
+    const turn = await nextTurn(h, await ready(h));
+    await callTool(h, turn, onlyCall(turn));
+    const recorded = await toolCheckpoint(h, turn.sessionId, 1, 'c1');
+    expect(Buffer.byteLength(resultOf(recorded))).toBe(INLINE_LIMIT);
+    expect(recorded.resultRef).toBeUndefined();
+    expect(h.bodies.puts).toEqual([]);
+  });
+
+  it('stores a large model response by reference; the tool call and the next turn load it back', async () => {
+    const long = `I will look host 7 up. ${'Reasoning. '.repeat(80)}`;
+    const { agent, handled } = opsAgentWith([
+      { response: { content: [{ type: 'text', text: long }, use('c1', 'lookup', { id: 7 })], stopReason: 'tool_use', usage } },
+      { expect: { toolResultIncludes: ['host-7'] }, response: { content: [{ type: 'text', text: ANSWER }], stopReason: 'end_turn', usage } },
+    ]);
+    const h = harness(agent, { inlineLimitBytes: INLINE_LIMIT });
+    const prepared = await ready(h);
+    const turn1 = await nextTurn(h, prepared);
+
+    const recorded = await model(h, turn1.sessionId, 1);
+    expect(recorded.response).toBeUndefined();
+    expect(recorded.responseRef).toMatchObject({ bucket: BODY_BUCKET, key: expect.stringMatching(new RegExp(`^${turn1.sessionId}/CP#000001#model/[0-9a-f]{64}\\.json$`)) as unknown });
+    expect(turn1).toMatchObject({ outcome: 'tool_calls', calls: [{ callId: 'c1', tool: 'lookup' }] });
+    // A replay needs no body: the calls are in the checkpoint.
+    await expect(nextTurn(h, prepared)).resolves.toEqual(turn1);
+
+    const runs = await runTools(h, turn1);
+    expect(handled).toHaveLength(1);
+    await expect(nextTurn(h, turn1, runs)).resolves.toMatchObject({ outcome: 'final' });
+    expect(h.modelCalls[1]?.messages[1]).toEqual({ role: 'assistant', content: [{ type: 'text', text: long }, use('c1', 'lookup', { id: 7 })] });
+  });
+
+  it('fails with CorruptCheckpointError when a stored body no longer matches its SHA-256', async () => {
+    const { agent } = opsAgentWith([call(use('c1', 'dump', { label: 'big', bytes: 2000 })), say(ANSWER)]);
+    const h = harness(agent, { inlineLimitBytes: INLINE_LIMIT });
+    const turn1 = await nextTurn(h, await ready(h));
+    const runs = await runTools(h, turn1);
+    const ref = (await toolCheckpoint(h, turn1.sessionId, 1, 'c1')).resultRef;
+    h.bodies.tamper(ref?.key ?? '', '{"text":"tampered"}');
+
+    const err = await rejection(nextTurn(h, turn1, runs));
+
+    expect(err.name).toBe('CorruptCheckpointError');
+    expect(err.message).toContain('SHA-256');
+    expect(h.modelCalls).toHaveLength(1);
+  });
+});
+
+// ---------------------------------------------------------------------------
+// The agent's context limit
+// ---------------------------------------------------------------------------
+
+describe("modelTurn: the agent's context limit", () => {
+  const RESULT_BYTES = 300 + '{"text":""}'.length;
+  const turns = (): ScriptedTurn[] => [
+    call(use('c1', 'dump', { label: 'first', bytes: 300 })),
+    call(use('c2', 'dump', { label: 'second', bytes: 300 })),
+    say(ANSWER),
+  ];
+
+  async function twoResults(strategy: 'drop-oldest-tool-results' | 'fail'): Promise<{ h: Harness; turn2: ModelTurnResult; runs: ToolTaskResult[] }> {
+    const { agent } = opsAgentWith(turns(), { context: { maxToolResultBytes: RESULT_BYTES + 10, strategy } });
+    const h = harness(agent, { inlineLimitBytes: 64 });
+    const turn1 = await nextTurn(h, await ready(h));
+    const turn2 = await nextTurn(h, turn1, await runTools(h, turn1));
+    const runs = await runTools(h, turn2);
+    return { h, turn2, runs };
+  }
+
+  it('drops the oldest tool results past the limit: the model sees a note instead, and the dropped body is not even read', async () => {
+    const { h, turn2, runs } = await twoResults('drop-oldest-tool-results');
+    const dropped = (await toolCheckpoint(h, turn2.sessionId, 1, 'c1')).resultRef?.key;
+    const kept = (await toolCheckpoint(h, turn2.sessionId, 2, 'c2')).resultRef?.key;
+    const reads = h.bodies.gets.length;
+
+    await expect(nextTurn(h, turn2, runs)).resolves.toMatchObject({ step: 3, outcome: 'final' });
+
+    const messages = h.modelCalls[2]?.messages ?? [];
+    const note = messages[2]?.content[0];
+    expect(note).toMatchObject({ type: 'tool_result', toolUseId: 'c1', isError: false });
+    expect(JSON.parse((note as { content: string }).content)).toMatchObject({ error: 'CONTEXT_DROPPED', message: expect.stringContaining(`dump (${RESULT_BYTES} bytes)`) as unknown });
+    expect(messages[4]?.content[0]).toMatchObject({ type: 'tool_result', toolUseId: 'c2', content: expect.stringContaining('second') as unknown });
+    expect(h.bodies.gets.slice(reads)).toContain(kept);
+    expect(h.bodies.gets.slice(reads)).not.toContain(dropped);
+  });
+
+  it('fails with ContextLimitExceeded under the fail strategy, without calling the model or checkpointing the turn', async () => {
+    const { h, turn2, runs } = await twoResults('fail');
+
+    const result = await nextTurn(h, turn2, runs);
+
+    expect(result).toMatchObject({
+      step: 2,
+      outcome: 'failed',
+      calls: [],
+      failure: { error: 'ContextLimitExceeded', cause: `tool results of ${2 * RESULT_BYTES} bytes exceed the agent's context limit of ${RESULT_BYTES + 10} bytes` },
+    });
+    expect(h.modelCalls).toHaveLength(2);
+    expect(await h.store.getCheckpoint(turn2.sessionId, checkpointKey.model(3))).toBeUndefined();
   });
 });
 
@@ -652,8 +1380,8 @@ async function drive(h: Harness, trigger: unknown, approvalFor: (call: ToolCallR
   let turn = await nextTurn(h, prepared);
   while (turn.outcome === 'tool_calls') {
     if (turn.step >= h.agent.maxSteps) throw new Error('step limit reached');
-    for (const c of turn.calls) await callTool(h, turn, c, c.needsApproval ? approvalFor(c) : NOT_REQUIRED);
-    turn = await nextTurn(h, turn);
+    const runs = await runTools(h, turn, approvalFor);
+    turn = await nextTurn(h, turn, runs);
   }
   return turn;
 }
@@ -663,7 +1391,7 @@ describe('the ssh-investigator example, driven step by step', () => {
     const h = harness(declinedAgent);
     const last = await drive(h, EVENT, () => ({ decision: 'rejected', reason: 'not approved by the reviewer', approvalId: 'apv_x', decidedBy: 'bob' }));
 
-    expect(last).toMatchObject({ step: 4, outcome: 'final', repairs: 0 });
+    expect(last).toMatchObject({ step: 4, outcome: 'final', repairs: 0, execution: 1 });
     const head = await h.store.getSession(last.sessionId);
     expect(head).toMatchObject({ status: 'SUCCEEDED', step: 4 });
     const report = head?.output as IncidentReport;

@@ -1,22 +1,29 @@
 /** The in-memory store keeps the CheckpointStore's contract; the step tests rely on it. */
-import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
 import { describe, expect, it } from 'vitest';
 import { checkpointKey } from '../../../lambdas/core/contracts/checkpoint';
-import { CorruptCheckpointError } from '../../../lambdas/core/errors';
-import { API_TRIGGER_INFO, inputRecord, modelRecord, SESSION_ID, text, toolRecord } from '../support/records';
-import { MemoryCheckpointStore } from './memory-store';
+import { CorruptCheckpointError, SessionFencedError } from '../../../lambdas/core/errors';
+import { API_TRIGGER_INFO, inputRecord, modelRecord, SESSION_ID, sessionHeadItem, text, toolRecord } from '../support/records';
+import { rejection } from '../support/rejection';
+import { ItemTooLargeError, MAX_ITEM_BYTES, MemoryCheckpointStore } from './memory-store';
 
 const EXEC_1 = 'arn:aws:states:us-east-1:123456789012:execution:unit:one';
 const EXEC_2 = 'arn:aws:states:us-east-1:123456789012:execution:unit:two';
 /** A record as a step hands it to putCheckpoint: without the fields the store fills in. */
 const without = <T extends { schemaVersion: number; createdAt: string }>({ schemaVersion: _v, createdAt: _c, ...rest }: T): Omit<T, 'schemaVersion' | 'createdAt'> => rest;
 
+/** A store with a RUNNING session owned by EXEC_1. */
+async function running(): Promise<MemoryCheckpointStore> {
+  const store = new MemoryCheckpointStore();
+  await store.createSession({ sessionId: SESSION_ID, agent: 'unit', executionArn: EXEC_1, trigger: API_TRIGGER_INFO });
+  return store;
+}
+
 describe('MemoryCheckpointStore', () => {
   it('creates a session once: the second create returns the first head with created false', async () => {
     const store = new MemoryCheckpointStore();
     const first = await store.createSession({ sessionId: SESSION_ID, agent: 'unit', executionArn: EXEC_1, trigger: API_TRIGGER_INFO });
     const second = await store.createSession({ sessionId: SESSION_ID, agent: 'unit', executionArn: EXEC_2, trigger: API_TRIGGER_INFO });
-    expect(first).toMatchObject({ created: true, session: { status: 'RUNNING', step: 0, executionArn: EXEC_1 } });
+    expect(first).toMatchObject({ created: true, session: { status: 'RUNNING', step: 0, executionArn: EXEC_1, schemaVersion: 2, executions: 1, branch: 0 } });
     expect(second).toEqual({ created: false, session: first.session });
   });
 
@@ -26,7 +33,7 @@ describe('MemoryCheckpointStore', () => {
     const second = await store.putCheckpoint(without(toolRecord(1, 'c1', '"second"')));
     expect(first.created).toBe(true);
     expect(second).toEqual({ created: false, record: expect.objectContaining({ result: '"first"' }) as unknown });
-    expect(await store.getCheckpoint(SESSION_ID, checkpointKey.tool(1, 'c1'))).toMatchObject({ result: '"first"' });
+    expect(await store.getCheckpoint(SESSION_ID, checkpointKey.tool(1, 'c1'))).toMatchObject({ result: '"first"', schemaVersion: 2 });
   });
 
   it('fails when a checkpoint does not match the schema, and stores nothing', async () => {
@@ -35,9 +42,9 @@ describe('MemoryCheckpointStore', () => {
     expect(store.dump(SESSION_ID)).toEqual({});
   });
 
-  it('lists the checkpoints of a session in sort-key order, without the head', async () => {
-    const store = new MemoryCheckpointStore();
-    await store.createSession({ sessionId: SESSION_ID, agent: 'unit', executionArn: EXEC_1, trigger: API_TRIGGER_INFO });
+  it('lists the checkpoints of a session in sort-key order, without the head or the execution records', async () => {
+    const store = await running();
+    await store.putCheckpoint({ sessionId: SESSION_ID, sk: checkpointKey.execution(1), kind: 'execution', execution: 1, executionArn: EXEC_1, reason: 'start', step: 0 });
     await store.putCheckpoint(without(modelRecord(10, [text('{}')])));
     await store.putCheckpoint(without(toolRecord(2, 'c1', '{}')));
     await store.putCheckpoint(without(inputRecord('q')));
@@ -46,21 +53,39 @@ describe('MemoryCheckpointStore', () => {
     expect(await store.listCheckpoints('ses_other')).toEqual([]);
   });
 
-  it('moves the head step forward only, and marks it SUCCEEDED with the output', async () => {
-    const store = new MemoryCheckpointStore();
-    await store.createSession({ sessionId: SESSION_ID, agent: 'unit', executionArn: EXEC_1, trigger: API_TRIGGER_INFO });
+  it('moves the head step forward only, and marks it SUCCEEDED with the output for the owning execution', async () => {
+    const store = await running();
     await store.recordStep(SESSION_ID, 3);
     await store.recordStep(SESSION_ID, 2);
     expect(await store.getSession(SESSION_ID)).toMatchObject({ step: 3, status: 'RUNNING' });
-    await store.markSucceeded(SESSION_ID, 4, { answer: 'x' });
+    await store.markSucceeded(SESSION_ID, 4, { answer: 'x' }, EXEC_1);
     expect(await store.getSession(SESSION_ID)).toMatchObject({ step: 4, status: 'SUCCEEDED', output: { answer: 'x' } });
+    // Idempotent: a replayed final turn marks it again.
+    await store.markSucceeded(SESSION_ID, 4, { answer: 'x' }, EXEC_1);
+    expect(await store.getSession(SESSION_ID)).toMatchObject({ step: 4, status: 'SUCCEEDED' });
   });
 
-  it('ignores recordStep without a head, and fails markSucceeded without one', async () => {
+  it('ignores recordStep without a head, and fails markSucceeded without one with SessionFencedError', async () => {
     const store = new MemoryCheckpointStore();
     await store.recordStep(SESSION_ID, 1);
     expect(await store.getSession(SESSION_ID)).toBeUndefined();
-    await expect(store.markSucceeded(SESSION_ID, 1, {})).rejects.toBeInstanceOf(ConditionalCheckFailedException);
+    await expect(store.markSucceeded(SESSION_ID, 1, {}, EXEC_1)).rejects.toBeInstanceOf(SessionFencedError);
+  });
+
+  it('fails markSucceeded for another execution or a cancelled session, and changes nothing', async () => {
+    const store = await running();
+    await expect(store.markSucceeded(SESSION_ID, 1, {}, EXEC_2)).rejects.toBeInstanceOf(SessionFencedError);
+    await store.cancel(SESSION_ID, { reason: 'wrong host' });
+    const before = store.dump(SESSION_ID);
+    await expect(store.markSucceeded(SESSION_ID, 1, {}, EXEC_1)).rejects.toBeInstanceOf(SessionFencedError);
+    expect(store.dump(SESSION_ID)).toEqual(before);
+  });
+
+  it('fails like DynamoDB when an item is larger than 400 KB, and stores nothing', async () => {
+    const store = new MemoryCheckpointStore();
+    await expect(store.putCheckpoint(without(toolRecord(1, 'c1', JSON.stringify('x'.repeat(MAX_ITEM_BYTES)))))).rejects.toBeInstanceOf(ItemTooLargeError);
+    expect(store.dump(SESSION_ID)).toEqual({});
+    await expect(store.putCheckpoint(without(toolRecord(1, 'c1', JSON.stringify('x'.repeat(MAX_ITEM_BYTES - 1024)))))).resolves.toMatchObject({ created: true });
   });
 
   it('fails with CorruptCheckpointError when reading a record of an unsupported schema version', async () => {
@@ -68,5 +93,83 @@ describe('MemoryCheckpointStore', () => {
     store.seed({ ...toolRecord(1, 'c1', '{}'), schemaVersion: 99 });
     await expect(store.getCheckpoint(SESSION_ID, checkpointKey.tool(1, 'c1'))).rejects.toBeInstanceOf(CorruptCheckpointError);
     await expect(store.listCheckpoints(SESSION_ID)).rejects.toThrow(/unsupported schemaVersion 99/);
+  });
+
+  it('reads version 1 records upgraded: a head gains executions 1 and branch 0, a checkpoint keeps every field', async () => {
+    const store = new MemoryCheckpointStore();
+    store.seed(sessionHeadItem('RUNNING', 2));
+    store.seed({ ...toolRecord(1, 'c1', '{"a":1}'), schemaVersion: 1 });
+    expect(await store.getSession(SESSION_ID)).toEqual({ ...sessionHeadItem('RUNNING', 2), schemaVersion: 2, executions: 1, branch: 0 });
+    expect(await store.getCheckpoint(SESSION_ID, checkpointKey.tool(1, 'c1'))).toEqual(toolRecord(1, 'c1', '{"a":1}'));
+  });
+});
+
+describe('MemoryCheckpointStore: fenced writes', () => {
+  it('writes a fenced checkpoint while the execution owns the RUNNING session', async () => {
+    const store = await running();
+    await expect(store.putCheckpoint(without(toolRecord(1, 'c1', '{}')), EXEC_1)).resolves.toMatchObject({ created: true });
+  });
+
+  it('fails with SessionFencedError for another execution, and writes nothing', async () => {
+    const store = await running();
+    const writes = store.writes.length;
+    const err = await rejection(store.putCheckpoint(without(toolRecord(1, 'c1', '{}')), EXEC_2));
+    expect(err).toBeInstanceOf(SessionFencedError);
+    expect(err.message).toContain(EXEC_2);
+    expect(store.writes).toHaveLength(writes);
+  });
+
+  it('fails with SessionFencedError once the session is cancelled, or when there is no session', async () => {
+    const store = await running();
+    await store.cancel(SESSION_ID, { reason: 'stop' });
+    await expect(store.putCheckpoint(without(toolRecord(1, 'c1', '{}')), EXEC_1)).rejects.toBeInstanceOf(SessionFencedError);
+    await expect(new MemoryCheckpointStore().putCheckpoint(without(toolRecord(1, 'c1', '{}')), EXEC_1)).rejects.toBeInstanceOf(SessionFencedError);
+  });
+
+  it('returns a checkpoint an earlier attempt wrote, even when the fence no longer holds', async () => {
+    const store = await running();
+    await store.putCheckpoint(without(toolRecord(1, 'c1', '"first"')), EXEC_1);
+    await store.cancel(SESSION_ID, { reason: 'stop' });
+    await expect(store.putCheckpoint(without(toolRecord(1, 'c1', '"second"')), EXEC_1)).resolves.toEqual({
+      created: false,
+      record: expect.objectContaining({ result: '"first"' }) as unknown,
+    });
+  });
+});
+
+describe('MemoryCheckpointStore: takeOver and cancel', () => {
+  const takeOver = (store: MemoryCheckpointStore, fromStatuses: readonly ('RUNNING' | 'FAILED' | 'SUCCEEDED' | 'CANCELLED')[], parent = EXEC_1) =>
+    store.takeOver({ sessionId: SESSION_ID, executionArn: EXEC_2, parentExecutionArn: parent, execution: 2, fromStatuses });
+
+  it("hands the session to the continuation: its execution, RUNNING, the parent recorded, failure cleared", async () => {
+    const store = await running();
+    store.patch(SESSION_ID, 'SESSION', { status: 'FAILED', failure: { error: 'States.Timeout', cause: 'slow', failedState: 'ModelTurn' } });
+    const head = await takeOver(store, ['FAILED']);
+    expect(head).toMatchObject({ executionArn: EXEC_2, parentExecutionArn: EXEC_1, status: 'RUNNING', executions: 2, branch: 0 });
+    expect(head).not.toHaveProperty('failure');
+    expect(await store.getSession(SESSION_ID)).toEqual(head);
+  });
+
+  it('refuses (undefined, nothing written) when the head has another execution, a status not allowed, or no status is allowed', async () => {
+    const store = await running();
+    const writes = store.writes.length;
+    expect(await takeOver(store, ['RUNNING'], EXEC_2)).toBeUndefined();
+    expect(await takeOver(store, ['FAILED'])).toBeUndefined();
+    expect(await takeOver(store, [])).toBeUndefined();
+    expect(store.writes).toHaveLength(writes);
+  });
+
+  it('takes a version 1 head over as a version 2 one', async () => {
+    const store = new MemoryCheckpointStore();
+    store.seed({ ...sessionHeadItem('RUNNING', 3), executionArn: EXEC_1 });
+    await expect(takeOver(store, ['RUNNING'])).resolves.toMatchObject({ schemaVersion: 2, executions: 2, branch: 0, step: 3, executionArn: EXEC_2 });
+    expect(store.dump(SESSION_ID).SESSION).toMatchObject({ schemaVersion: 2, executions: 2, branch: 0 });
+  });
+
+  it('cancels a RUNNING session only, returning the head as it was', async () => {
+    const store = await running();
+    await expect(store.cancel(SESSION_ID, { reason: 'wrong host', by: 'alice' })).resolves.toMatchObject({ status: 'RUNNING' });
+    expect(await store.getSession(SESSION_ID)).toMatchObject({ status: 'CANCELLED', cancellation: { reason: 'wrong host', by: 'alice', at: '2024-12-10T11:10:07.000Z' } });
+    await expect(store.cancel(SESSION_ID, { reason: 'again' })).resolves.toBeUndefined();
   });
 });

@@ -4,19 +4,29 @@
  *
  * - items are stored as DynamoDB would keep them (JSON, `undefined` attributes
  *   removed, as the document client's `removeUndefinedValues` does) and parsed
- *   with the schemas on every read, unsupported schema versions rejected with
- *   CorruptCheckpointError;
+ *   with the stored-record schemas on every read (`StoredCheckpointRecordSchema`,
+ *   `StoredSessionRecordSchema`: version 1 records are upgraded in memory),
+ *   unsupported schema versions rejected with CorruptCheckpointError;
  * - `createSession` and `putCheckpoint` are conditional creates
  *   (`attribute_not_exists(sk)`): a second call stores nothing and returns the
  *   record stored first, with `created: false`;
  * - `putCheckpoint` validates the record with CheckpointRecordSchema before writing;
+ *   with a `fence` (an execution ARN) it writes only while the head's
+ *   `executionArn` is the fence and its status RUNNING, and otherwise throws
+ *   SessionFencedError, unless the checkpoint already exists (then it returns it,
+ *   as the real store does after a cancelled transaction);
  * - `listCheckpoints` returns the `CP#` records of a session in sort-key order
- *   (DynamoDB compares string keys by UTF-8 bytes);
+ *   (DynamoDB compares string keys by UTF-8 bytes): not the head, the `EXEC#`,
+ *   `ROLLBACK#` or `ABANDONED#` records;
  * - `recordStep` moves the head's step forward only (and ignores a missing head:
- *   the real store swallows the failed condition); `markSucceeded` needs the
- *   head (ConditionalCheckFailedException otherwise).
+ *   the real store swallows the failed condition); `markSucceeded` is fenced:
+ *   the head must exist, belong to the execution and be RUNNING (or already
+ *   SUCCEEDED), SessionFencedError otherwise;
+ * - `takeOver` is the conditional update of a continuation (head of the parent
+ *   execution, status among `fromStatuses`), `cancel` the API's conditional cancel;
+ * - an item larger than DynamoDB's 400 KB is refused (ValidationException), its
+ *   size taken as the UTF-8 bytes of its JSON (a little above DynamoDB's count).
  */
-import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
 import type { NewCheckpoint } from '../../../lambdas/adapters/checkpoint-store';
 import { CHECKPOINT_SCHEMA_VERSION } from '../../../lambdas/core/constants';
 import {
@@ -25,20 +35,29 @@ import {
   SESSION_SK,
   newSessionRecord,
   parseStoredRecord,
-  SessionRecordSchema,
+  StoredCheckpointRecordSchema,
+  StoredSessionRecordSchema,
+  type Cancellation,
   type CheckpointRecord,
   type SessionRecord,
+  type SessionStatus,
   type TriggerInfo,
 } from '../../../lambdas/core/contracts/checkpoint';
+import { SessionFencedError } from '../../../lambdas/core/errors';
 import type { StepStore } from '../../../lambdas/handlers/agent/deps';
 
 type Item = Record<string, unknown>;
 
-const conditionFailed = (): ConditionalCheckFailedException =>
-  new ConditionalCheckFailedException({ message: 'The conditional request failed', $metadata: {} });
-
 /** What DynamoDB keeps of an item: JSON values, no undefined attributes. */
 const stored = (item: unknown): Item => JSON.parse(JSON.stringify(item)) as Item;
+
+/** DynamoDB's item size limit (400 KB). */
+export const MAX_ITEM_BYTES = 400 * 1024;
+
+/** The error DynamoDB answers a write of a too large item with. */
+export class ItemTooLargeError extends Error {
+  override readonly name = 'ValidationException';
+}
 
 const byteOrder = (a: string, b: string): number => Buffer.compare(Buffer.from(a, 'utf8'), Buffer.from(b, 'utf8'));
 
@@ -47,32 +66,36 @@ export class MemoryCheckpointStore implements StepStore {
   private readonly items = new Map<string, Map<string, Item>>();
   /** Every write that stored something, in order (`put` or `update`, with the key). */
   readonly writes: Array<{ op: 'put' | 'update'; sessionId: string; sk: string }> = [];
+  /** Sort keys whose next putCheckpoint fails (a write lost to a crash or a network error). */
+  private readonly lost = new Set<string>();
 
   constructor(private readonly now: () => Date = () => new Date('2024-12-10T11:10:07.000Z')) {}
 
   async createSession(props: { sessionId: string; agent: string; executionArn: string; trigger: TriggerInfo }): Promise<{ created: boolean; session: SessionRecord }> {
     const session = newSessionRecord(props, this.now().toISOString());
-    if (this.item(props.sessionId, SESSION_SK)) {
-      const existing = await this.getSession(props.sessionId);
-      if (!existing) throw conditionFailed();
-      return { created: false, session: existing };
-    }
+    const existing = await this.getSession(props.sessionId);
+    if (existing) return { created: false, session: existing };
     this.write('put', session);
     return { created: true, session };
   }
 
   async getSession(sessionId: string): Promise<SessionRecord | undefined> {
     const item = this.item(sessionId, SESSION_SK);
-    return item ? parseStoredRecord(item, SessionRecordSchema) : undefined;
+    return item ? parseStoredRecord(item, StoredSessionRecordSchema) : undefined;
   }
 
-  async putCheckpoint<T extends NewCheckpoint>(checkpoint: T): Promise<{ created: boolean; record: CheckpointRecord }> {
+  async putCheckpoint<T extends NewCheckpoint>(checkpoint: T, fence?: string): Promise<{ created: boolean; record: CheckpointRecord }> {
+    if (this.lost.delete(checkpoint.sk)) throw new Error(`lost write of ${checkpoint.sk} (injected by the test)`);
     const record = { ...checkpoint, schemaVersion: CHECKPOINT_SCHEMA_VERSION, createdAt: this.now().toISOString() };
     const parsed = CheckpointRecordSchema.parse(record);
-    if (this.item(checkpoint.sessionId, checkpoint.sk)) {
-      const existing = await this.getCheckpoint(checkpoint.sessionId, checkpoint.sk);
-      if (!existing) throw conditionFailed();
-      return { created: false, record: existing };
+    // An earlier attempt's record wins, fenced or not.
+    const existing = await this.getCheckpoint(checkpoint.sessionId, checkpoint.sk);
+    if (existing) return { created: false, record: existing };
+    if (fence !== undefined) {
+      const head = this.item(checkpoint.sessionId, SESSION_SK);
+      if (head?.executionArn !== fence || head.status !== 'RUNNING') {
+        throw new SessionFencedError(`execution ${fence} no longer owns session ${checkpoint.sessionId}; ${checkpoint.sk} was not written`);
+      }
     }
     this.write('put', parsed);
     return { created: true, record: parsed };
@@ -80,7 +103,7 @@ export class MemoryCheckpointStore implements StepStore {
 
   async getCheckpoint(sessionId: string, sk: string): Promise<CheckpointRecord | undefined> {
     const item = this.item(sessionId, sk);
-    return item ? parseStoredRecord(item, CheckpointRecordSchema) : undefined;
+    return item ? parseStoredRecord(item, StoredCheckpointRecordSchema) : undefined;
   }
 
   async listCheckpoints(sessionId: string): Promise<CheckpointRecord[]> {
@@ -88,7 +111,7 @@ export class MemoryCheckpointStore implements StepStore {
     return [...session.entries()]
       .filter(([sk]) => sk.startsWith(CHECKPOINT_SK_PREFIX))
       .sort(([a], [b]) => byteOrder(a, b))
-      .map(([, item]) => parseStoredRecord(item, CheckpointRecordSchema));
+      .map(([, item]) => parseStoredRecord(item, StoredCheckpointRecordSchema));
   }
 
   async recordStep(sessionId: string, step: number): Promise<void> {
@@ -98,10 +121,64 @@ export class MemoryCheckpointStore implements StepStore {
     this.write('update', { ...head, step, updatedAt: this.now().toISOString() });
   }
 
-  async markSucceeded(sessionId: string, step: number, output: unknown): Promise<void> {
+  async markSucceeded(sessionId: string, step: number, output: unknown, executionArn: string): Promise<void> {
     const head = this.item(sessionId, SESSION_SK);
-    if (!head) throw conditionFailed();
+    if (head?.executionArn !== executionArn || (head.status !== 'RUNNING' && head.status !== 'SUCCEEDED')) {
+      throw new SessionFencedError(`execution ${executionArn} no longer owns session ${sessionId} (or it was cancelled); not marked SUCCEEDED`);
+    }
     this.write('update', { ...head, status: 'SUCCEEDED', step, output, updatedAt: this.now().toISOString() });
+  }
+
+  async takeOver(props: {
+    sessionId: string;
+    executionArn: string;
+    parentExecutionArn: string;
+    execution: number;
+    fromStatuses: readonly SessionStatus[];
+  }): Promise<SessionRecord | undefined> {
+    if (props.fromStatuses.length === 0) return undefined;
+    const head = this.item(props.sessionId, SESSION_SK);
+    if (head?.executionArn !== props.parentExecutionArn || !props.fromStatuses.includes(head.status as SessionStatus)) return undefined;
+    const kept = { ...head };
+    delete kept.failure;
+    delete kept.output;
+    this.write('update', {
+      ...kept,
+      executionArn: props.executionArn,
+      parentExecutionArn: props.parentExecutionArn,
+      status: 'RUNNING',
+      updatedAt: this.now().toISOString(),
+      schemaVersion: CHECKPOINT_SCHEMA_VERSION,
+      branch: typeof head.branch === 'number' ? head.branch : 0,
+      executions: props.execution,
+    });
+    return this.getSession(props.sessionId);
+  }
+
+  /**
+   * Cancels a RUNNING session (as `CheckpointStore.cancel`): status CANCELLED with why.
+   * @returns the head as it was before, or undefined when it was not RUNNING (nothing written).
+   */
+  async cancel(sessionId: string, cancellation: Omit<Cancellation, 'at'>): Promise<SessionRecord | undefined> {
+    const head = this.item(sessionId, SESSION_SK);
+    if (head?.status !== 'RUNNING') return undefined;
+    const before = parseStoredRecord(head, StoredSessionRecordSchema);
+    const at = this.now().toISOString();
+    this.write('update', {
+      ...head,
+      status: 'CANCELLED',
+      cancellation: { ...cancellation, at },
+      updatedAt: at,
+      schemaVersion: CHECKPOINT_SCHEMA_VERSION,
+      executions: typeof head.executions === 'number' ? head.executions : 1,
+      branch: typeof head.branch === 'number' ? head.branch : 0,
+    });
+    return before;
+  }
+
+  /** Makes the next putCheckpoint of `sk` fail before storing anything, as a crash between a step's work and its checkpoint would. */
+  loseNextPut(sk: string): void {
+    this.lost.add(sk);
   }
 
   /** Stores an item as is, bypassing every check: for records an older (or broken) build wrote. */
@@ -109,6 +186,13 @@ export class MemoryCheckpointStore implements StepStore {
     const { sessionId, sk } = item;
     if (typeof sessionId !== 'string' || typeof sk !== 'string') throw new Error('seed: an item needs sessionId and sk');
     this.sessionItems(sessionId).set(sk, stored(item));
+  }
+
+  /** Changes attributes of a stored item as is (another writer: a control request, another execution). */
+  patch(sessionId: string, sk: string, attributes: Item): void {
+    const item = this.item(sessionId, sk);
+    if (!item) throw new Error(`patch: no item ${sessionId}/${sk}`);
+    this.write('update', { ...item, ...attributes });
   }
 
   /** The raw items of a session, by sort key. */
@@ -133,6 +217,8 @@ export class MemoryCheckpointStore implements StepStore {
   private write(op: 'put' | 'update', item: Item): void {
     const { sessionId, sk } = item;
     if (typeof sessionId !== 'string' || typeof sk !== 'string') throw new Error('an item needs sessionId and sk');
+    const bytes = Buffer.byteLength(JSON.stringify(item));
+    if (bytes > MAX_ITEM_BYTES) throw new ItemTooLargeError(`Item size has exceeded the maximum allowed size (${sessionId}/${sk}: ${bytes} bytes)`);
     this.sessionItems(sessionId).set(sk, stored(item));
     this.writes.push({ op, sessionId, sk });
   }

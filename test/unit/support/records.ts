@@ -1,8 +1,12 @@
-/** Builders of checkpoint records and content blocks for the unit tests. */
+/** Builders of checkpoint records and content blocks for the unit tests (records as written today: schema version 2). */
+import { CHECKPOINT_SCHEMA_VERSION } from '../../../lambdas/core/constants';
 import {
   checkpointKey,
+  SESSION_SK,
+  type BodyRef,
   type InputCheckpoint,
   type ModelCheckpoint,
+  type SessionRecord,
   type ToolCheckpoint,
   type TriggerInfo,
 } from '../../../lambdas/core/contracts/checkpoint';
@@ -12,6 +16,13 @@ import type { ModelResponse, StopReason, TextBlock, ToolResultBlock, ToolUseBloc
 export const SESSION_ID = 'ses_0123456789abcdef0123456789abcdef';
 export const CREATED_AT = '2024-12-10T11:10:07.000Z';
 export const API_TRIGGER_INFO: TriggerInfo = { source: 'api', dedupeKey: 'alert-42' };
+
+/** A copy of `value` without `keys`. */
+export function omit<T extends object, K extends keyof T>(value: T, ...keys: K[]): Omit<T, K> {
+  const copy: Partial<T> = { ...value };
+  for (const key of keys) delete copy[key];
+  return copy as Omit<T, K>;
+}
 
 export const text = (value: string): TextBlock => ({ type: 'text', text: value });
 
@@ -31,7 +42,7 @@ export function inputRecord(prompt: string, sessionId: string = SESSION_ID): Inp
   return {
     sessionId,
     sk: checkpointKey.input(),
-    schemaVersion: 1,
+    schemaVersion: CHECKPOINT_SCHEMA_VERSION,
     createdAt: CREATED_AT,
     kind: 'input',
     step: 0,
@@ -55,7 +66,7 @@ export function modelRecord(step: number, content: ModelResponse['content'], opt
   return {
     sessionId: SESSION_ID,
     sk: checkpointKey.model(step),
-    schemaVersion: 1,
+    schemaVersion: CHECKPOINT_SCHEMA_VERSION,
     createdAt: CREATED_AT,
     kind: 'model',
     step,
@@ -75,7 +86,7 @@ export function toolRecord(step: number, callId: string, result: string, isError
   return {
     sessionId: SESSION_ID,
     sk: checkpointKey.tool(step, callId),
-    schemaVersion: 1,
+    schemaVersion: CHECKPOINT_SCHEMA_VERSION,
     createdAt: CREATED_AT,
     kind: 'tool',
     step,
@@ -91,7 +102,34 @@ export function toolRecord(step: number, callId: string, result: string, isError
   };
 }
 
-/** A session head as DynamoDB stores it (a plain item), for stream images and seeds. */
+/** A tool checkpoint whose result is stored by reference (in S3), not inline. */
+export function toolRecordByRef(step: number, callId: string, ref: BodyRef): ToolCheckpoint {
+  return { ...omit(toolRecord(step, callId, ''), 'result'), resultRef: ref };
+}
+
+export const EXECUTION_ARN = 'arn:aws:states:us-east-1:123456789012:execution:unit-agent:run-1';
+
+/** A version 2 session head (RUNNING, first execution, branch 0 unless overridden). */
+export function sessionRecord(overrides: Partial<SessionRecord> = {}): SessionRecord {
+  return {
+    sessionId: SESSION_ID,
+    sk: SESSION_SK,
+    schemaVersion: CHECKPOINT_SCHEMA_VERSION,
+    kind: 'session',
+    agent: 'unit-agent',
+    status: 'RUNNING',
+    executionArn: EXECUTION_ARN,
+    executions: 1,
+    branch: 0,
+    trigger: API_TRIGGER_INFO,
+    createdAt: CREATED_AT,
+    updatedAt: CREATED_AT,
+    step: 0,
+    ...overrides,
+  };
+}
+
+/** A version 1 session head as DynamoDB stores it (a plain item, as the walking skeleton wrote it), for stream images and seeds. */
 export const sessionHeadItem = (status: 'RUNNING' | 'SUCCEEDED' | 'FAILED', step = 0): Record<string, unknown> => ({
   sessionId: SESSION_ID,
   sk: 'SESSION',
@@ -99,7 +137,7 @@ export const sessionHeadItem = (status: 'RUNNING' | 'SUCCEEDED' | 'FAILED', step
   kind: 'session',
   agent: 'unit-agent',
   status,
-  executionArn: 'arn:aws:states:us-east-1:123456789012:execution:unit-agent:run-1',
+  executionArn: EXECUTION_ARN,
   createdAt: CREATED_AT,
   updatedAt: CREATED_AT,
   step,

@@ -1,0 +1,533 @@
+import type { APIGatewayProxyEvent, APIGatewayProxyResult, Context } from 'aws-lambda';
+import { describe, expect, it } from 'vitest';
+import type { StartedExecution } from '../../../lambdas/adapters/executions';
+import { SessionControl, type ControlApprovalStore, type ControlSessionStore, type ExecutionControl } from '../../../lambdas/adapters/session-control';
+import type { PendingApproval } from '../../../lambdas/core/contracts/api';
+import { checkpointKey, type CheckpointRecord, type RollbackRecord, type SessionRecord } from '../../../lambdas/core/contracts/checkpoint';
+import { createControlHandler } from '../../../lambdas/handlers/api-control-run';
+
+const SESSION_ID = 'ses_0123456789abcdef0123456789abcdef';
+const STATE_MACHINE = 'arn:aws:states:us-east-1:123456789012:stateMachine:unit-agent';
+const execArn = (name: string): string => `arn:aws:states:us-east-1:123456789012:execution:unit-agent:${name}`;
+const EXEC_2 = execArn(`${SESSION_ID}-x2`);
+const EXEC_3 = execArn(`${SESSION_ID}-x3`);
+const EXEC_4 = execArn(`${SESSION_ID}-x4`);
+const NOW = new Date('2024-12-10T12:00:00.000Z');
+const FAILED_AT = '2024-12-10T11:30:00.000Z';
+
+const CONTEXT = {
+  functionName: 'agent-runtime-control-run',
+  awsRequestId: '5b1c9f2e-7d7a-4c1b-9f0e-1a2b3c4d5e6f',
+  getRemainingTimeInMillis: () => 30_000,
+} as unknown as Context;
+
+/** The session head: its second execution, branch 0, failed unless told otherwise. */
+function head(overrides: Partial<SessionRecord> = {}): SessionRecord {
+  return {
+    sessionId: SESSION_ID,
+    sk: 'SESSION',
+    schemaVersion: 2,
+    kind: 'session',
+    agent: 'unit-agent',
+    status: 'FAILED',
+    executionArn: EXEC_2,
+    executions: 2,
+    branch: 0,
+    parentExecutionArn: execArn(SESSION_ID),
+    trigger: { source: 'api', dedupeKey: 'alert-42' },
+    createdAt: '2024-12-10T11:00:00.000Z',
+    updatedAt: FAILED_AT,
+    step: 4,
+    failure: { error: 'States.TaskFailed', cause: 'provider 503', failedState: 'ModelTurn' },
+    ...overrides,
+  };
+}
+
+/** Live checkpoints of a session with model turns 1..`turns`, each with one tool call. Only kind, sk and step matter here. */
+function chain(turns: number): CheckpointRecord[] {
+  const records: CheckpointRecord[] = [{ sessionId: SESSION_ID, sk: checkpointKey.input(), kind: 'input', step: 0 } as CheckpointRecord];
+  for (let step = 1; step <= turns; step++) {
+    records.push({ sessionId: SESSION_ID, sk: checkpointKey.model(step), kind: 'model', step, outcome: 'tool_calls' } as CheckpointRecord);
+    records.push({ sessionId: SESSION_ID, sk: checkpointKey.tool(step, `c${step}`), kind: 'tool', step } as CheckpointRecord);
+  }
+  return records;
+}
+
+const pending = (approvalId: string, requestedAt: string): PendingApproval => ({
+  approvalId,
+  tool: 'block_address',
+  input: { address: '203.0.113.7' },
+  step: 3,
+  requestedAt,
+  expiresAt: '2024-12-11T00:00:00.000Z',
+});
+
+/**
+ * Strict fakes of the checkpoint store, the approval store and Step Functions,
+ * with the conditions of the real ones. Every call is logged in order (`calls`);
+ * tests compare the whole log, so an unexpected call fails them.
+ */
+class World {
+  readonly calls: string[] = [];
+  /** Runs just before a conditional write of the session store: a concurrent change. */
+  meanwhile: () => void = () => undefined;
+  readonly rollbacks: Array<Omit<RollbackRecord, 'schemaVersion' | 'createdAt' | 'sk' | 'kind' | 'sessionId'>> = [];
+  readonly executions = new Map<string, { status: 'RUNNING' | 'SUCCEEDED' | 'FAILED' | 'ABORTED'; input: string; stoppedWith?: { error: string; cause: string } }>();
+  readonly expired: string[] = [];
+
+  constructor(
+    public session: SessionRecord | undefined,
+    public records: CheckpointRecord[] = chain(4),
+    public approvals: PendingApproval[] = [],
+  ) {}
+
+  readonly sessions: ControlSessionStore = {
+    getSession: async (sessionId) => {
+      this.calls.push('getSession');
+      return sessionId === this.session?.sessionId ? structuredClone(this.session) : undefined;
+    },
+    listCheckpoints: async () => {
+      this.calls.push('listCheckpoints');
+      return structuredClone(this.records);
+    },
+    cancel: async (sessionId, cancellation) => {
+      this.calls.push(`cancel ${JSON.stringify(cancellation)}`);
+      this.meanwhile();
+      const before = this.session;
+      if (!before || before.sessionId !== sessionId || before.status !== 'RUNNING') return undefined;
+      this.session = { ...before, status: 'CANCELLED', cancellation: { ...cancellation, at: NOW.toISOString() } };
+      return structuredClone(before);
+    },
+    rollBack: async (session, rollback) => {
+      this.calls.push(`rollBack branch ${rollback.branch}`);
+      this.meanwhile();
+      const now = this.session;
+      if (!now || now.executionArn !== session.executionArn || now.branch !== rollback.branch - 1) return false;
+      this.rollbacks.push(rollback);
+      this.session = { ...now, branch: rollback.branch, step: rollback.toStep };
+      this.records = this.records.filter((r) => !rollback.abandoned.includes(r.sk));
+      return true;
+    },
+    markFailed: async (props, onlyIfRunning = false) => {
+      this.calls.push(`markFailed ${props.failure.error} onlyIfRunning=${String(onlyIfRunning)}`);
+      this.meanwhile();
+      const now = this.session;
+      if (!now || now.executionArn !== props.executionArn || (onlyIfRunning && now.status !== 'RUNNING')) return false;
+      this.session = { ...now, status: 'FAILED', failure: props.failure };
+      return true;
+    },
+  };
+
+  readonly approvalStore: ControlApprovalStore = {
+    listPending: async (sessionId) => {
+      this.calls.push('listPending');
+      return sessionId === SESSION_ID ? structuredClone(this.approvals) : [];
+    },
+    markExpired: async (approvalId) => {
+      this.calls.push(`markExpired ${approvalId}`);
+      this.expired.push(approvalId);
+    },
+  };
+
+  readonly sfn: ExecutionControl = {
+    start: async (stateMachineArn, name, input, requestedAt): Promise<StartedExecution> => {
+      this.calls.push(`start ${name}`);
+      expect(stateMachineArn).toBe(STATE_MACHINE);
+      expect(requestedAt).toBe(NOW.getTime());
+      const executionArn = execArn(name);
+      const existing = this.executions.get(executionArn);
+      if (existing) return { started: false, executionArn, reason: existing.input === input ? 'same-input' : 'other-input' };
+      this.executions.set(executionArn, { status: 'RUNNING', input });
+      return { started: true, executionArn };
+    },
+    status: async (executionArn) => {
+      this.calls.push(`status ${executionArn}`);
+      return this.executions.get(executionArn)?.status;
+    },
+    stop: async (executionArn, error, cause) => {
+      this.calls.push(`stop ${executionArn} ${error}`);
+      const execution = this.executions.get(executionArn);
+      if (!execution) return false;
+      Object.assign(execution, { status: 'ABORTED', stoppedWith: { error, cause } });
+      return true;
+    },
+  };
+
+  handler(): (event: APIGatewayProxyEvent) => Promise<APIGatewayProxyResult> {
+    const control = new SessionControl({ sessions: this.sessions, approvals: this.approvalStore, executions: this.sfn, now: () => NOW });
+    const handler = createControlHandler(() => control);
+    return (event) => handler(event, CONTEXT);
+  }
+
+  /** Sends POST /runs/{sessionId}/{action} with `body` (an object, or raw text), and parses the answer. */
+  async post(action: string, body?: unknown, sessionId = SESSION_ID): Promise<{ status: number; body: Record<string, unknown> }> {
+    const res = await this.handler()(request(action, body, sessionId));
+    return { status: res.statusCode, body: JSON.parse(res.body) as Record<string, unknown> };
+  }
+}
+
+function request(action: string, body: unknown, sessionId: string): APIGatewayProxyEvent {
+  return {
+    resource: `/runs/{sessionId}/${action}`,
+    path: `/runs/${sessionId}/${action}`,
+    httpMethod: 'POST',
+    headers: { 'content-type': 'application/json' },
+    pathParameters: { sessionId },
+    body: body === undefined ? null : typeof body === 'string' ? body : JSON.stringify(body),
+    isBase64Encoded: false,
+    requestContext: { identity: { userArn: 'arn:aws:iam::123456789012:user/alice', caller: 'AIDAEXAMPLE' } },
+  } as unknown as APIGatewayProxyEvent;
+}
+
+const continuation = (reason: string, execution: number, parent: string): string =>
+  JSON.stringify({ continuation: { sessionId: SESSION_ID, parentExecutionArn: parent, reason, execution } });
+
+describe('POST /runs/{sessionId}/resume', () => {
+  it('starts the next execution of the session with a resume continuation, answering 202', async () => {
+    const world = new World(head());
+
+    const res = await world.post('resume', { reason: 'provider is back', requestedBy: 'alice' });
+
+    expect(res).toEqual({ status: 202, body: { sessionId: SESSION_ID, executionArn: EXEC_3, execution: 3, created: true } });
+    expect(world.executions.get(EXEC_3)?.input).toBe(continuation('resume', 3, EXEC_2));
+    expect(world.calls).toEqual(['getSession', 'listPending', `start ${SESSION_ID}-x3`]);
+  });
+
+  it('accepts a request without a body', async () => {
+    const world = new World(head());
+    await expect(world.post('resume')).resolves.toMatchObject({ status: 202, body: { execution: 3, created: true } });
+  });
+
+  it('answers a repeated request 200 with created: false (the execution exists with the same input)', async () => {
+    const world = new World(head());
+    await world.post('resume');
+
+    const again = await world.post('resume');
+
+    expect(again).toEqual({ status: 200, body: { sessionId: SESSION_ID, executionArn: EXEC_3, execution: 3, created: false } });
+    expect(world.executions.size).toBe(1);
+  });
+
+  it('fails when the next execution exists with other input, answering 409 ExecutionConflict', async () => {
+    const world = new World(head());
+    world.executions.set(EXEC_3, { status: 'RUNNING', input: continuation('continue-as-new', 3, EXEC_2) });
+
+    const res = await world.post('resume');
+
+    expect(res).toMatchObject({ status: 409, body: { error: 'ExecutionConflict' } });
+    expect(String(res.body.message)).toContain(`${SESSION_ID}-x3`);
+  });
+
+  it('expires the approvals of the failed execution only, before starting the next one', async () => {
+    const world = new World(head(), chain(4), [pending('apv_old', '2024-12-10T11:20:00.000Z'), pending('apv_new', '2024-12-10T11:40:00.000Z')]);
+
+    await world.post('resume');
+
+    expect(world.expired).toEqual(['apv_old']);
+    expect(world.calls).toEqual(['getSession', 'listPending', 'markExpired apv_old', `start ${SESSION_ID}-x3`]);
+  });
+
+  it.each([
+    ['RUNNING', head({ status: 'RUNNING', failure: undefined }), 'only FAILED sessions can be resumed'],
+    ['SUCCEEDED', head({ status: 'SUCCEEDED', failure: undefined }), 'only FAILED sessions can be resumed'],
+    ['CANCELLED', head({ status: 'CANCELLED', failure: undefined }), 'only FAILED sessions can be resumed'],
+    ['FAILED with OutputValidationFailed', head({ failure: { error: 'OutputValidationFailed', cause: 'x', failedState: 'Route' } }), 'roll back to an earlier step instead'],
+  ])('fails when the session is %s, answering 409 NotResumable and starting nothing', async (_name, session, why) => {
+    const world = new World(session);
+
+    const res = await world.post('resume');
+
+    expect(res).toMatchObject({ status: 409, body: { error: 'NotResumable' } });
+    expect(String(res.body.message)).toContain(why);
+    expect(world.calls).toEqual(['getSession']);
+  });
+
+  it('fails when the session is unknown, answering 404', async () => {
+    const world = new World(head());
+    await expect(world.post('resume', {}, 'ses_unknown')).resolves.toMatchObject({ status: 404, body: { error: 'UnknownSession' } });
+    expect(world.calls).toEqual(['getSession']);
+  });
+
+  it('fails when the session id cannot be one, answering 404 without reading the store', async () => {
+    const world = new World(head());
+    await expect(world.post('resume', {}, 'no such/session')).resolves.toMatchObject({ status: 404, body: { error: 'UnknownSession' } });
+    expect(world.calls).toEqual([]);
+  });
+
+  it('fails when the body is not JSON or a field is wrong, answering 400 naming the field', async () => {
+    const world = new World(head());
+    await expect(world.post('resume', '{"reason":')).resolves.toMatchObject({ status: 400, body: { error: 'InvalidRequest', message: 'body is not valid JSON' } });
+    const long = await world.post('resume', { reason: 'x'.repeat(1001) });
+    expect(long).toMatchObject({ status: 400, body: { error: 'InvalidRequest', issues: [expect.stringMatching(/^reason: /)] } });
+    expect(world.calls).toEqual([]);
+  });
+});
+
+describe('POST /runs/{sessionId}/cancel', () => {
+  const running = (): SessionRecord => head({ status: 'RUNNING', failure: undefined });
+
+  it('cancels a RUNNING session, stops its execution with the reason and expires its approvals, answering 200', async () => {
+    const world = new World(running(), chain(4), [pending('apv_1', '2024-12-10T11:40:00.000Z')]);
+    world.executions.set(EXEC_2, { status: 'RUNNING', input: '{}' });
+
+    const res = await world.post('cancel', { reason: 'wrong host', requestedBy: 'bob' });
+
+    expect(res).toEqual({ status: 200, body: { sessionId: SESSION_ID, status: 'CANCELLED', stoppedExecutions: [EXEC_2], expiredApprovals: ['apv_1'] } });
+    expect(world.session).toMatchObject({ status: 'CANCELLED', cancellation: { reason: 'wrong host', by: 'bob' } });
+    expect(world.executions.get(EXEC_2)).toMatchObject({ status: 'ABORTED', stoppedWith: { error: 'Cancelled', cause: 'wrong host' } });
+    expect(world.calls).toEqual([
+      'getSession',
+      'cancel {"reason":"wrong host","by":"bob"}',
+      `status ${EXEC_2}`,
+      `stop ${EXEC_2} Cancelled`,
+      `status ${EXEC_3}`,
+      'listPending',
+      'markExpired apv_1',
+    ]);
+  });
+
+  it('also stops the next execution when it already runs (a continuation not yet in charge)', async () => {
+    const world = new World(running());
+    world.executions.set(EXEC_2, { status: 'SUCCEEDED', input: '{}' });
+    world.executions.set(EXEC_3, { status: 'RUNNING', input: continuation('continue-as-new', 3, EXEC_2) });
+
+    const res = await world.post('cancel', { reason: 'enough' });
+
+    expect(res).toMatchObject({ status: 200, body: { stoppedExecutions: [EXEC_3] } });
+    expect(world.executions.get(EXEC_2)?.status).toBe('SUCCEEDED');
+    expect(world.executions.get(EXEC_3)).toMatchObject({ status: 'ABORTED', stoppedWith: { error: 'Cancelled', cause: 'enough' } });
+  });
+
+  it('stops nothing when the executions have ended or do not exist', async () => {
+    const world = new World(running());
+    world.executions.set(EXEC_2, { status: 'FAILED', input: '{}' });
+
+    const res = await world.post('cancel', { reason: 'enough' });
+
+    expect(res).toMatchObject({ status: 200, body: { status: 'CANCELLED', stoppedExecutions: [], expiredApprovals: [] } });
+    expect(world.calls.filter((c) => c.startsWith('stop'))).toEqual([]);
+  });
+
+  it('stops the executions of the head as it was when cancelled (taken over by a continuation meanwhile)', async () => {
+    const world = new World(running());
+    world.executions.set(EXEC_3, { status: 'RUNNING', input: continuation('continue-as-new', 3, EXEC_2) });
+    world.meanwhile = () => {
+      world.session = head({ status: 'RUNNING', failure: undefined, executionArn: EXEC_3, executions: 3, parentExecutionArn: EXEC_2 });
+    };
+
+    const res = await world.post('cancel', { reason: 'enough' });
+
+    expect(res).toMatchObject({ status: 200, body: { stoppedExecutions: [EXEC_3] } });
+    expect(world.calls).toEqual(['getSession', 'cancel {"reason":"enough","by":"arn:aws:iam::123456789012:user/alice"}', `status ${EXEC_3}`, `stop ${EXEC_3} Cancelled`, `status ${EXEC_4}`, 'listPending']);
+  });
+
+  it('records the caller\'s IAM identity when the body names nobody', async () => {
+    const world = new World(running());
+    await world.post('cancel', { reason: 'enough' });
+    expect(world.session?.cancellation?.by).toBe('arn:aws:iam::123456789012:user/alice');
+  });
+
+  it('fails when the status changed meanwhile, answering 409 Conflict and stopping nothing', async () => {
+    const world = new World(running());
+    world.executions.set(EXEC_2, { status: 'RUNNING', input: '{}' });
+    world.meanwhile = () => {
+      world.session = head();
+    };
+
+    const res = await world.post('cancel', { reason: 'enough' });
+
+    expect(res).toMatchObject({ status: 409, body: { error: 'Conflict' } });
+    expect(world.executions.get(EXEC_2)?.status).toBe('RUNNING');
+    expect(world.calls).toEqual(['getSession', 'cancel {"reason":"enough","by":"arn:aws:iam::123456789012:user/alice"}']);
+  });
+
+  it.each(['FAILED', 'SUCCEEDED'] as const)('fails when the session is %s, answering 409 NotCancellable', async (status) => {
+    const world = new World(head({ status }));
+
+    const res = await world.post('cancel', { reason: 'enough' });
+
+    expect(res).toMatchObject({ status: 409, body: { error: 'NotCancellable', message: `session ${SESSION_ID} is ${status}; only RUNNING sessions can be cancelled` } });
+    expect(world.calls).toEqual(['getSession']);
+  });
+
+  it('fails when the session is already CANCELLED, answering 409, after stopping what still runs', async () => {
+    const world = new World(head({ status: 'CANCELLED', failure: undefined, cancellation: { reason: 'first', at: FAILED_AT } }));
+    world.executions.set(EXEC_2, { status: 'RUNNING', input: '{}' });
+
+    const res = await world.post('cancel', { reason: 'again' });
+
+    expect(res).toMatchObject({ status: 409, body: { error: 'NotCancellable' } });
+    expect(world.executions.get(EXEC_2)).toMatchObject({ status: 'ABORTED', stoppedWith: { error: 'Cancelled', cause: 'first' } });
+    expect(world.calls).toEqual(['getSession', `status ${EXEC_2}`, `stop ${EXEC_2} Cancelled`, `status ${EXEC_3}`]);
+  });
+
+  it('fails when the session is unknown, answering 404', async () => {
+    const world = new World(undefined);
+    await expect(world.post('cancel', { reason: 'enough' })).resolves.toMatchObject({ status: 404, body: { error: 'UnknownSession' } });
+  });
+
+  it.each([
+    ['missing', {}],
+    ['empty', { reason: '' }],
+    ['longer than 1000 characters', { reason: 'x'.repeat(1001) }],
+    ['not a string', { reason: 42 }],
+  ])('fails when the reason is %s, answering 400 naming reason', async (_name, body) => {
+    const world = new World(running());
+
+    const res = await world.post('cancel', body);
+
+    expect(res).toMatchObject({ status: 400, body: { error: 'InvalidRequest', issues: [expect.stringMatching(/^reason: /)] } });
+    expect(world.calls).toEqual([]);
+  });
+});
+
+describe('POST /runs/{sessionId}/rollback', () => {
+  it('rolls a FAILED session back to toStep and continues it in the next execution, answering 202', async () => {
+    const world = new World(head());
+
+    const res = await world.post('rollback', { toStep: 2, reason: 'wrong host', requestedBy: 'alice' });
+
+    expect(res).toEqual({ status: 202, body: { sessionId: SESSION_ID, executionArn: EXEC_3, execution: 3, branch: 1, abandoned: 4 } });
+    expect(world.rollbacks).toEqual([
+      {
+        branch: 1,
+        toStep: 2,
+        fromStep: 4,
+        abandoned: [checkpointKey.model(3), checkpointKey.tool(3, 'c3'), checkpointKey.model(4), checkpointKey.tool(4, 'c4')],
+        reason: 'wrong host',
+        requestedBy: 'alice',
+      },
+    ]);
+    expect(world.executions.get(EXEC_3)?.input).toBe(continuation('rollback', 3, EXEC_2));
+    expect(world.calls).toEqual(['getSession', 'listCheckpoints', `status ${EXEC_3}`, 'listPending', 'rollBack branch 1', `start ${SESSION_ID}-x3`]);
+  });
+
+  it('marks a RUNNING session failed on behalf of its execution before stopping it, then rolls back', async () => {
+    const world = new World(head({ status: 'RUNNING', failure: undefined }), chain(4), [pending('apv_1', '2024-12-10T11:40:00.000Z')]);
+    world.executions.set(EXEC_2, { status: 'RUNNING', input: '{}' });
+
+    const res = await world.post('rollback', { toStep: 3, reason: 'the model went astray' });
+
+    expect(res).toMatchObject({ status: 202, body: { execution: 3, branch: 1, abandoned: 2 } });
+    expect(world.executions.get(EXEC_2)).toMatchObject({ status: 'ABORTED', stoppedWith: { error: 'RolledBack', cause: 'the model went astray' } });
+    expect(world.session).toMatchObject({ status: 'FAILED', failure: { error: 'RolledBack', cause: 'the model went astray', failedState: 'Rollback' }, branch: 1, step: 3 });
+    expect(world.calls).toEqual([
+      'getSession',
+      'listCheckpoints',
+      `status ${EXEC_3}`,
+      'markFailed RolledBack onlyIfRunning=true',
+      `status ${EXEC_2}`,
+      `stop ${EXEC_2} RolledBack`,
+      'listPending',
+      'markExpired apv_1',
+      'rollBack branch 1',
+      `start ${SESSION_ID}-x3`,
+    ]);
+  });
+
+  it('rolls back to step 0 (before the first model turn), abandoning every turn', async () => {
+    const world = new World(head({ status: 'SUCCEEDED', failure: undefined, branch: 2 }));
+    const res = await world.post('rollback', { toStep: 0, reason: 'start over' });
+    expect(res).toMatchObject({ status: 202, body: { branch: 3, abandoned: 8 } });
+  });
+
+  it('fails when toStep is after the last model turn, answering 400 InvalidRollback naming toStep and changing nothing', async () => {
+    const world = new World(head());
+
+    const res = await world.post('rollback', { toStep: 9, reason: 'x' });
+
+    expect(res).toMatchObject({ status: 400, body: { error: 'InvalidRollback', issues: [expect.stringMatching(/^toStep: toStep 9 is after the session's last model turn \(4\)/)] } });
+    expect(world.calls).toEqual(['getSession', 'listCheckpoints']);
+  });
+
+  it.each([
+    ['missing', { reason: 'x' }],
+    ['negative', { toStep: -1, reason: 'x' }],
+    ['not an integer', { toStep: 1.5, reason: 'x' }],
+    ['a string', { toStep: '2', reason: 'x' }],
+  ])('fails when toStep is %s, answering 400 naming toStep', async (_name, body) => {
+    const world = new World(head());
+
+    const res = await world.post('rollback', body);
+
+    expect(res).toMatchObject({ status: 400, body: { error: 'InvalidRequest', issues: [expect.stringMatching(/^toStep: /)] } });
+    expect(world.calls).toEqual([]);
+  });
+
+  it('fails when the reason is missing, answering 400 naming reason', async () => {
+    const world = new World(head());
+    await expect(world.post('rollback', { toStep: 1 })).resolves.toMatchObject({ status: 400, body: { issues: [expect.stringMatching(/^reason: /)] } });
+  });
+
+  it('fails when the session is CANCELLED, answering 409 NotRollbackable', async () => {
+    const world = new World(head({ status: 'CANCELLED', failure: undefined }));
+    await expect(world.post('rollback', { toStep: 1, reason: 'x' })).resolves.toMatchObject({ status: 409, body: { error: 'NotRollbackable' } });
+    expect(world.calls).toEqual(['getSession', 'listCheckpoints']);
+  });
+
+  it('fails when the next execution already exists, answering 409 Conflict before changing anything', async () => {
+    const world = new World(head({ status: 'RUNNING', failure: undefined }));
+    world.executions.set(EXEC_2, { status: 'RUNNING', input: '{}' });
+    world.executions.set(EXEC_3, { status: 'RUNNING', input: continuation('continue-as-new', 3, EXEC_2) });
+
+    const res = await world.post('rollback', { toStep: 1, reason: 'x' });
+
+    expect(res).toMatchObject({ status: 409, body: { error: 'Conflict' } });
+    expect(String(res.body.message)).toContain(`${SESSION_ID}-x3 of session ${SESSION_ID} already exists (RUNNING)`);
+    expect(world.calls).toEqual(['getSession', 'listCheckpoints', `status ${EXEC_3}`]);
+    expect(world.session?.status).toBe('RUNNING');
+  });
+
+  it('fails when a RUNNING session changed before it was marked, answering 409 Conflict and stopping nothing', async () => {
+    const world = new World(head({ status: 'RUNNING', failure: undefined }));
+    world.executions.set(EXEC_2, { status: 'RUNNING', input: '{}' });
+    world.meanwhile = () => {
+      world.session = head({ status: 'SUCCEEDED', failure: undefined });
+    };
+
+    const res = await world.post('rollback', { toStep: 1, reason: 'x' });
+
+    expect(res).toMatchObject({ status: 409, body: { error: 'Conflict' } });
+    expect(world.executions.get(EXEC_2)?.status).toBe('RUNNING');
+    expect(world.calls).toEqual(['getSession', 'listCheckpoints', `status ${EXEC_3}`, 'markFailed RolledBack onlyIfRunning=true']);
+  });
+
+  it('fails when another rollback moved the branch meanwhile, answering 409 Conflict and starting nothing', async () => {
+    const world = new World(head());
+    world.meanwhile = () => {
+      if (world.session) world.session = { ...world.session, branch: 1 };
+    };
+
+    const res = await world.post('rollback', { toStep: 1, reason: 'x' });
+
+    expect(res).toMatchObject({ status: 409, body: { error: 'Conflict' } });
+    expect(world.executions.size).toBe(0);
+    expect(world.rollbacks).toEqual([]);
+  });
+
+  it('fails when the session is unknown, answering 404', async () => {
+    const world = new World(undefined);
+    await expect(world.post('rollback', { toStep: 1, reason: 'x' })).resolves.toMatchObject({ status: 404, body: { error: 'UnknownSession' } });
+    expect(world.calls).toEqual(['getSession']);
+  });
+});
+
+describe('createControlHandler', () => {
+  it('answers 404 for a path that is no control route', async () => {
+    const world = new World(head());
+    await expect(world.post('pause', {})).resolves.toMatchObject({ status: 404, body: { error: 'UnknownRoute' } });
+    expect(world.calls).toEqual([]);
+  });
+
+  it('makes its SessionControl on first use only', async () => {
+    let made = 0;
+    const world = new World(head());
+    const handler = createControlHandler(() => {
+      made++;
+      return new SessionControl({ sessions: world.sessions, approvals: world.approvalStore, executions: world.sfn, now: () => NOW });
+    });
+    expect(made).toBe(0);
+    await handler(request('resume', {}, SESSION_ID), CONTEXT);
+    expect(made).toBe(1);
+  });
+});
