@@ -174,6 +174,32 @@ export class CheckpointStore {
   }
 
   /**
+   * Reopens a FAILED session for its own execution (before Step Functions redrives
+   * it): status RUNNING, the failure removed, only while the head's execution is
+   * `executionArn` and its status FAILED.
+   * @returns the failure it removed, or undefined when the condition failed (nothing written).
+   */
+  async reopen(sessionId: string, executionArn: string): Promise<SessionRecord['failure'] | undefined> {
+    try {
+      const out = await this.client.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: { sessionId, sk: SESSION_SK },
+          UpdateExpression: `SET #status = :running, #updatedAt = :at, ${UPGRADE_HEAD} REMOVE #failure`,
+          ConditionExpression: '#executionArn = :exec AND #status = :failed',
+          ExpressionAttributeNames: { ...names('status', 'updatedAt', 'failure', 'executionArn'), ...UPGRADE_NAMES },
+          ExpressionAttributeValues: { ':running': 'RUNNING', ':failed': 'FAILED', ':exec': executionArn, ':at': this.now().toISOString(), ...UPGRADE_VALUES },
+          ReturnValues: 'ALL_OLD',
+        }),
+      );
+      return out.Attributes ? parseStoredRecord(out.Attributes, StoredSessionRecordSchema).failure : undefined;
+    } catch (err) {
+      if (err instanceof ConditionalCheckFailedException) return undefined;
+      throw err;
+    }
+  }
+
+  /**
    * Cancels a RUNNING session: status CANCELLED with why.
    * @returns the head as it was before, or undefined when it was not RUNNING (nothing written).
    */

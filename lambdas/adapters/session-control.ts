@@ -17,7 +17,7 @@
  *   RUNNING sessions, stays quiet); expire approvals; move the checkpoints
  *   (conditional on the head's execution and branch); start the continuation.
  */
-import { DescribeExecutionCommand, ExecutionDoesNotExist, StopExecutionCommand, type ExecutionStatus } from '@aws-sdk/client-sfn';
+import { DescribeExecutionCommand, ExecutionDoesNotExist, RedriveExecutionCommand, StopExecutionCommand, type ExecutionStatus } from '@aws-sdk/client-sfn';
 import type { CancelRunRequest, CancelRunResponse, ResumeRunRequest, ResumeRunResponse, RollbackRunRequest, RollbackRunResponse } from '../core/contracts/api';
 import type { SessionRecord } from '../core/contracts/checkpoint';
 import { approvalsToExpire, decideRollback, isRefusal, nextExecution, refuse, type ControlRefusal, type NextExecution } from '../core/control';
@@ -29,7 +29,8 @@ import { sfnClient } from './clients';
 import { startNamedExecution, type StartedExecution } from './executions';
 
 /** The checkpoint store's operations the control routes use. */
-export type ControlSessionStore = Pick<CheckpointStore, 'getSession' | 'listCheckpoints' | 'cancel' | 'rollBack' | 'markFailed'>;
+export type ControlSessionStore = Pick<CheckpointStore, 'getSession' | 'listCheckpoints' | 'cancel' | 'rollBack' | 'markFailed'> &
+  Partial<Pick<CheckpointStore, 'reopen'>>;
 
 /** The approval store's operations the control routes use. */
 export type ControlApprovalStore = Pick<ApprovalStore, 'listPending' | 'markExpired'>;
@@ -45,6 +46,10 @@ export interface ExecutionControl {
    * @returns false when it does not exist.
    */
   stop(executionArn: string, error: string, cause: string): Promise<boolean>;
+  /** Whether Step Functions can redrive the execution (DescribeExecution `redriveStatus` REDRIVABLE). Absent: never. */
+  redrivable?(executionArn: string): Promise<boolean>;
+  /** RedriveExecution. @throws the SDK's errors (e.g. ExecutionNotRedrivable; an emulator without the API) */
+  redrive?(executionArn: string): Promise<void>;
 }
 
 /** {@link ExecutionControl} through the Step Functions API (StartExecution, DescribeExecution, StopExecution). */
@@ -66,6 +71,17 @@ export const stepFunctionsExecutions: ExecutionControl = {
       if (err instanceof ExecutionDoesNotExist) return false;
       throw err;
     }
+  },
+  async redrivable(executionArn) {
+    try {
+      return (await sfnClient().send(new DescribeExecutionCommand({ executionArn }))).redriveStatus === 'REDRIVABLE';
+    } catch (err) {
+      if (err instanceof ExecutionDoesNotExist) return false;
+      throw err;
+    }
+  },
+  async redrive(executionArn) {
+    await sfnClient().send(new RedriveExecutionCommand({ executionArn }));
   },
 };
 
@@ -120,6 +136,10 @@ export class SessionControl {
     if (isRefusal(next)) return refused(next);
     // Approvals of the failed execution wait for nothing; later ones belong to a continuation already running.
     await this.expireApprovals(sessionId, head.updatedAt);
+    if (await this.redrive(head)) {
+      logger.info('session resumed by redrive', { executionArn: head.executionArn, reason: request.reason, requestedBy: request.requestedBy });
+      return { ok: true, value: { sessionId, executionArn: head.executionArn, execution: head.executions, created: true, method: 'redrive' } };
+    }
     const started = await this.start(next, requestedAt);
     if (!started.ok) return started;
     logger.info(started.value.created ? 'session resumed' : 'session resume already started', {
@@ -128,7 +148,36 @@ export class SessionControl {
       reason: request.reason,
       requestedBy: request.requestedBy,
     });
-    return { ok: true, value: { sessionId, executionArn: started.value.executionArn, execution: next.execution, created: started.value.created } };
+    return {
+      ok: true,
+      value: { sessionId, executionArn: started.value.executionArn, execution: next.execution, created: started.value.created, method: 'continuation' },
+    };
+  }
+
+  /**
+   * Redrives the failed execution itself where Step Functions can: only when it
+   * ended outside the loop's Catch graph (the execution-status backstop recorded it,
+   * `failedState` "Execution": aborted, timed out, `States.Runtime`), because an
+   * execution that ended through RecordFailure would redrive only its Fail state. The
+   * session is reopened (FAILED → RUNNING) first so that the redriven steps may write;
+   * if the redrive is refused it is failed again, as it was, and the caller falls back
+   * to a continuation.
+   * @returns whether the execution was redriven.
+   */
+  private async redrive(head: SessionRecord): Promise<boolean> {
+    const { executions, sessions } = this.deps;
+    if (head.failure?.failedState !== 'Execution' || !executions.redrive || !executions.redrivable || !sessions.reopen) return false;
+    if (!(await executions.redrivable(head.executionArn))) return false;
+    const failure = await sessions.reopen(head.sessionId, head.executionArn);
+    if (!failure) return false;
+    try {
+      await executions.redrive(head.executionArn);
+      return true;
+    } catch (err) {
+      logger.warn('redrive refused; resuming with a continuation', { error: err instanceof Error ? err.message : String(err) });
+      await sessions.markFailed({ sessionId: head.sessionId, agent: head.agent, executionArn: head.executionArn, failure }, true);
+      return false;
+    }
   }
 
   /**

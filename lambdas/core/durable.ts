@@ -9,7 +9,7 @@ import type { CheckpointRecord, ExecutionReason, ModelCheckpoint, SessionRecord,
  * Failures that are outcomes of the run, not faults: resuming would reach the same
  * end. Roll back to an earlier step instead.
  */
-export const NOT_RESUMABLE_ERRORS: readonly string[] = ['InvalidInput', 'OutputValidationFailed', 'StepLimitReached', 'UnexpectedOutcome'];
+export const NOT_RESUMABLE_ERRORS: readonly string[] = ['InvalidInput', 'OutputValidationFailed', 'StepLimitReached', 'UnexpectedOutcome', 'ContextLimitExceeded'];
 
 /**
  * Where a continuation execution starts: the model turns completed (`step`, the

@@ -264,7 +264,7 @@ export class AgentRuntime extends Construct {
     this.agentsResource.addResource(name).addResource('runs').addMethod('POST', new apigw.LambdaIntegration(startRunFunction, { proxy: true }));
     stateMachine.grant(this.decideApprovalFunction, 'states:SendTaskSuccess');
     stateMachine.grantStartExecution(this.controlRun);
-    stateMachine.grantExecution(this.controlRun, 'states:DescribeExecution', 'states:StopExecution');
+    stateMachine.grantExecution(this.controlRun, 'states:DescribeExecution', 'states:StopExecution', 'states:RedriveExecution');
     // Step Functions publishes execution status changes on the default bus.
     new events.Rule(this, `ExecutionEnded-${name}`, {
       description: `Records runs of ${name} that end outside the agent loop`,

@@ -108,7 +108,8 @@ export class Agent extends Construct {
       const toolFn = fn(`Tool-${tool.name}`, 'runTool', `tool ${tool.name}@${tool.version}`, tool.timeoutSeconds, { [ENV.toolName]: tool.name });
       // Checkpoint writes are transactions with a ConditionCheck on the session head (fencing).
       runtime.grantCheckpoints(toolFn, 'dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:ConditionCheckItem');
-      runtime.bodyBucket.grantReadWrite(toolFn);
+      runtime.bodyBucket.grantRead(toolFn);
+      runtime.bodyBucket.grantPut(toolFn);
       idempotency(toolFn);
       this.toolFunctions.set(tool.name, toolFn);
     }
@@ -117,7 +118,8 @@ export class Agent extends Construct {
       [ENV.toolFunctions]: Stack.of(this).toJsonString(toolArns),
     });
     runtime.grantCheckpoints(this.modelTurnFunction, 'dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:Query', 'dynamodb:UpdateItem', 'dynamodb:ConditionCheckItem');
-    runtime.bodyBucket.grantReadWrite(this.modelTurnFunction);
+    runtime.bodyBucket.grantRead(this.modelTurnFunction);
+    runtime.bodyBucket.grantPut(this.modelTurnFunction);
     idempotency(this.modelTurnFunction);
 
     const loop = new AgentLoop(this, 'Loop', {

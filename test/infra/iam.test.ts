@@ -266,7 +266,7 @@ describe('the other runtime functions', () => {
     );
   });
 
-  it('control-run is granted exactly: read/write the checkpoints (cancel, move abandoned ones, fenced rollback), query and expire approvals, start, describe and stop the executions of every agent', () => {
+  it('control-run is granted exactly: read/write the checkpoints (cancel, move abandoned ones, fenced rollback), query and expire approvals, start, describe, stop and redrive the executions of every agent', () => {
     const approvals = arnOf(runtime().approvalTable);
     expect(grantsOf(runtime().controlRunFunction)).toEqual(
       sorted([
@@ -275,7 +275,7 @@ describe('the other runtime functions', () => {
         ...lines(['dynamodb:Query', 'dynamodb:UpdateItem'], [approvals, `${approvals}/index/*`]),
         ...rt.stack.agents.flatMap((a) => [
           `states:StartExecution ${refOf(a.stateMachine)}`,
-          ...lines(['states:DescribeExecution', 'states:StopExecution'], [executionsOf(a.stateMachine)]),
+          ...lines(['states:DescribeExecution', 'states:RedriveExecution', 'states:StopExecution'], [executionsOf(a.stateMachine)]),
         ]),
       ]),
     );

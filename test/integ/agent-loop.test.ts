@@ -12,7 +12,6 @@ import {
   api,
   checkpoints,
   deadLetterFor,
-  eventually,
   executionOf,
   expectCompleteEventLog,
   findingEvent,

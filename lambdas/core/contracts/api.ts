@@ -114,6 +114,13 @@ export const ResumeRunResponseSchema = z.object({
   execution: z.number().int().positive(),
   /** False when a repeated request found the execution already started (answered 200, not 202). */
   created: z.boolean(),
+  /**
+   * How the run resumed: `redrive` (Step Functions RedriveExecution of the failed
+   * execution, same ARN: for executions that ended outside the loop's Catch graph,
+   * where the service offers it) or `continuation` (a new execution from the last
+   * good checkpoint, everywhere).
+   */
+  method: z.enum(['redrive', 'continuation']),
 });
 
 /**

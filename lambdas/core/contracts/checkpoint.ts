@@ -99,6 +99,11 @@ export const ModelCheckpointSchema = ModelCheckpointV1Schema.extend({
   responseRef: BodyRefSchema.optional(),
   /** The key under which the provider call is idempotent. */
   idempotencyKey: z.string().optional(),
+  /**
+   * What the agent's context limit did to this request: bytes of tool results sent,
+   * and how many of the oldest results were replaced by a note (absent: no limit applied).
+   */
+  context: z.object({ toolResultBytes: z.number().int().nonnegative(), droppedToolResults: z.number().int().nonnegative() }).optional(),
 });
 
 /** An approval was requested. The task token is not here (it lives in the approval table only). */

@@ -112,6 +112,7 @@ async function callModel(
       request: { modelId: request.modelId, tools: request.tools.map((t) => t.name), messageCount: request.messages.length },
       ...stored,
       idempotencyKey,
+      context: agent.context ? { toolResultBytes: context.bytes, droppedToolResults: context.dropped.size } : undefined,
       outcome: decision.outcome,
       calls: decision.outcome === 'tool_calls' ? decision.calls : [],
       inlineResults: decision.outcome === 'tool_calls' ? decision.inlineResults : [],

@@ -85,6 +85,9 @@ async function continueSession(c: ContinuationTrigger['continuation'], event: Pr
       fromStatuses: takeoverStatuses(c.reason),
     });
     if (!session) return superseded;
+  } else if (session.status !== 'RUNNING') {
+    // A retried Prepare of an execution that took the session over, cancelled meanwhile.
+    return superseded;
   }
   const records = await store.listCheckpoints(c.sessionId);
   const step = resumePoint(records);

@@ -18,7 +18,7 @@ import { MAX_TOOL_RESULT_BYTES } from '../../core/constants';
 import { checkpointKey, type BodyRef, type ToolCheckpoint } from '../../core/contracts/checkpoint';
 import type { ToolTaskInput } from '../../core/contracts/loop';
 import type { ToolDefinition } from '../../core/define';
-import { ConfigurationError, ToolError, ToolOutputInvalidError } from '../../core/errors';
+import { ConfigurationError, SessionFencedError, ToolError, ToolOutputInvalidError } from '../../core/errors';
 import { toolIterationEvents } from '../../core/history';
 import { toolCallIdempotencyKey } from '../../core/ids';
 import { toolUseOf } from '../../core/loop';
@@ -114,7 +114,13 @@ async function execute(tool: ToolDefinition, args: unknown, input: ToolTaskInput
       result: JSON.stringify({ error: 'INVALID_ARGUMENTS', message: `The arguments do not match ${tool.name}'s input schema.`, issues: formatIssues(parsed.error) }),
     };
   }
-  if (!tool.idempotent) {
+  if (tool.idempotent) {
+    // No intent record fences it: check that the session is still this execution's before acting.
+    const session = await deps.store.getSession(sessionId);
+    if (session?.executionArn !== input.executionArn || session.status !== 'RUNNING') {
+      throw new SessionFencedError(`execution ${input.executionArn} no longer owns session ${sessionId} (or it is not RUNNING); ${tool.name} was not run`);
+    }
+  } else {
     const intent = await deps.store.putCheckpoint(
       { sessionId, sk: checkpointKey.intent(step, call.callId), kind: 'intent', step, callId: call.callId, tool: tool.name, idempotencyKey, executionArn: input.executionArn },
       input.executionArn,

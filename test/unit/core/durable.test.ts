@@ -100,7 +100,7 @@ describe('whyNotResumable', () => {
   // ContextLimitExceeded is returned by the model turn as a value (outcome `failed`), like
   // OutputValidationFailed: the conversation is rebuilt from the same checkpoints on a resume,
   // so the resumed run exceeds the same limit again. durable.ts leaves it out of NOT_RESUMABLE_ERRORS.
-  it.fails('refuses a session that failed with ContextLimitExceeded (the same checkpoints exceed the same limit again)', () => {
+  it('refuses a session that failed with ContextLimitExceeded (the same checkpoints exceed the same limit again)', () => {
     expect(whyNotResumable(failedWith('ContextLimitExceeded'))).toBeDefined();
   });
 });
