@@ -26,18 +26,21 @@ export class EventLogStore {
   }
 
   /**
-   * A session's rows in order.
-   * @param limit at most this many rows (default 1000)
+   * A page of a session's rows, in order.
+   * @param page.after only rows after this `seq` (exclusive); @default the beginning
+   * @param page.limit at most this many rows @default 1000
+   * @returns the rows, and `nextAfter` (the last row's `seq`) when more may follow
    */
-  async list(sessionId: string, limit = 1000): Promise<EventLogRecord[]> {
+  async list(sessionId: string, page: { after?: string; limit?: number } = {}): Promise<{ events: EventLogRecord[]; nextAfter?: string }> {
+    const limit = page.limit ?? 1000;
     const rows: EventLogRecord[] = [];
     let start: Record<string, unknown> | undefined;
     do {
       const out = await this.client.send(
         new QueryCommand({
           TableName: this.tableName,
-          KeyConditionExpression: 'sessionId = :s',
-          ExpressionAttributeValues: { ':s': sessionId },
+          KeyConditionExpression: page.after === undefined ? 'sessionId = :s' : 'sessionId = :s AND seq > :after',
+          ExpressionAttributeValues: page.after === undefined ? { ':s': sessionId } : { ':s': sessionId, ':after': page.after },
           ExclusiveStartKey: start,
           Limit: limit - rows.length,
         }),
@@ -45,6 +48,6 @@ export class EventLogStore {
       rows.push(...((out.Items ?? []) as EventLogRecord[]));
       start = out.LastEvaluatedKey;
     } while (start && rows.length < limit);
-    return rows;
+    return start ? { events: rows, nextAfter: rows.at(-1)?.seq } : { events: rows };
   }
 }

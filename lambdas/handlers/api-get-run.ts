@@ -1,7 +1,8 @@
 /**
  * GET /runs/{sessionId}: the run's status (session head: status, current execution,
  * executions so far, branch, cancellation; pending approvals while RUNNING).
- * GET /runs/{sessionId}/events: the session's event log, in order.
+ * GET /runs/{sessionId}/events?after=<seq>&limit=<1..1000>: a page of the session's
+ * event log, in order, with `nextAfter` when more rows follow.
  * Answers 404 for an unknown session.
  */
 import type { APIGatewayProxyEvent, APIGatewayProxyResult, Context } from 'aws-lambda';
@@ -11,7 +12,8 @@ import { documentClient } from '../adapters/clients';
 import { requireEnv } from '../adapters/config';
 import { EventLogStore } from '../adapters/event-log-store';
 import { json, problem } from '../adapters/http';
-import type { RunStatus } from '../core/contracts/api';
+import { EventsPageSchema, type RunStatus } from '../core/contracts/api';
+import { formatIssues } from '../core/validation';
 import { ENV } from '../core/env-names';
 import { logger, logStep } from '../observability/powertools';
 
@@ -26,7 +28,11 @@ export async function handler(event: APIGatewayProxyEvent, context: Context): Pr
   logStep({ sessionId });
   const session = await checkpoints.getSession(sessionId);
   if (!session) return problem(404, 'UnknownSession', `no session "${sessionId}"`);
-  if (event.resource.endsWith('/events')) return json(200, { sessionId, events: await events.list(sessionId) });
+  if (event.resource.endsWith('/events')) {
+    const page = EventsPageSchema.safeParse(event.queryStringParameters ?? {});
+    if (!page.success) return problem(400, 'InvalidRequest', 'query parameters are invalid', formatIssues(page.error));
+    return json(200, { sessionId, ...(await events.list(sessionId, page.data)) });
+  }
   const status: RunStatus = {
     sessionId,
     agent: session.agent,

@@ -86,7 +86,15 @@ export class RuntimeApiClient {
 
   /** GET /runs/{sessionId}/events */
   async getEvents(sessionId: string): Promise<EventLogRecord[]> {
-    return (await this.request<{ events: EventLogRecord[] }>('GET', `runs/${sessionId}/events`)).body.events;
+    const rows: EventLogRecord[] = [];
+    let after: string | undefined;
+    do {
+      const path = `runs/${sessionId}/events${after ? `?after=${after}` : ''}`;
+      const page = (await this.request<{ events: EventLogRecord[]; nextAfter?: string }>('GET', path)).body;
+      rows.push(...page.events);
+      after = page.nextAfter;
+    } while (after);
+    return rows;
   }
 
   /** POST /approvals/{approvalId} */

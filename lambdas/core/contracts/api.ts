@@ -177,6 +177,18 @@ export const RollbackRunResponseSchema = z.object({
 export type StartRunRequest = z.infer<typeof StartRunRequestSchema>;
 export type Problem = z.infer<typeof ProblemSchema>;
 export type ResumeRunRequest = z.infer<typeof ResumeRunRequestSchema>;
+/**
+ * Query of GET /runs/{sessionId}/events: rows after `after` (a `seq`, exclusive),
+ * at most `limit` (1-1000, default 1000). The answer is
+ * `{sessionId, events, nextAfter?}`; pass `nextAfter` back as `after` for the next page.
+ * Example: `?after=0000000000000000000000000000000000012345&limit=100`
+ */
+export const EventsPageSchema = z.object({
+  after: z.string().regex(/^\d{40}$/, 'must be a 40-digit seq of the event log').optional(),
+  limit: z.coerce.number().int().min(1).max(1000).optional(),
+});
+
+export type EventsPage = z.infer<typeof EventsPageSchema>;
 export type ResumeRunResponse = z.infer<typeof ResumeRunResponseSchema>;
 export type CancelRunRequest = z.infer<typeof CancelRunRequestSchema>;
 export type CancelRunResponse = z.infer<typeof CancelRunResponseSchema>;
