@@ -4,7 +4,8 @@
  * for the bodies).
  *
  * Answers:
- * - resume: 202 `{sessionId, executionArn, execution, created: true}`; 200 with
+ * - resume: 202 `{sessionId, executionArn, execution, created: true, method}` (`redrive` or
+ *   `continuation`); 200 with
  *   `created: false` for a repeated request; 409 `NotResumable`, `ExecutionConflict`.
  * - cancel: 200 `{sessionId, status: "CANCELLED", stoppedExecutions, expiredApprovals}`;
  *   409 `NotCancellable`, `Conflict`.

@@ -52,17 +52,11 @@ const WILDCARD_ACTIONS = new Set([...LAMBDA_TRACING, ...SFN_TRACING, ...SFN_LOG_
 const TASK_RESPONSE_ACTIONS = ['states:SendTaskSuccess'];
 /** `Bucket.grantRead`: objects and the bucket. */
 const S3_READ = ['s3:GetBucket*', 's3:GetObject*', 's3:List*'];
-/** `Bucket.grantReadWrite` (without ACL writes, `@aws-cdk/aws-s3:grantWriteWithoutAcl`). */
-const S3_READ_WRITE = [
-  ...S3_READ,
-  's3:Abort*',
-  's3:DeleteObject*',
-  's3:PutObject',
-  's3:PutObjectLegalHold',
-  's3:PutObjectRetention',
-  's3:PutObjectTagging',
-  's3:PutObjectVersionTagging',
-];
+/**
+ * `Bucket.grantPut` (without ACL writes, `@aws-cdk/aws-s3:grantWriteWithoutAcl`): objects only, not the bucket.
+ * No `s3:DeleteObject*`: a body, once written, is never deleted by the function that wrote it.
+ */
+const S3_PUT = ['s3:Abort*', 's3:PutObject', 's3:PutObjectLegalHold', 's3:PutObjectRetention', 's3:PutObjectTagging', 's3:PutObjectVersionTagging'];
 /** A Powertools idempotency record: create, read, complete, or delete after a failure. */
 const IDEMPOTENCY = ['dynamodb:DeleteItem', 'dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem'];
 const SQS_SEND = ['sqs:GetQueueAttributes', 'sqs:GetQueueUrl', 'sqs:SendMessage'];
@@ -85,6 +79,8 @@ const executionsOf = (sm: sfn.StateMachine): string =>
 /** A bucket's objects and the bucket itself, as `Bucket.grant*` scopes its statements. */
 const bucketAndObjects = (bucket: IConstruct): string[] => [arnOf(bucket), `${arnOf(bucket)}/*`];
 const bodies = (actions: readonly string[]): string[] => lines(actions, bucketAndObjects(runtime().bodyBucket));
+/** Read the bodies (`grantRead`: the bucket and its objects) and put new ones (`grantPut`: its objects only). */
+const readAndPutBodies = (): string[] => [...bodies(S3_READ), ...lines(S3_PUT, [`${arnOf(runtime().bodyBucket)}/*`])];
 const idempotencyRecords = (): string[] => lines(IDEMPOTENCY, [arnOf(runtime().idempotencyTable)]);
 const checkpoints = (actions: readonly string[]): string[] => lines(actions, [arnOf(runtime().checkpointTable)]);
 const toolFunctionsOf = (agent: Agent): lambda.Function[] =>
@@ -320,16 +316,27 @@ describe('agent functions', () => {
     }
   });
 
-  it('model-turn may get, put, query and update checkpoints with fenced writes (ConditionCheckItem), read and write bodies, keep its idempotency records, and nothing else', () => {
+  it('model-turn may get, put, query and update checkpoints with fenced writes (ConditionCheckItem), read bodies and put new ones (never delete them), keep its idempotency records, and nothing else', () => {
     for (const agent of rt.stack.agents) {
       expect(grantsOf(agent.modelTurnFunction), agent.name).toEqual(
         sorted([
           ...lambdaTracing(),
           ...checkpoints(['dynamodb:ConditionCheckItem', 'dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:Query', 'dynamodb:UpdateItem']),
-          ...bodies(S3_READ_WRITE),
+          ...readAndPutBodies(),
           ...idempotencyRecords(),
         ]),
       );
+    }
+  });
+
+  it('model-turn and the tools may read and put bodies but never delete one (grantRead + grantPut, not grantReadWrite)', () => {
+    const bucket = logicalIdOf(runtime().bodyBucket);
+    for (const agent of rt.stack.agents) {
+      for (const fn of [agent.modelTurnFunction, ...toolFunctionsOf(agent)]) {
+        const onBodies = grantsOf(fn).filter((l) => l.includes(bucket));
+        expect(onBodies, fn.node.path).toEqual(sorted(readAndPutBodies()));
+        expect(onBodies.filter((l) => l.startsWith('s3:Delete')), fn.node.path).toEqual([]);
+      }
     }
   });
 
@@ -384,7 +391,7 @@ describe('tool functions', () => {
           sorted([
             ...lambdaTracing(),
             ...checkpoints(['dynamodb:ConditionCheckItem', 'dynamodb:GetItem', 'dynamodb:PutItem']),
-            ...bodies(S3_READ_WRITE),
+            ...readAndPutBodies(),
             ...idempotencyRecords(),
             ...extra,
           ]),

@@ -93,15 +93,17 @@ describe('whyNotResumable', () => {
     expect(why).toContain('roll back to an earlier step instead');
   });
 
-  it('lists the outcomes the loop returns as values: invalid input, invalid answers, the step limit, an unknown outcome', () => {
-    expect([...NOT_RESUMABLE_ERRORS].sort()).toEqual(['InvalidInput', 'OutputValidationFailed', 'StepLimitReached', 'UnexpectedOutcome']);
+  it('lists the outcomes the loop returns as values: invalid input, invalid answers, the step limit, the context limit, an unknown outcome', () => {
+    expect([...NOT_RESUMABLE_ERRORS].sort()).toEqual(['ContextLimitExceeded', 'InvalidInput', 'OutputValidationFailed', 'StepLimitReached', 'UnexpectedOutcome']);
   });
 
   // ContextLimitExceeded is returned by the model turn as a value (outcome `failed`), like
   // OutputValidationFailed: the conversation is rebuilt from the same checkpoints on a resume,
-  // so the resumed run exceeds the same limit again. durable.ts leaves it out of NOT_RESUMABLE_ERRORS.
+  // so the resumed run would exceed the same limit again.
   it('refuses a session that failed with ContextLimitExceeded (the same checkpoints exceed the same limit again)', () => {
-    expect(whyNotResumable(failedWith('ContextLimitExceeded'))).toBeDefined();
+    const why = whyNotResumable(failedWith('ContextLimitExceeded'));
+    expect(why).toContain('failed with ContextLimitExceeded, an outcome of the run rather than a fault');
+    expect(why).toContain('roll back to an earlier step instead');
   });
 });
 

@@ -4,7 +4,7 @@
  * way the state machine drives them: each step gets the payload fields the
  * previous one returned (`events`, `execution`, `branch`, `toolRuns`).
  */
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { z } from 'zod';
 import { APPROVAL_TIMED_OUT_REASON, MAX_TOOL_RESULT_BYTES } from '../../../lambdas/core/constants';
 import { checkpointKey, type ModelCheckpoint, type ToolCheckpoint } from '../../../lambdas/core/contracts/checkpoint';
@@ -720,6 +720,32 @@ describe('prepare: a continuation', () => {
     expect(await h.store.getSession(turn1.sessionId)).toMatchObject({ status: 'CANCELLED', executionArn: h.executionArn });
   });
 
+  it('answers superseded, writing nothing, when its Prepare is retried after the takeover and the session was cancelled meanwhile', async () => {
+    const { h, turn1, exec2 } = await afterOneTurn();
+    const event = prepareEvent(h, continuation(turn1.sessionId, h.executionArn, 2), exec2);
+    await expect(prepare(event, h.deps)).resolves.toMatchObject({ outcome: 'ready' });
+    await h.store.cancel(turn1.sessionId, { reason: 'wrong host', by: 'alice' });
+    const before = h.store.dump(turn1.sessionId);
+
+    const retried = await prepare({ ...event, retryCount: 1 }, h.deps);
+
+    expect(retried).toMatchObject({ sessionId: turn1.sessionId, outcome: 'superseded', execution: 2 });
+    expect(h.store.dump(turn1.sessionId)).toEqual(before);
+    expect(await h.store.getSession(turn1.sessionId)).toMatchObject({ status: 'CANCELLED', executionArn: exec2 });
+  });
+
+  it.each(['FAILED', 'SUCCEEDED'] as const)('answers superseded when its Prepare is retried after the takeover and the session is %s (no longer RUNNING)', async (status) => {
+    const { h, turn1, exec2 } = await afterOneTurn();
+    const event = prepareEvent(h, continuation(turn1.sessionId, h.executionArn, 2, 'resume'), exec2);
+    h.store.patch(turn1.sessionId, 'SESSION', { status: 'FAILED', failure: { error: 'States.TaskFailed', cause: 'outage', failedState: 'ModelTurn' } });
+    await expect(prepare(event, h.deps)).resolves.toMatchObject({ outcome: 'ready' });
+    h.store.patch(turn1.sessionId, 'SESSION', { status });
+    const writes = h.store.writes.length;
+
+    await expect(prepare({ ...event, retryCount: 1 }, h.deps)).resolves.toMatchObject({ outcome: 'superseded' });
+    expect(h.store.writes).toHaveLength(writes);
+  });
+
   it('answers superseded when the session does not exist', async () => {
     const h = harness(stepLimitAgent);
     const sessionId = sessionIdFor(stepLimitAgent.name, 'never-started');
@@ -1193,11 +1219,95 @@ describe('fenced writes after a cancel', () => {
     expect(await h.store.getSession(prepared.sessionId)).toMatchObject({ status: 'CANCELLED', step: 0 });
   });
 
+  it('refuses to run an idempotent tool (it has no intent write to fence it): the head is checked first', async () => {
+    const { h, turn, handled } = await opsTurn(use('c1', 'read', { id: 7 }));
+    await h.store.cancel(turn.sessionId, { reason: 'wrong host', by: 'alice' });
+
+    const err = await rejection(callTool(h, turn, onlyCall(turn)));
+
+    expect(err).toBeInstanceOf(SessionFencedError);
+    expect(err.message).toContain(`execution ${h.executionArn} no longer owns session ${turn.sessionId}`);
+    expect(err.message).toContain('read was not run');
+    expect(handled).toEqual([]);
+    expect(await h.store.getCheckpoint(turn.sessionId, checkpointKey.tool(1, 'c1'))).toBeUndefined();
+    expect(await h.store.getCheckpoint(turn.sessionId, checkpointKey.intent(1, 'c1'))).toBeUndefined();
+  });
+
   it('still answers a call checkpointed before the cancel (a retry of a finished step)', async () => {
     const { h, turn } = await opsTurn(use('c1', 'lookup', { id: 7 }));
     const first = await callTool(h, turn, onlyCall(turn));
     await h.store.cancel(turn.sessionId, { reason: 'stop' });
     await expect(callTool(h, turn, onlyCall(turn))).resolves.toEqual(first);
+  });
+});
+
+describe('fencing a tool before it acts', () => {
+  const otherExecution = executionArn(opsAgentWith([]).agent, 'someone-else');
+
+  it('does not run an idempotent tool once another execution owns the session (a continuation took it over)', async () => {
+    const { h, turn, handled } = await opsTurn(use('c1', 'read', { id: 7 }));
+    h.store.patch(turn.sessionId, 'SESSION', { executionArn: otherExecution });
+
+    const err = await rejection(callTool(h, turn, onlyCall(turn)));
+
+    expect(err).toBeInstanceOf(SessionFencedError);
+    expect(handled).toEqual([]);
+    expect(await h.store.getCheckpoint(turn.sessionId, checkpointKey.tool(1, 'c1'))).toBeUndefined();
+  });
+
+  it.each(['FAILED', 'SUCCEEDED', 'CANCELLED'] as const)('does not run an idempotent tool when the session of its own execution is %s', async (status) => {
+    const { h, turn, handled } = await opsTurn(use('c1', 'read', { id: 7 }));
+    h.store.patch(turn.sessionId, 'SESSION', { status });
+
+    await expect(callTool(h, turn, onlyCall(turn))).rejects.toBeInstanceOf(SessionFencedError);
+
+    expect(handled).toEqual([]);
+  });
+
+  it('keeps no idempotency record for a fenced idempotent call, so the call runs once the execution owns the session again', async () => {
+    const { h, turn, handled } = await opsTurn(use('c1', 'read', { id: 7 }));
+    h.store.patch(turn.sessionId, 'SESSION', { executionArn: otherExecution });
+    await expect(callTool(h, turn, onlyCall(turn))).rejects.toBeInstanceOf(SessionFencedError);
+    expect(h.once.has(toolCallIdempotencyKey(turn.sessionId, 1, 'c1'))).toBe(false);
+
+    h.store.patch(turn.sessionId, 'SESSION', { executionArn: h.executionArn });
+    await expect(callTool(h, turn, onlyCall(turn), NOT_REQUIRED, { retryCount: 1 })).resolves.toMatchObject({ status: 'succeeded' });
+    expect(handled.map((x) => x.tool)).toEqual(['read']);
+  });
+
+  it('checks the head of an idempotent tool right before running it; a non-idempotent one is fenced by its intent write instead, without reading the head', async () => {
+    const idempotent = await opsTurn(use('c1', 'read', { id: 7 }));
+    const readsOfIdempotent = vi.spyOn(idempotent.h.store, 'getSession');
+    await expect(callTool(idempotent.h, idempotent.turn, onlyCall(idempotent.turn))).resolves.toMatchObject({ status: 'succeeded' });
+    expect(readsOfIdempotent).toHaveBeenCalledTimes(1);
+
+    const other = await opsTurn(use('c1', 'lookup', { id: 7 }));
+    const readsOfOther = vi.spyOn(other.h.store, 'getSession');
+    await expect(callTool(other.h, other.turn, onlyCall(other.turn))).resolves.toMatchObject({ status: 'succeeded' });
+    expect(readsOfOther).not.toHaveBeenCalled();
+  });
+
+  it('does not run a non-idempotent tool once another execution owns the session: its fenced intent write is refused', async () => {
+    const { h, turn, handled } = await opsTurn(use('c1', 'lookup', { id: 7 }));
+    h.store.patch(turn.sessionId, 'SESSION', { executionArn: otherExecution });
+
+    const err = await rejection(callTool(h, turn, onlyCall(turn)));
+
+    expect(err).toBeInstanceOf(SessionFencedError);
+    expect(err.message).toContain(`${checkpointKey.intent(1, 'c1')} was not written`);
+    expect(handled).toEqual([]);
+    expect(await h.store.getCheckpoint(turn.sessionId, checkpointKey.intent(1, 'c1'))).toBeUndefined();
+  });
+
+  it('reads no head for a call whose approval was rejected (nothing runs), and still refuses its checkpoint', async () => {
+    const { h, turn, handled } = await opsTurn(use('c1', 'block', { address: '183.62.140.253' }));
+    h.store.patch(turn.sessionId, 'SESSION', { executionArn: otherExecution });
+    const reads = vi.spyOn(h.store, 'getSession');
+
+    await expect(callTool(h, turn, onlyCall(turn), { decision: 'rejected', reason: 'no' })).rejects.toBeInstanceOf(SessionFencedError);
+
+    expect(reads).not.toHaveBeenCalled();
+    expect(handled).toEqual([]);
   });
 });
 
@@ -1351,6 +1461,31 @@ describe("modelTurn: the agent's context limit", () => {
     expect(messages[4]?.content[0]).toMatchObject({ type: 'tool_result', toolUseId: 'c2', content: expect.stringContaining('second') as unknown });
     expect(h.bodies.gets.slice(reads)).toContain(kept);
     expect(h.bodies.gets.slice(reads)).not.toContain(dropped);
+  });
+
+  it('records in each model checkpoint the tool-result bytes it sent and how many results it dropped', async () => {
+    const { h, turn2, runs } = await twoResults('drop-oldest-tool-results');
+    await nextTurn(h, turn2, runs);
+
+    expect((await model(h, turn2.sessionId, 1)).context).toEqual({ toolResultBytes: 0, droppedToolResults: 0 });
+    expect((await model(h, turn2.sessionId, 2)).context).toEqual({ toolResultBytes: RESULT_BYTES, droppedToolResults: 0 });
+    expect((await model(h, turn2.sessionId, 3)).context).toEqual({ toolResultBytes: RESULT_BYTES, droppedToolResults: 1 });
+  });
+
+  it('records the bytes under the fail strategy too, while the results fit', async () => {
+    const { h, turn2 } = await twoResults('fail');
+    expect((await model(h, turn2.sessionId, 2)).context).toEqual({ toolResultBytes: RESULT_BYTES, droppedToolResults: 0 });
+  });
+
+  it('records no context in the model checkpoint of an agent without a context limit', async () => {
+    const { agent } = opsAgentWith(turns());
+    const h = harness(agent, { inlineLimitBytes: 64 });
+    const turn1 = await nextTurn(h, await ready(h));
+    const turn2 = await nextTurn(h, turn1, await runTools(h, turn1));
+    await nextTurn(h, turn2, await runTools(h, turn2));
+
+    for (const step of [1, 2, 3]) expect(await model(h, turn2.sessionId, step)).not.toHaveProperty('context');
+    expect(h.store.dump(turn2.sessionId)[checkpointKey.model(3)]).not.toHaveProperty('context');
   });
 
   it('fails with ContextLimitExceeded under the fail strategy, without calling the model or checkpointing the turn', async () => {

@@ -14,6 +14,8 @@ const EXEC_3 = execArn(`${SESSION_ID}-x3`);
 const EXEC_4 = execArn(`${SESSION_ID}-x4`);
 const NOW = new Date('2024-12-10T12:00:00.000Z');
 const FAILED_AT = '2024-12-10T11:30:00.000Z';
+/** A failure the execution-status backstop records: the execution ended outside the loop's Catch graph. */
+const TIMED_OUT = { error: 'States.Timeout', cause: 'the execution timed out', failedState: 'Execution' };
 
 const CONTEXT = {
   functionName: 'agent-runtime-control-run',
@@ -62,18 +64,27 @@ const pending = (approvalId: string, requestedAt: string): PendingApproval => ({
   expiresAt: '2024-12-11T00:00:00.000Z',
 });
 
+type ExecutionStatus = 'RUNNING' | 'SUCCEEDED' | 'FAILED' | 'ABORTED' | 'TIMED_OUT';
+
 /**
  * Strict fakes of the checkpoint store, the approval store and Step Functions,
  * with the conditions of the real ones. Every call is logged in order (`calls`);
- * tests compare the whole log, so an unexpected call fails them.
+ * tests compare the whole log, so an unexpected call fails them. An execution is
+ * redrivable when it is marked so (`redrivable: true`, Step Functions' `redriveStatus`
+ * REDRIVABLE) and has ended; `redriveFails` makes RedriveExecution throw anyway.
  */
 class World {
   readonly calls: string[] = [];
   /** Runs just before a conditional write of the session store: a concurrent change. */
   meanwhile: () => void = () => undefined;
   readonly rollbacks: Array<Omit<RollbackRecord, 'schemaVersion' | 'createdAt' | 'sk' | 'kind' | 'sessionId'>> = [];
-  readonly executions = new Map<string, { status: 'RUNNING' | 'SUCCEEDED' | 'FAILED' | 'ABORTED'; input: string; stoppedWith?: { error: string; cause: string } }>();
+  readonly executions = new Map<
+    string,
+    { status: ExecutionStatus; input: string; stoppedWith?: { error: string; cause: string }; redrivable?: boolean; redriveCount?: number }
+  >();
   readonly expired: string[] = [];
+  /** What RedriveExecution throws (a race with the 14-day limit, an emulator without the API…); undefined: it succeeds when redrivable. */
+  redriveFails: Error | undefined = undefined;
 
   constructor(
     public session: SessionRecord | undefined,
@@ -116,6 +127,15 @@ class World {
       this.session = { ...now, status: 'FAILED', failure: props.failure };
       return true;
     },
+    reopen: async (sessionId, executionArn) => {
+      this.calls.push(`reopen ${executionArn}`);
+      this.meanwhile();
+      const now = this.session;
+      if (!now || now.sessionId !== sessionId || now.executionArn !== executionArn || now.status !== 'FAILED') return undefined;
+      const { failure, ...rest } = now;
+      this.session = { ...rest, status: 'RUNNING' };
+      return failure;
+    },
   };
 
   readonly approvalStore: ControlApprovalStore = {
@@ -129,7 +149,8 @@ class World {
     },
   };
 
-  readonly sfn: ExecutionControl = {
+  /** Step Functions, with RedriveExecution (a test may replace it by a control without redrive). */
+  sfn: ExecutionControl = {
     start: async (stateMachineArn, name, input, requestedAt): Promise<StartedExecution> => {
       this.calls.push(`start ${name}`);
       expect(stateMachineArn).toBe(STATE_MACHINE);
@@ -150,6 +171,20 @@ class World {
       if (!execution) return false;
       Object.assign(execution, { status: 'ABORTED', stoppedWith: { error, cause } });
       return true;
+    },
+    redrivable: async (executionArn) => {
+      this.calls.push(`redrivable ${executionArn}`);
+      const execution = this.executions.get(executionArn);
+      return execution?.redrivable === true && execution.status !== 'RUNNING' && execution.status !== 'SUCCEEDED';
+    },
+    redrive: async (executionArn) => {
+      this.calls.push(`redrive ${executionArn}`);
+      if (this.redriveFails) throw this.redriveFails;
+      const execution = this.executions.get(executionArn);
+      if (!execution?.redrivable || execution.status === 'RUNNING' || execution.status === 'SUCCEEDED') {
+        throw Object.assign(new Error(`execution ${executionArn} is not redrivable`), { name: 'ExecutionNotRedrivable' });
+      }
+      Object.assign(execution, { status: 'RUNNING', redriveCount: (execution.redriveCount ?? 0) + 1 });
     },
   };
 
@@ -188,14 +223,14 @@ describe('POST /runs/{sessionId}/resume', () => {
 
     const res = await world.post('resume', { reason: 'provider is back', requestedBy: 'alice' });
 
-    expect(res).toEqual({ status: 202, body: { sessionId: SESSION_ID, executionArn: EXEC_3, execution: 3, created: true } });
+    expect(res).toEqual({ status: 202, body: { sessionId: SESSION_ID, executionArn: EXEC_3, execution: 3, created: true, method: 'continuation' } });
     expect(world.executions.get(EXEC_3)?.input).toBe(continuation('resume', 3, EXEC_2));
     expect(world.calls).toEqual(['getSession', 'listPending', `start ${SESSION_ID}-x3`]);
   });
 
   it('accepts a request without a body', async () => {
     const world = new World(head());
-    await expect(world.post('resume')).resolves.toMatchObject({ status: 202, body: { execution: 3, created: true } });
+    await expect(world.post('resume')).resolves.toMatchObject({ status: 202, body: { execution: 3, created: true, method: 'continuation' } });
   });
 
   it('answers a repeated request 200 with created: false (the execution exists with the same input)', async () => {
@@ -204,7 +239,7 @@ describe('POST /runs/{sessionId}/resume', () => {
 
     const again = await world.post('resume');
 
-    expect(again).toEqual({ status: 200, body: { sessionId: SESSION_ID, executionArn: EXEC_3, execution: 3, created: false } });
+    expect(again).toEqual({ status: 200, body: { sessionId: SESSION_ID, executionArn: EXEC_3, execution: 3, created: false, method: 'continuation' } });
     expect(world.executions.size).toBe(1);
   });
 
@@ -260,6 +295,127 @@ describe('POST /runs/{sessionId}/resume', () => {
     const long = await world.post('resume', { reason: 'x'.repeat(1001) });
     expect(long).toMatchObject({ status: 400, body: { error: 'InvalidRequest', issues: [expect.stringMatching(/^reason: /)] } });
     expect(world.calls).toEqual([]);
+  });
+});
+
+describe('POST /runs/{sessionId}/resume by redrive', () => {
+  /** A session whose execution ended outside the loop (the backstop recorded it), Step Functions offering to redrive it. */
+  const redrivableWorld = (failure: SessionRecord['failure'] = TIMED_OUT): World => {
+    const world = new World(head({ failure }));
+    world.executions.set(EXEC_2, { status: 'TIMED_OUT', input: '{}', redrivable: true });
+    return world;
+  };
+
+  it('reopens the session for its own execution and redrives that execution, answering 202 with method redrive and starting no new execution', async () => {
+    const world = redrivableWorld();
+
+    const res = await world.post('resume', { reason: 'timed out waiting on the provider', requestedBy: 'alice' });
+
+    expect(res).toEqual({ status: 202, body: { sessionId: SESSION_ID, executionArn: EXEC_2, execution: 2, created: true, method: 'redrive' } });
+    expect(world.session).toMatchObject({ status: 'RUNNING', executionArn: EXEC_2, executions: 2 });
+    expect(world.session?.failure).toBeUndefined();
+    expect(world.executions.get(EXEC_2)).toMatchObject({ status: 'RUNNING', redriveCount: 1 });
+    expect(world.executions.has(EXEC_3)).toBe(false);
+    expect(world.calls).toEqual(['getSession', 'listPending', `redrivable ${EXEC_2}`, `reopen ${EXEC_2}`, `redrive ${EXEC_2}`]);
+  });
+
+  it('expires the approvals of the failed execution before redriving it', async () => {
+    const world = redrivableWorld();
+    world.approvals.push(pending('apv_old', '2024-12-10T11:20:00.000Z'));
+
+    await world.post('resume');
+
+    expect(world.expired).toEqual(['apv_old']);
+    expect(world.calls.slice(0, 3)).toEqual(['getSession', 'listPending', 'markExpired apv_old']);
+  });
+
+  it('fails the session again with the failure it had and resumes with a continuation when the redrive is refused', async () => {
+    const world = redrivableWorld();
+    world.redriveFails = Object.assign(new Error('Execution is not redrivable'), { name: 'ExecutionNotRedrivable' });
+
+    const res = await world.post('resume');
+
+    expect(res).toEqual({ status: 202, body: { sessionId: SESSION_ID, executionArn: EXEC_3, execution: 3, created: true, method: 'continuation' } });
+    expect(world.executions.get(EXEC_3)?.input).toBe(continuation('resume', 3, EXEC_2));
+    expect(world.calls).toEqual([
+      'getSession',
+      'listPending',
+      `redrivable ${EXEC_2}`,
+      `reopen ${EXEC_2}`,
+      `redrive ${EXEC_2}`,
+      `markFailed ${TIMED_OUT.error} onlyIfRunning=true`,
+      `start ${SESSION_ID}-x3`,
+    ]);
+    // FAILED again under its own execution, with the same failure, so that the continuation can take it over.
+    expect(world.session).toMatchObject({ status: 'FAILED', executionArn: EXEC_2, failure: TIMED_OUT });
+  });
+
+  it('redrives nothing when the execution is not redrivable (redriveStatus NOT_REDRIVABLE: older than 14 days, or succeeded), resuming with a continuation', async () => {
+    const world = redrivableWorld();
+    world.executions.set(EXEC_2, { status: 'TIMED_OUT', input: '{}', redrivable: false });
+
+    const res = await world.post('resume');
+
+    expect(res).toMatchObject({ status: 202, body: { executionArn: EXEC_3, execution: 3, method: 'continuation' } });
+    expect(world.calls).toEqual(['getSession', 'listPending', `redrivable ${EXEC_2}`, `start ${SESSION_ID}-x3`]);
+    expect(world.session).toMatchObject({ status: 'FAILED', failure: TIMED_OUT });
+  });
+
+  it.each([
+    ['RunTools', { error: 'States.TaskFailed', cause: 'tool crashed', failedState: 'RunTools' }],
+    ['ModelTurn', { error: 'States.TaskFailed', cause: 'provider 503', failedState: 'ModelTurn' }],
+  ])(
+    'does not redrive an execution that failed in %s (through the Catch graph, which would redrive only its Fail state), even when Step Functions could',
+    async (_state, failure) => {
+      const world = redrivableWorld(failure);
+
+      const res = await world.post('resume');
+
+      expect(res).toMatchObject({ status: 202, body: { executionArn: EXEC_3, execution: 3, method: 'continuation' } });
+      expect(world.calls).toEqual(['getSession', 'listPending', `start ${SESSION_ID}-x3`]);
+      expect(world.executions.get(EXEC_2)?.redriveCount).toBeUndefined();
+    },
+  );
+
+  it('resumes with a continuation when the execution control cannot redrive (no redrivable/redrive: an emulator, an older adapter)', async () => {
+    const world = redrivableWorld();
+    const withoutRedrive: ExecutionControl = { ...world.sfn };
+    delete withoutRedrive.redrivable;
+    delete withoutRedrive.redrive;
+    world.sfn = withoutRedrive;
+
+    const res = await world.post('resume');
+
+    expect(res).toEqual({ status: 202, body: { sessionId: SESSION_ID, executionArn: EXEC_3, execution: 3, created: true, method: 'continuation' } });
+    expect(world.calls).toEqual(['getSession', 'listPending', `start ${SESSION_ID}-x3`]);
+    expect(world.session).toMatchObject({ status: 'FAILED', failure: TIMED_OUT });
+  });
+
+  it('resumes with a continuation when the session store cannot reopen a session', async () => {
+    const world = redrivableWorld();
+    const withoutReopen: ControlSessionStore = { ...world.sessions };
+    delete withoutReopen.reopen;
+    const control = new SessionControl({ sessions: withoutReopen, approvals: world.approvalStore, executions: world.sfn, now: () => NOW });
+
+    const res = await control.resume(SESSION_ID, { reason: 'x' });
+
+    expect(res).toEqual({ ok: true, value: { sessionId: SESSION_ID, executionArn: EXEC_3, execution: 3, created: true, method: 'continuation' } });
+    expect(world.calls).toEqual(['getSession', 'listPending', `start ${SESSION_ID}-x3`]);
+  });
+
+  it('redrives nothing when the session changed before it was reopened (another resume\'s continuation took it over), answering as a repeated request', async () => {
+    const world = redrivableWorld();
+    world.meanwhile = () => {
+      world.executions.set(EXEC_3, { status: 'RUNNING', input: continuation('resume', 3, EXEC_2) });
+      world.session = head({ status: 'RUNNING', failure: undefined, executionArn: EXEC_3, executions: 3, parentExecutionArn: EXEC_2 });
+    };
+
+    const res = await world.post('resume');
+
+    expect(res).toEqual({ status: 200, body: { sessionId: SESSION_ID, executionArn: EXEC_3, execution: 3, created: false, method: 'continuation' } });
+    expect(world.calls).toEqual(['getSession', 'listPending', `redrivable ${EXEC_2}`, `reopen ${EXEC_2}`, `start ${SESSION_ID}-x3`]);
+    expect(world.executions.get(EXEC_2)).toMatchObject({ status: 'TIMED_OUT' });
+    expect(world.session).toMatchObject({ status: 'RUNNING', executionArn: EXEC_3 });
   });
 });
 

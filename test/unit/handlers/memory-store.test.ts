@@ -1,5 +1,6 @@
 /** The in-memory store keeps the CheckpointStore's contract; the step tests rely on it. */
-import { describe, expect, it } from 'vitest';
+import { describe, expect, expectTypeOf, it } from 'vitest';
+import type { CheckpointStore } from '../../../lambdas/adapters/checkpoint-store';
 import { checkpointKey } from '../../../lambdas/core/contracts/checkpoint';
 import { CorruptCheckpointError, SessionFencedError } from '../../../lambdas/core/errors';
 import { API_TRIGGER_INFO, inputRecord, modelRecord, SESSION_ID, sessionHeadItem, text, toolRecord } from '../support/records';
@@ -137,7 +138,7 @@ describe('MemoryCheckpointStore: fenced writes', () => {
   });
 });
 
-describe('MemoryCheckpointStore: takeOver and cancel', () => {
+describe('MemoryCheckpointStore: takeOver, cancel and reopen', () => {
   const takeOver = (store: MemoryCheckpointStore, fromStatuses: readonly ('RUNNING' | 'FAILED' | 'SUCCEEDED' | 'CANCELLED')[], parent = EXEC_1) =>
     store.takeOver({ sessionId: SESSION_ID, executionArn: EXEC_2, parentExecutionArn: parent, execution: 2, fromStatuses });
 
@@ -171,5 +172,38 @@ describe('MemoryCheckpointStore: takeOver and cancel', () => {
     await expect(store.cancel(SESSION_ID, { reason: 'wrong host', by: 'alice' })).resolves.toMatchObject({ status: 'RUNNING' });
     expect(await store.getSession(SESSION_ID)).toMatchObject({ status: 'CANCELLED', cancellation: { reason: 'wrong host', by: 'alice', at: '2024-12-10T11:10:07.000Z' } });
     await expect(store.cancel(SESSION_ID, { reason: 'again' })).resolves.toBeUndefined();
+  });
+
+  it('reopens a FAILED session for its own execution: RUNNING, the failure removed and returned, the execution unchanged', async () => {
+    const store = await running();
+    const failure = { error: 'States.Timeout', cause: 'the execution timed out', failedState: 'Execution' };
+    store.patch(SESSION_ID, 'SESSION', { status: 'FAILED', failure });
+
+    expectTypeOf(store.reopen.bind(store)).toEqualTypeOf<CheckpointStore['reopen']>();
+    await expect(store.reopen(SESSION_ID, EXEC_1)).resolves.toEqual(failure);
+
+    const head = await store.getSession(SESSION_ID);
+    expect(head).toMatchObject({ status: 'RUNNING', executionArn: EXEC_1, executions: 1, branch: 0 });
+    expect(head).not.toHaveProperty('failure');
+  });
+
+  it('refuses to reopen (undefined, nothing written) for another execution, a session not FAILED, or no session', async () => {
+    const store = await running();
+    expect(await store.reopen(SESSION_ID, EXEC_1)).toBeUndefined();
+    store.patch(SESSION_ID, 'SESSION', { status: 'FAILED', failure: { error: 'States.Timeout', cause: 'slow', failedState: 'Execution' } });
+    const writes = store.writes.length;
+    expect(await store.reopen(SESSION_ID, EXEC_2)).toBeUndefined();
+    expect(await store.reopen('ses_unknown', EXEC_1)).toBeUndefined();
+    store.patch(SESSION_ID, 'SESSION', { status: 'CANCELLED' });
+    expect(await store.reopen(SESSION_ID, EXEC_1)).toBeUndefined();
+    expect(store.writes).toHaveLength(writes + 1);
+    expect(await store.getSession(SESSION_ID)).toMatchObject({ status: 'CANCELLED', failure: { error: 'States.Timeout' } });
+  });
+
+  it('reopens a version 1 head as a version 2 one', async () => {
+    const store = new MemoryCheckpointStore();
+    store.seed({ ...sessionHeadItem('FAILED', 3), executionArn: EXEC_1, failure: { error: 'States.Runtime', cause: 'x', failedState: 'Execution' } });
+    await expect(store.reopen(SESSION_ID, EXEC_1)).resolves.toMatchObject({ error: 'States.Runtime' });
+    expect(store.dump(SESSION_ID).SESSION).toMatchObject({ schemaVersion: 2, executions: 1, branch: 0, status: 'RUNNING', step: 3 });
   });
 });

@@ -23,7 +23,9 @@
  *   the head must exist, belong to the execution and be RUNNING (or already
  *   SUCCEEDED), SessionFencedError otherwise;
  * - `takeOver` is the conditional update of a continuation (head of the parent
- *   execution, status among `fromStatuses`), `cancel` the API's conditional cancel;
+ *   execution, status among `fromStatuses`), `cancel` the API's conditional cancel,
+ *   `reopen` the conditional FAILED → RUNNING of a session before its execution is
+ *   redriven (same execution, failure removed, the removed failure returned);
  * - an item larger than DynamoDB's 400 KB is refused (ValidationException), its
  *   size taken as the UTF-8 bytes of its JSON (a little above DynamoDB's count).
  */
@@ -174,6 +176,29 @@ export class MemoryCheckpointStore implements StepStore {
       branch: typeof head.branch === 'number' ? head.branch : 0,
     });
     return before;
+  }
+
+  /**
+   * Reopens a FAILED session for its own execution (as `CheckpointStore.reopen`, before a
+   * redrive): status RUNNING, the failure removed, only while the head's execution is
+   * `executionArn` and its status FAILED.
+   * @returns the failure it removed, or undefined when the condition failed (nothing written).
+   */
+  async reopen(sessionId: string, executionArn: string): Promise<SessionRecord['failure'] | undefined> {
+    const head = this.item(sessionId, SESSION_SK);
+    if (head?.executionArn !== executionArn || head.status !== 'FAILED') return undefined;
+    const before = parseStoredRecord(head, StoredSessionRecordSchema);
+    const kept = { ...head };
+    delete kept.failure;
+    this.write('update', {
+      ...kept,
+      status: 'RUNNING',
+      updatedAt: this.now().toISOString(),
+      schemaVersion: CHECKPOINT_SCHEMA_VERSION,
+      executions: typeof head.executions === 'number' ? head.executions : 1,
+      branch: typeof head.branch === 'number' ? head.branch : 0,
+    });
+    return before.failure;
   }
 
   /** Makes the next putCheckpoint of `sk` fail before storing anything, as a crash between a step's work and its checkpoint would. */
