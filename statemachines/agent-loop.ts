@@ -30,7 +30,7 @@ import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import type * as sqs from 'aws-cdk-lib/aws-sqs';
 import * as tasks from 'aws-cdk-lib/aws-stepfunctions-tasks';
 import type { Construct } from 'constructs';
-import { APPROVAL_TIMED_OUT_REASON, EVENT_SCHEMA_VERSION, FAILURE_RETRY, TASK_RETRY } from '../lambdas/core/constants';
+import { APPROVAL_TIMED_OUT_REASON, EVENT_SCHEMA_VERSION, FAILURE_RETRY, IN_PROGRESS_RETRY, TASK_RETRY } from '../lambdas/core/constants';
 import { TERMINAL_ERROR_NAMES } from '../lambdas/core/errors';
 
 /** Props of {@link AgentLoop}. */
@@ -126,7 +126,7 @@ export class AgentLoop extends sfn.StateMachineFragment {
       retryOnServiceExceptions: false,
       outputPath: '$.Payload',
     });
-    this.retryFaults(modelTurn);
+    this.retryFaults(modelTurn, true);
     modelTurn.addCatch(this.caught(STATE.modelTurn, props, recordFailure), { resultPath: '$.caught' });
 
     const runTools = new sfn.Map(this, STATE.runTools, {
@@ -192,7 +192,7 @@ export class AgentLoop extends sfn.StateMachineFragment {
         OutputPath: '$.Payload',
       },
     });
-    this.retryFaults(runTool);
+    this.retryFaults(runTool, true);
 
     const requestApproval = new tasks.LambdaInvoke(this, STATE.requestApproval, {
       lambdaFunction: props.approvalRequestFunction,
@@ -261,9 +261,23 @@ export class AgentLoop extends sfn.StateMachineFragment {
     return start;
   }
 
-  /** Terminal errors are not retried; every other fault is, with backoff and full jitter. */
-  private retryFaults(task: sfn.TaskStateBase | sfn.CustomState): void {
+  /**
+   * Terminal errors are not retried; every other fault is, with backoff and full jitter.
+   * @param idempotent the step's call runs under Powertools idempotency: a locked key
+   *   (an attempt that died mid-call) is retried more slowly, until the lock expires
+   */
+  private retryFaults(task: sfn.TaskStateBase | sfn.CustomState, idempotent = false): void {
     task.addRetry({ errors: [...TERMINAL_ERROR_NAMES], maxAttempts: 0 });
+    if (idempotent) {
+      task.addRetry({
+        errors: [...IN_PROGRESS_RETRY.errors],
+        maxAttempts: IN_PROGRESS_RETRY.maxAttempts,
+        interval: Duration.seconds(IN_PROGRESS_RETRY.intervalSeconds),
+        backoffRate: IN_PROGRESS_RETRY.backoffRate,
+        maxDelay: Duration.seconds(IN_PROGRESS_RETRY.maxDelaySeconds),
+        jitterStrategy: sfn.JitterType.FULL,
+      });
+    }
     task.addRetry({
       errors: [sfn.Errors.ALL],
       maxAttempts: TASK_RETRY.maxAttempts,

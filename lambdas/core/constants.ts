@@ -64,6 +64,20 @@ export const TASK_RETRY = {
   maxDelaySeconds: 20,
 } as const;
 
+/**
+ * Retry of a model or tool call that finds its idempotency key locked by an attempt
+ * that died mid-call (Powertools `IdempotencyAlreadyInProgressError`; the lock lasts
+ * the dead attempt's remaining time, at most the function's timeout): 5 retries,
+ * 15 s doubling, at most 120 s apart, full jitter. Past them, the run is resumed.
+ */
+export const IN_PROGRESS_RETRY = {
+  errors: ['IdempotencyAlreadyInProgressError'],
+  maxAttempts: 5,
+  intervalSeconds: 15,
+  backoffRate: 2,
+  maxDelaySeconds: 120,
+} as const;
+
 /** Retry of RecordFailure and of the direct DLQ send: 5 retries, 1 s doubling, full jitter. */
 export const FAILURE_RETRY = { maxAttempts: 5, intervalSeconds: 1, backoffRate: 2 } as const;
 

@@ -35,6 +35,15 @@ const LAMBDA_INVOKE_WAIT = 'arn:${AWS::Partition}:states:::lambda:invoke.waitFor
 /** The transient-fault retrier of every step task (TASK_RETRY). */
 const FAULT_RETRIER: AslRetrier = { ErrorEquals: ['States.ALL'], IntervalSeconds: 1, MaxAttempts: 3, BackoffRate: 2, MaxDelaySeconds: 20, JitterStrategy: 'FULL' };
 const TERMINAL_RETRIER: AslRetrier = { ErrorEquals: [...TERMINAL_ERROR_NAMES], MaxAttempts: 0 };
+/** The locked-idempotency-key retrier of the steps whose calls run under Powertools idempotency (IN_PROGRESS_RETRY). */
+const IN_PROGRESS_RETRIER: AslRetrier = {
+  ErrorEquals: ['IdempotencyAlreadyInProgressError'],
+  IntervalSeconds: 15,
+  MaxAttempts: 5,
+  BackoffRate: 2,
+  MaxDelaySeconds: 120,
+  JitterStrategy: 'FULL',
+};
 
 let rt: RuntimeUnderTest;
 const machines = new Map<string, AslMachine>();
@@ -338,7 +347,9 @@ describe('agent state machine: faults', () => {
         const retry = must(task.Retry, `Retry of ${name}`);
         // RequestApproval puts its own States.Timeout retrier first (see below).
         const own = name === STATE.requestApproval ? retry.slice(1) : retry;
-        expect(own, name).toEqual([TERMINAL_RETRIER, FAULT_RETRIER]);
+        // ModelTurn and RunTool wait out a locked idempotency key (a call that died mid-way) before the general retrier.
+        const idempotent = name === STATE.modelTurn || name === STATE.runTool;
+        expect(own, name).toEqual(idempotent ? [TERMINAL_RETRIER, IN_PROGRESS_RETRIER, FAULT_RETRIER] : [TERMINAL_RETRIER, FAULT_RETRIER]);
       }
     }
   });
