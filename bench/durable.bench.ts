@@ -26,11 +26,12 @@ import * as path from 'node:path';
 import { CloudWatchLogsClient, FilterLogEventsCommand } from '@aws-sdk/client-cloudwatch-logs';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { LambdaClient, ListFunctionsCommand } from '@aws-sdk/client-lambda';
-import { GetExecutionHistoryCommand, SFNClient, type HistoryEvent } from '@aws-sdk/client-sfn';
-import { DynamoDBDocumentClient, QueryCommand } from '@aws-sdk/lib-dynamodb';
+import { SFNClient } from '@aws-sdk/client-sfn';
+import { DynamoDBDocumentClient, paginateQuery } from '@aws-sdk/lib-dynamodb';
 import { STANDARD_EXECUTION_HISTORY_LIMIT } from '../lambdas/core/constants';
 import { RuntimeApiClient } from '../scripts/lib/api-client';
 import { apiBaseUrl, deploy, localCloudDown, localCloudUp, ROOT, targetsLocalCloud, useLocalCloudEnv } from '../scripts/lib/cloud';
+import { executionHistory } from '../scripts/lib/follow';
 
 /** What the columns mean, written under the table. */
 const NOTES = `
@@ -58,17 +59,6 @@ interface Row {
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 const per = (n: number, turns: number): number => Number((n / turns).toFixed(2));
-
-async function historyOf(sfn: SFNClient, executionArn: string): Promise<HistoryEvent[]> {
-  const events: HistoryEvent[] = [];
-  let nextToken: string | undefined;
-  do {
-    const page = await sfn.send(new GetExecutionHistoryCommand({ executionArn, maxResults: 1000, nextToken }));
-    events.push(...(page.events ?? []));
-    nextToken = page.nextToken;
-  } while (nextToken);
-  return events;
-}
 
 /** Sums the `dynamodb` request counts of the session's step log lines in the given log groups. */
 async function dynamodbRequests(logs: CloudWatchLogsClient, groups: string[], sessionId: string): Promise<{ reads: number; writes: number; lines: number }> {
@@ -134,14 +124,9 @@ async function main(): Promise<void> {
       const ms = Date.now() - t0;
       if (status !== 'SUCCEEDED') throw new Error(`${agent} ended ${status}: ${JSON.stringify((await api.getRun(run.sessionId)).failure)}`);
 
-      const items: Record<string, unknown>[] = [];
-      let start: Record<string, unknown> | undefined;
-      do {
-        const page = await doc.send(new QueryCommand({ TableName: outputs.CheckpointTableName, KeyConditionExpression: 'sessionId = :s AND begins_with(sk, :e)', ExpressionAttributeValues: { ':s': run.sessionId, ':e': 'EXEC#' }, ExclusiveStartKey: start }));
-        items.push(...(page.Items ?? []));
-        start = page.LastEvaluatedKey;
-      } while (start);
-      const executionArns = items.map((i) => String(i.executionArn));
+      const executionArns: string[] = [];
+      const query = { TableName: outputs.CheckpointTableName, KeyConditionExpression: 'sessionId = :s AND begins_with(sk, :e)', ExpressionAttributeValues: { ':s': run.sessionId, ':e': 'EXEC#' } };
+      for await (const page of paginateQuery({ client: doc }, query)) executionArns.push(...(page.Items ?? []).map((i) => String(i.executionArn)));
 
       let maxPayloadBytes = 0;
       let recorded = 0;
@@ -149,7 +134,7 @@ async function main(): Promise<void> {
       let maxAccounted = 0;
       let transitions = 0;
       for (const arn of executionArns) {
-        const events = await historyOf(sfn, arn);
+        const events = await executionHistory(sfn, arn);
         recorded += events.length;
         transitions += events.filter((e) => e.type?.endsWith('StateEntered')).length;
         let last = 0;

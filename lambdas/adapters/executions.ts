@@ -1,5 +1,6 @@
 /** Starting and describing Step Functions executions. */
 import { DescribeExecutionCommand, ExecutionAlreadyExists, StartExecutionCommand } from '@aws-sdk/client-sfn';
+import { executionArnOf } from '../core/history';
 import { sfnClient } from './clients';
 
 /** The outcome of {@link startNamedExecution}. */
@@ -26,7 +27,7 @@ export async function startNamedExecution(stateMachineArn: string, name: string,
     return startedBefore ? { started: false, executionArn, reason: 'same-input' } : { started: true, executionArn };
   } catch (err) {
     if (!(err instanceof ExecutionAlreadyExists)) throw err;
-    const executionArn = `${stateMachineArn.replace(':stateMachine:', ':execution:')}:${name}`;
+    const executionArn = executionArnOf(stateMachineArn, name);
     const existing = await sfnClient().send(new DescribeExecutionCommand({ executionArn }));
     const same = existing.input !== undefined && JSON.stringify(JSON.parse(existing.input)) === input;
     return { started: false, executionArn, reason: same ? 'same-input' : 'other-input' };

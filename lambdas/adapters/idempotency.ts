@@ -16,15 +16,20 @@ import { dynamodbClient } from './clients';
 export type Once = <T>(key: string, fn: () => Promise<T>) => Promise<T>;
 
 /**
- * A {@link Once} backed by the idempotency table (`id` partition key, `expiration` TTL).
- * @param context the invocation's context: the in-progress lock lasts its remaining time
+ * {@link Once}s backed by the idempotency table (`id` partition key, `expiration` TTL,
+ * records kept {@link IDEMPOTENCY_RECORD_TTL_SECONDS}). The persistence layer and its
+ * configuration are made once per Lambda instance; each invocation registers its context.
+ * @returns for an invocation's context, its `Once`: the in-progress lock lasts the
+ *   invocation's remaining time (without a context, until the record expires)
  */
-export function powertoolsOnce(tableName: string, context: Context | undefined): Once {
+export function powertoolsOnce(tableName: string): (context: Context | undefined) => Once {
   const persistenceStore = new DynamoDBPersistenceLayer({ tableName, awsSdkV3Client: dynamodbClient() });
   const config = new IdempotencyConfig({ eventKeyJmesPath: 'key', expiresAfterSeconds: IDEMPOTENCY_RECORD_TTL_SECONDS, throwOnNoIdempotencyKey: true });
-  if (context) config.registerLambdaContext(context);
-  return async <T>(key: string, fn: () => Promise<T>): Promise<T> => {
-    const call = makeIdempotent(async (_event: { key: string }) => fn(), { persistenceStore, config });
-    return (await call({ key })) as T;
+  return (context) => {
+    if (context) config.registerLambdaContext(context);
+    return async <T>(key: string, fn: () => Promise<T>): Promise<T> => {
+      const call = makeIdempotent(async (_event: { key: string }) => fn(), { persistenceStore, config });
+      return (await call({ key })) as T;
+    };
   };
 }

@@ -31,4 +31,5 @@ export const ENV = {
   faultTable: 'AGENT_FAULT_TABLE',
 } as const;
 
+/** The name of one of the runtime's environment variables. */
 export type EnvName = (typeof ENV)[keyof typeof ENV];

@@ -21,6 +21,7 @@ import { logger, logStep } from '../observability/powertools';
 
 const approvals = new ApprovalStore(documentClient(), requireEnv(ENV.approvalTable));
 
+/** POST /approvals/{approvalId}: the Lambda proxy entry (see the module comment for the answers). */
 export async function handler(event: APIGatewayProxyEvent, context: Context): Promise<APIGatewayProxyResult> {
   logger.addContext(context);
   const approvalId = event.pathParameters?.approvalId ?? '';

@@ -10,6 +10,7 @@ import { logger } from '../observability/powertools';
 
 const known = requireEnv(ENV.agentNames).split(',').filter(Boolean);
 
+/** POST /agents/{agent}/runs for an agent that is not deployed: the Lambda proxy entry (404 listing the deployed agents). */
 export async function handler(event: APIGatewayProxyEvent, context: Context): Promise<APIGatewayProxyResult> {
   logger.addContext(context);
   const agent = event.pathParameters?.agent ?? '';

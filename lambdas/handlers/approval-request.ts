@@ -23,7 +23,14 @@ import { logger, logStep } from '../observability/powertools';
 const checkpoints = new CheckpointStore(documentClient(), requireEnv(ENV.checkpointTable));
 const approvals = new ApprovalStore(documentClient(), requireEnv(ENV.approvalTable));
 const busName = requireEnv(ENV.eventBusName);
+// Reads only (a model response stored by reference): the inline limit does not apply.
+const bodies = new BodyStore(s3Client(), requireEnv(ENV.bodyBucket), Number.MAX_SAFE_INTEGER);
 
+/**
+ * The `.waitForTaskToken` task's Lambda entry: input {@link ApprovalRequestInputSchema}.
+ * @returns the approval id (the task itself waits for SendTaskSuccess)
+ * @throws ConfigurationError when the model turn has no such tool call; SDK errors (retried)
+ */
 export async function handler(event: unknown, context: Context): Promise<{ approvalId: string }> {
   const input = ApprovalRequestInputSchema.parse(event);
   const { sessionId, step, call } = input;
@@ -32,7 +39,7 @@ export async function handler(event: unknown, context: Context): Promise<{ appro
   await injectFault('RequestApproval', sessionId, context);
 
   const turn = await checkpoints.getCheckpoint(sessionId, checkpointKey.model(step));
-  const use = toolUseOf(turn?.kind === 'model' ? await withResponse(turn, new BodyStore(s3Client(), requireEnv(ENV.bodyBucket), Number.MAX_SAFE_INTEGER)) : turn, call.callId);
+  const use = toolUseOf(turn?.kind === 'model' ? await withResponse(turn, bodies) : turn, call.callId);
   if (!use) throw new ConfigurationError(`step ${step} has no tool call ${call.callId}`);
 
   const approvalId = approvalIdFor(sessionId, step, call.callId);

@@ -38,6 +38,10 @@ export const ExecutionEndedEventSchema = z.object({
 const checkpoints = new CheckpointStore(documentClient(), requireEnv(ENV.checkpointTable));
 const queueUrl = requireEnv(ENV.deadLetterQueueUrl);
 
+/**
+ * The Lambda entry: input {@link ExecutionEndedEventSchema}.
+ * @returns whether the end was recorded here (false: RecordFailure or a control request already had)
+ */
 export async function handler(event: unknown, context: Context): Promise<{ recorded: boolean }> {
   const { agent, detail } = ExecutionEndedEventSchema.parse(event);
   let trigger: unknown;

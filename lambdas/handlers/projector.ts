@@ -52,4 +52,5 @@ export function createProjector(append: AppendEvent): (event: DynamoDBStreamEven
 }
 
 let store: EventLogStore | undefined;
+/** The Lambda entry of the checkpoint stream (event table from `AGENT_EVENT_TABLE`). */
 export const handler = createProjector((row) => (store ??= new EventLogStore(documentClient(), requireEnv(ENV.eventTable))).append(row));

@@ -17,6 +17,10 @@ import { logger, logStep } from '../observability/powertools';
 const checkpoints = new CheckpointStore(documentClient(), requireEnv(ENV.checkpointTable));
 const queueUrl = requireEnv(ENV.deadLetterQueueUrl);
 
+/**
+ * The RecordFailure task's Lambda entry: input {@link RecordFailureInputSchema}.
+ * @returns the error and cause the Fail state ends the execution with
+ */
 export async function handler(event: unknown, context: Context): Promise<{ error: string; cause: string }> {
   const input = RecordFailureInputSchema.parse(event);
   const sessionId = sessionIdOf(input);

@@ -89,14 +89,13 @@ export class AgentRuntime extends Construct {
   /** Bodies larger than this many bytes go to {@link bodyBucket}. */
   readonly bodyInlineLimitBytes: number;
   /** Resumes, cancels and rolls back sessions (POST /runs/{sessionId}/resume, /cancel, /rollback). */
-  readonly controlRunFunction: lambda.IFunction;
+  readonly controlRunFunction: RuntimeFunction;
   /** The HTTP API (REST, IAM authorisation): runs, events, approvals. */
   readonly api: apigw.RestApi;
 
   private readonly agentNames: string[] = [];
   private readonly agentsResource: apigw.Resource;
   private readonly decideApprovalFunction: RuntimeFunction;
-  private readonly controlRun: RuntimeFunction;
 
   constructor(scope: Construct, id: string, props: AgentRuntimeProps = {}) {
     super(scope, id);
@@ -225,13 +224,12 @@ export class AgentRuntime extends Construct {
       [ENV.approvalTable]: this.approvalTable.tableName,
     });
     this.approvalTable.grant(this.decideApprovalFunction, 'dynamodb:GetItem', 'dynamodb:UpdateItem');
-    this.controlRun = fn('ControlRun', 'api-control-run', 'POST /runs/{sessionId}/resume, /cancel and /rollback', {
+    this.controlRunFunction = fn('ControlRun', 'api-control-run', 'POST /runs/{sessionId}/resume, /cancel and /rollback', {
       ...checkpointEnv,
       [ENV.approvalTable]: this.approvalTable.tableName,
     });
-    this.checkpointTable.grant(this.controlRun, 'dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:DeleteItem', 'dynamodb:Query', 'dynamodb:ConditionCheckItem');
-    this.approvalTable.grant(this.controlRun, 'dynamodb:Query', 'dynamodb:UpdateItem');
-    this.controlRunFunction = this.controlRun;
+    this.checkpointTable.grant(this.controlRunFunction, 'dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:DeleteItem', 'dynamodb:Query', 'dynamodb:ConditionCheckItem');
+    this.approvalTable.grant(this.controlRunFunction, 'dynamodb:Query', 'dynamodb:UpdateItem');
 
     const authorizationType = props.apiAuthorization ?? apigw.AuthorizationType.IAM;
     this.api = new apigw.RestApi(this, 'Api', {
@@ -248,7 +246,7 @@ export class AgentRuntime extends Construct {
     const run = this.api.root.addResource('runs').addResource('{sessionId}');
     run.addMethod('GET', integration(getRun));
     run.addResource('events').addMethod('GET', integration(getRun));
-    for (const action of ['resume', 'cancel', 'rollback']) run.addResource(action).addMethod('POST', integration(this.controlRun));
+    for (const action of ['resume', 'cancel', 'rollback']) run.addResource(action).addMethod('POST', integration(this.controlRunFunction));
     this.api.root.addResource('approvals').addResource('{approvalId}').addMethod('POST', integration(this.decideApprovalFunction));
   }
 
@@ -263,8 +261,8 @@ export class AgentRuntime extends Construct {
     this.agentNames.push(name);
     this.agentsResource.addResource(name).addResource('runs').addMethod('POST', new apigw.LambdaIntegration(startRunFunction, { proxy: true }));
     stateMachine.grant(this.decideApprovalFunction, 'states:SendTaskSuccess');
-    stateMachine.grantStartExecution(this.controlRun);
-    stateMachine.grantExecution(this.controlRun, 'states:DescribeExecution', 'states:StopExecution', 'states:RedriveExecution');
+    stateMachine.grantStartExecution(this.controlRunFunction);
+    stateMachine.grantExecution(this.controlRunFunction, 'states:DescribeExecution', 'states:StopExecution', 'states:RedriveExecution');
     // Step Functions publishes execution status changes on the default bus.
     new events.Rule(this, `ExecutionEnded-${name}`, {
       description: `Records runs of ${name} that end outside the agent loop`,

@@ -4,7 +4,7 @@
  * a session across its executions ({@link SessionFollower}: continue-as-new,
  * resume and rollback start new ones).
  */
-import { DescribeExecutionCommand, GetExecutionHistoryCommand, type HistoryEvent, type SFNClient } from '@aws-sdk/client-sfn';
+import { DescribeExecutionCommand, paginateGetExecutionHistory, type HistoryEvent, type SFNClient } from '@aws-sdk/client-sfn';
 import type { EventLogRecord } from '../../lambdas/core/contracts/events';
 
 /** One line of progress. */
@@ -13,6 +13,13 @@ export interface Progress {
   readonly state: string;
   readonly durationMs?: number;
   readonly detail: string;
+}
+
+/** An execution's whole history, in order (every page of GetExecutionHistory). */
+export async function executionHistory(sfn: SFNClient, executionArn: string): Promise<HistoryEvent[]> {
+  const events: HistoryEvent[] = [];
+  for await (const page of paginateGetExecutionHistory({ client: sfn }, { executionArn, maxResults: 1000 })) events.push(...(page.events ?? []));
+  return events;
 }
 
 /** Reads new history events of one execution since the last call (paginating), in order. */
@@ -26,13 +33,7 @@ export class HistoryCursor {
 
   /** Finished states since the last call. */
   async next(): Promise<Progress[]> {
-    const events: HistoryEvent[] = [];
-    let nextToken: string | undefined;
-    do {
-      const page = await this.sfn.send(new GetExecutionHistoryCommand({ executionArn: this.executionArn, maxResults: 1000, nextToken }));
-      events.push(...(page.events ?? []));
-      nextToken = page.nextToken;
-    } while (nextToken);
+    const events = await executionHistory(this.sfn, this.executionArn);
     const fresh = events.slice(this.seen);
     this.seen = events.length;
     const lines: Progress[] = [];

@@ -2,15 +2,16 @@
 import * as fs from 'node:fs';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { EventBridgeClient, PutEventsCommand } from '@aws-sdk/client-eventbridge';
-import { DescribeExecutionCommand, GetExecutionHistoryCommand, SFNClient, StartExecutionCommand, type HistoryEvent } from '@aws-sdk/client-sfn';
+import { DescribeExecutionCommand, SFNClient, StartExecutionCommand, type HistoryEvent } from '@aws-sdk/client-sfn';
 import { DeleteMessageCommand, ReceiveMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
-import { DynamoDBDocumentClient, QueryCommand } from '@aws-sdk/lib-dynamodb';
+import { DynamoDBDocumentClient, paginateQuery } from '@aws-sdk/lib-dynamodb';
 import { expect, inject } from 'vitest';
 import { StoredCheckpointRecordSchema, type CheckpointRecord } from '../../lambdas/core/contracts/checkpoint';
 import { DeadLetterEnvelopeSchema, type DeadLetterEnvelope } from '../../lambdas/core/contracts/events';
 import { sessionIdFor } from '../../lambdas/core/ids';
 import { RuntimeApiClient } from '../../scripts/lib/api-client';
 import { apiBaseUrl, queueUrl, ROOT, useLocalCloudEnv } from '../../scripts/lib/cloud';
+import { executionHistory } from '../../scripts/lib/follow';
 
 useLocalCloudEnv();
 export const outputs = inject('outputs');
@@ -83,30 +84,14 @@ export async function finished(executionArn: string, timeoutMs = 90_000): Promis
 }
 
 /** The execution's history events. */
-export async function history(executionArn: string): Promise<HistoryEvent[]> {
-  const events: HistoryEvent[] = [];
-  let nextToken: string | undefined;
-  do {
-    const page = await sfn.send(new GetExecutionHistoryCommand({ executionArn, maxResults: 1000, nextToken }));
-    events.push(...(page.events ?? []));
-    nextToken = page.nextToken;
-  } while (nextToken);
-  return events;
-}
+export const history = (executionArn: string): Promise<HistoryEvent[]> => executionHistory(sfn, executionArn);
 
 /** All records of a session (head, checkpoints, executions, rollbacks, abandoned copies), parsed, every page. */
 export async function checkpoints(sessionId: string): Promise<CheckpointRecord[]> {
-  const items: Record<string, unknown>[] = [];
-  let start: Record<string, unknown> | undefined;
-  do {
-    const page = await doc.send(
-      new QueryCommand({ TableName: need('CheckpointTableName'), KeyConditionExpression: 'sessionId = :s', ExpressionAttributeValues: { ':s': sessionId }, ConsistentRead: true, ExclusiveStartKey: start }),
-    );
-    items.push(...(page.Items ?? []));
-    start = page.LastEvaluatedKey;
-  } while (start);
-  const out = { Items: items };
-  return (out.Items ?? []).map((i) => StoredCheckpointRecordSchema.parse(i));
+  const records: CheckpointRecord[] = [];
+  const query = { TableName: need('CheckpointTableName'), KeyConditionExpression: 'sessionId = :s', ExpressionAttributeValues: { ':s': sessionId }, ConsistentRead: true };
+  for await (const page of paginateQuery({ client: doc }, query)) records.push(...(page.Items ?? []).map((i) => StoredCheckpointRecordSchema.parse(i)));
+  return records;
 }
 
 /**

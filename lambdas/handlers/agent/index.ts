@@ -9,7 +9,7 @@ import { CheckpointStore } from '../../adapters/checkpoint-store';
 import { documentClient, s3Client, takeDynamoDbRequests } from '../../adapters/clients';
 import { requireEnv, requireJsonMapEnv } from '../../adapters/config';
 import { injectFault } from '../../adapters/fault-injection';
-import { powertoolsOnce } from '../../adapters/idempotency';
+import { powertoolsOnce, type Once } from '../../adapters/idempotency';
 import { ScriptedModelProvider } from '../../adapters/providers/scripted';
 import { ModelTurnInputSchema, ToolTaskInputSchema, type ModelTurnResult, type PrepareResult } from '../../core/contracts/loop';
 import type { AgentDefinition } from '../../core/define';
@@ -36,6 +36,7 @@ export interface AgentHandlers {
  */
 export function createAgentHandlers(agent: AgentDefinition): AgentHandlers {
   let base: Omit<StepDeps, 'once' | 'fault'> | undefined;
+  let onceFor: ((context: Context) => Once) | undefined;
   let toolNameOnce: string | undefined;
   // Per invocation: the idempotency lock and injected timeouts follow this invocation's remaining time.
   const getDeps = (context: Context): StepDeps => {
@@ -48,7 +49,7 @@ export function createAgentHandlers(agent: AgentDefinition): AgentHandlers {
     };
     return {
       ...base,
-      once: powertoolsOnce(requireEnv(ENV.idempotencyTable), context),
+      once: (onceFor ??= powertoolsOnce(requireEnv(ENV.idempotencyTable)))(context),
       fault: (point, sessionId) => injectFault(point, sessionId, context),
     };
   };

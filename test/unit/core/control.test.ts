@@ -2,26 +2,12 @@ import { describe, expect, it } from 'vitest';
 import { checkpointKey, type CheckpointRecord, type SessionRecord } from '../../../lambdas/core/contracts/checkpoint';
 import { approvalsToExpire, CONTROL_REFUSAL_STATUS, decideRollback, isRefusal, nextExecution } from '../../../lambdas/core/control';
 import { ContinuationTriggerSchema } from '../../../lambdas/core/trigger';
+import { SESSION_ID, sessionRecord } from '../support/records';
 
-const SESSION_ID = 'ses_0123456789abcdef0123456789abcdef';
 const EXEC_1 = `arn:aws:states:us-east-1:123456789012:execution:unit-agent:${SESSION_ID}`;
 
-const head = (overrides: Partial<SessionRecord> = {}): SessionRecord => ({
-  sessionId: SESSION_ID,
-  sk: 'SESSION',
-  schemaVersion: 2,
-  kind: 'session',
-  agent: 'unit-agent',
-  status: 'FAILED',
-  executionArn: EXEC_1,
-  executions: 1,
-  branch: 0,
-  trigger: { source: 'api', dedupeKey: 'alert-42' },
-  createdAt: '2024-12-10T11:00:00.000Z',
-  updatedAt: '2024-12-10T11:30:00.000Z',
-  step: 2,
-  ...overrides,
-});
+const head = (overrides: Partial<SessionRecord> = {}): SessionRecord =>
+  sessionRecord({ status: 'FAILED', executionArn: EXEC_1, createdAt: '2024-12-10T11:00:00.000Z', updatedAt: '2024-12-10T11:30:00.000Z', step: 2, ...overrides });
 
 const turn = (step: number, extra: string[] = []): CheckpointRecord[] => [
   { sessionId: SESSION_ID, sk: checkpointKey.model(step), kind: 'model', step } as CheckpointRecord,

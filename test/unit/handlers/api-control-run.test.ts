@@ -5,8 +5,8 @@ import { SessionControl, type ControlApprovalStore, type ControlSessionStore, ty
 import type { PendingApproval } from '../../../lambdas/core/contracts/api';
 import { checkpointKey, type CheckpointRecord, type RollbackRecord, type SessionRecord } from '../../../lambdas/core/contracts/checkpoint';
 import { createControlHandler } from '../../../lambdas/handlers/api-control-run';
+import { SESSION_ID, sessionRecord } from '../support/records';
 
-const SESSION_ID = 'ses_0123456789abcdef0123456789abcdef';
 const STATE_MACHINE = 'arn:aws:states:us-east-1:123456789012:stateMachine:unit-agent';
 const execArn = (name: string): string => `arn:aws:states:us-east-1:123456789012:execution:unit-agent:${name}`;
 const EXEC_2 = execArn(`${SESSION_ID}-x2`);
@@ -25,24 +25,17 @@ const CONTEXT = {
 
 /** The session head: its second execution, branch 0, failed unless told otherwise. */
 function head(overrides: Partial<SessionRecord> = {}): SessionRecord {
-  return {
-    sessionId: SESSION_ID,
-    sk: 'SESSION',
-    schemaVersion: 2,
-    kind: 'session',
-    agent: 'unit-agent',
+  return sessionRecord({
     status: 'FAILED',
     executionArn: EXEC_2,
     executions: 2,
-    branch: 0,
     parentExecutionArn: execArn(SESSION_ID),
-    trigger: { source: 'api', dedupeKey: 'alert-42' },
     createdAt: '2024-12-10T11:00:00.000Z',
     updatedAt: FAILED_AT,
     step: 4,
     failure: { error: 'States.TaskFailed', cause: 'provider 503', failedState: 'ModelTurn' },
     ...overrides,
-  };
+  });
 }
 
 /** Live checkpoints of a session with model turns 1..`turns`, each with one tool call. Only kind, sk and step matter here. */
