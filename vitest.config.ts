@@ -1,13 +1,17 @@
-/** Unit and CDK assertion tests. `.log` files load as text, as esbuild's text loader bundles them. */
+/**
+ * Unit and CDK assertion tests. Text assets (`TEXT_ASSET_EXTENSIONS`: `.log`,
+ * `.yaml`, `.cedar`...) load as text, as esbuild's text loader bundles them.
+ */
 import { readFileSync } from 'node:fs';
 import { defineConfig, type Plugin } from 'vitest/config';
+import { TEXT_ASSET_EXTENSIONS } from './lib/text-assets';
 
-/** Loads text assets (`.log`) as a default-exported string. */
+/** Loads text assets (`TEXT_ASSET_EXTENSIONS`) as a default-exported string. */
 export const textAssets: Plugin = {
   name: 'text-assets',
   enforce: 'pre',
   load(id) {
-    if (id.endsWith('.log')) return `export default ${JSON.stringify(readFileSync(id, 'utf8'))};`;
+    if (TEXT_ASSET_EXTENSIONS.some((ext) => id.endsWith(ext))) return `export default ${JSON.stringify(readFileSync(id, 'utf8'))};`;
     return undefined;
   },
 };

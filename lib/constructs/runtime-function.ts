@@ -31,7 +31,18 @@ export interface RuntimeFunctionProps {
   readonly logRetention?: logs.RetentionDays;
   /** Extra esbuild loaders, e.g. `{'.log': 'text'}` to embed a data file. */
   readonly loader?: Record<string, string>;
+  /**
+   * Whether the function evaluates Cedar policies (imports `@cedar-policy/cedar-wasm/nodejs`,
+   * as `lambdas/adapters/policy-engine.ts` does): the bundle then carries
+   * {@link CEDAR_WASM_FILE} beside `index.js`, where Cedar's glue code reads it
+   * (`${__dirname}/cedar_wasm_bg.wasm`; esbuild bundles the JavaScript only).
+   * @default false
+   */
+  readonly cedar?: boolean;
 }
+
+/** Cedar's WebAssembly module, relative to the project root: copied into the bundle of a `cedar` function. */
+export const CEDAR_WASM_FILE = 'node_modules/@cedar-policy/cedar-wasm/nodejs/cedar_wasm_bg.wasm';
 
 /**
  * A NodejsFunction with: runtime nodejs22.x on ARM64; the AWS SDK bundled in
@@ -39,7 +50,8 @@ export interface RuntimeFunctionProps {
  * with); an esbuild target of node20 so the same bundle also runs on the local
  * cloud's Node 20; minified with names kept (error names survive); source maps;
  * X-Ray tracing; JSON logs into its own log group with a retention, which is
- * the only log group its role may write to.
+ * the only log group its role may write to; with `cedar`, Cedar's WebAssembly
+ * module beside the bundle.
  */
 export class RuntimeFunction extends nodejs.NodejsFunction {
   constructor(scope: Construct, id: string, props: RuntimeFunctionProps) {
@@ -80,6 +92,13 @@ export class RuntimeFunction extends nodejs.NodejsFunction {
         sourceMap: true,
         sourcesContent: false,
         loader: props.loader,
+        commandHooks: props.cedar
+          ? {
+              beforeBundling: () => [],
+              beforeInstall: () => [],
+              afterBundling: (inputDir: string, outputDir: string) => [`cp "${path.posix.join(inputDir, CEDAR_WASM_FILE)}" "${outputDir}/"`],
+            }
+          : undefined,
       },
     });
   }
