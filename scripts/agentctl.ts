@@ -13,10 +13,19 @@
  *   agentctl cancel <sessionId> --reason <text>        cancel a RUNNING run (stops its executions)
  *   agentctl rollback <sessionId> --to-step <n> [--reason <text>]
  *                                                      roll a run back to model turn n and continue from there
+ *   agentctl raise-budget <sessionId> [--cost-usd <usd>] [--input-tokens <n>] [--output-tokens <n>] [--steps <n>]
+ *            [--wall-clock-seconds <n>] [--reason <text>]
+ *                                                      set a run's budgets (new limits); a run paused on a budget resumes
+ *   agentctl stop <sessionId> --reason <text>          stop a run paused on a budget (STOPPED, partial results kept)
  *   agentctl inject-fault <sessionId> <point> <mode> [--times <n>]
  *                                                      plan a fault (stacks deployed with fault injection only);
  *                                                      points: Prepare, ModelTurn, RunTool, RunTool.afterSideEffect,
  *                                                      RequestApproval; modes: throw, timeout, kill
+ *   agentctl policy show <agent>                       the agent's policy override, if any (else the bundled policies apply)
+ *   agentctl policy put <agent> <file> [--module <path>] [--export <name>]
+ *                                                      validate a Cedar file against the agent's tools and write it as the
+ *                                                      agent's override (applies from the next decision, even mid-run)
+ *   agentctl policy remove <agent>                     delete the override: the bundled policies apply again
  *   agentctl deploy                                    deploy the example stack (local cloud unless configured otherwise)
  *   agentctl cloud up|down|status                      the local AWS cloud
  *
@@ -35,8 +44,13 @@ import { DescribeStateMachineCommand, SFNClient } from '@aws-sdk/client-sfn';
 import { DynamoDBDocumentClient, PutCommand, QueryCommand } from '@aws-sdk/lib-dynamodb';
 import { Command, InvalidArgumentError } from 'commander';
 import type { FaultMode, FaultPoint } from '../lambdas/adapters/fault-injection';
+import { PolicyStore } from '../lambdas/adapters/policy-engine';
+import { BUDGET_PAUSE_TOOL_PREFIX } from '../lambdas/core/approvals';
 import type { RunStatus } from '../lambdas/core/contracts/api';
+import type { AgentDefinition } from '../lambdas/core/define';
 import { sessionIdFor } from '../lambdas/core/ids';
+import { policySchema } from '../lambdas/core/policy';
+import { policyProblems } from '../lib/policy-check';
 import { ApiError, RuntimeApiClient } from './lib/api-client';
 import { apiBaseUrl, deploy, localCloudDown, localCloudUp, ROOT, targetsLocalCloud, useLocalCloudEnv, type StackOutputs } from './lib/cloud';
 import { describeToolEvent, formatProgress, SessionFollower } from './lib/follow';
@@ -183,6 +197,8 @@ async function followSession(client: RuntimeApiClient, sessionId: string, opts: 
     for (const pending of run.pendingApprovals) {
       if (asked.has(pending.approvalId)) continue;
       asked.add(pending.approvalId);
+      // A budget pause is answered by raise-budget or stop, not by an approval.
+      if (pending.tool.startsWith(BUDGET_PAUSE_TOOL_PREFIX)) continue;
       await decide(client, pending.approvalId, pending.tool, pending.input, opts);
     }
     if (finished) return { run: await client.getRun(sessionId), executionArn: follower.executionArn };
@@ -229,6 +245,12 @@ function describeRun(run: RunStatus): string[] {
     `updated     ${run.updatedAt}`,
   ];
   if (run.cancellation) lines.push(`cancelled   ${run.cancellation.at}${run.cancellation.by ? ` by ${run.cancellation.by}` : ''}: ${run.cancellation.reason}`);
+  if (run.budgets && Object.keys(run.budgets).length > 0) lines.push(`budgets     ${JSON.stringify(run.budgets)}`);
+  if (run.pause) {
+    lines.push(`paused      ${run.pause.at}: ${run.pause.budget} used ${run.pause.used} of ${run.pause.limit}`);
+    lines.push(`            resume: npm run agentctl -- raise-budget ${run.sessionId} --<budget> <new limit>; or: npm run agentctl -- stop ${run.sessionId} --reason <why>`);
+  }
+  if (run.stop) lines.push(`stopped     ${run.stop.at}${run.stop.by ? ` by ${run.stop.by}` : ''}: ${run.stop.reason}`);
   if (run.failure) lines.push(`failure     ${run.failure.error} in ${run.failure.failedState}: ${run.failure.cause}`);
   if (run.output !== undefined) lines.push(`output      ${JSON.stringify(run.output, null, 2).replace(/\n/g, '\n            ')}`);
   for (const a of run.pendingApprovals) {
@@ -269,6 +291,34 @@ async function withOutputs<T>(fn: (outputs: StackOutputs) => Promise<T>): Promis
   const outputs = (JSON.parse(fs.readFileSync(file, 'utf8')) as Record<string, StackOutputs>)[STACK];
   if (!outputs) throw new Error(`${file} has no ${STACK} outputs`);
   return fn(outputs);
+}
+
+/** The agent module `policy put` validates against, unless `--module` names another. */
+const DEFAULT_AGENT_MODULE = 'examples/ssh-brute-force/agent.ts';
+
+/** The stack's policy table (`PolicyTableName` output) through the document client. */
+function policyStore(outputs: StackOutputs): PolicyStore {
+  const table = outputs.PolicyTableName;
+  if (!table) throw new Error(`stack ${STACK} has no PolicyTableName output: redeploy it (npm run agentctl -- deploy)`);
+  return new PolicyStore(DynamoDBDocumentClient.from(new DynamoDBClient({})), table);
+}
+
+/**
+ * Writes `file` as `agent`'s policy override, after checking it as synth checks the
+ * bundled file: Cedar's strict validation against the schema generated from the tools
+ * of the definition `exportName` of `modulePath`, and every `Tool::"..."` one of them.
+ * @throws Error listing every problem (nothing is written), or when the module's agent is another one.
+ */
+async function putPolicy(agent: string, file: string, modulePath: string, exportName: string): Promise<void> {
+  const text = fs.readFileSync(file, 'utf8');
+  const mod = (await import(path.resolve(ROOT, modulePath))) as Record<string, unknown>;
+  const definition = mod[exportName] as AgentDefinition | undefined;
+  if (!definition?.tools) throw new Error(`${modulePath} exports no agent definition named "${exportName}" (give --module and --export)`);
+  if (definition.name !== agent) throw new Error(`${modulePath} (${exportName}) defines agent "${definition.name}", not "${agent}": give --module and --export`);
+  const problems = policyProblems({ text, source: file }, policySchema(definition.tools), { tools: definition.tools.map((t) => t.name) });
+  if (problems.length > 0) throw new Error(`${file} was not written; its problems:\n${problems.map((p) => `  ${p}`).join('\n')}`);
+  const record = await withOutputs((o) => policyStore(o).put(agent, text, REQUESTED_BY));
+  say(`agent ${agent}: policy override version ${record.version} written by ${record.updatedBy} at ${record.updatedAt}; it applies from the next decision`);
 }
 
 const program = new Command('agentctl').description('Run and inspect agents of the agent runtime').showHelpAfterError();
@@ -343,6 +393,32 @@ program
     }),
   );
 program
+  .command('raise-budget <sessionId>')
+  .description('set a run\'s budgets (each option the new limit); a run paused on a budget resumes where it stopped')
+  .option('--cost-usd <usd>', 'cost in USD', Number)
+  .option('--input-tokens <n>', 'input tokens', integer(1))
+  .option('--output-tokens <n>', 'output tokens', integer(1))
+  .option('--steps <n>', 'model turns', integer(1))
+  .option('--wall-clock-seconds <n>', 'seconds, not counting pauses', integer(1))
+  .option('--reason <text>', 'why (logged)')
+  .action((id: string, opts: { costUsd?: number; inputTokens?: number; outputTokens?: number; steps?: number; wallClockSeconds?: number; reason?: string }) =>
+    withOutputs(async (o) => {
+      const { reason, ...budgets } = opts;
+      const r = await api(o).raiseBudget(id, { budgets, reason, requestedBy: REQUESTED_BY });
+      say(`session ${r.sessionId}: budgets ${JSON.stringify(r.budgets)}${r.resumed ? ' (resumed)' : ''}`);
+    }),
+  );
+program
+  .command('stop <sessionId>')
+  .description('stop a run paused on a budget: it ends STOPPED, its partial results kept')
+  .requiredOption('--reason <text>', 'why (recorded on the session)')
+  .action((id: string, opts: { reason: string }) =>
+    withOutputs(async (o) => {
+      const r = await api(o).stop(id, { reason: opts.reason, requestedBy: REQUESTED_BY });
+      say(`session ${r.sessionId}: ${r.status} after ${r.step} model turn(s), ${r.completedToolCalls} completed tool call(s); paused on ${r.pause.budget} (${r.pause.used} of ${r.pause.limit})`);
+    }),
+  );
+program
   .command('inject-fault <sessionId> <point> <mode>')
   .description(`plan a fault for a session (stacks with fault injection only); point: ${FAULT_POINTS.join(' | ')}; mode: ${FAULT_MODES.join(' | ')}`)
   .option('--times <n>', 'how many times it fires', integer(1), 1)
@@ -368,6 +444,32 @@ program
   .command('reject <approvalId>')
   .requiredOption('--reason <text>', 'why')
   .action((id: string, opts: { reason: string }) => withOutputs(async (o) => say(JSON.stringify(await api(o).decide(id, 'reject', opts.reason, process.env.USER)))));
+const policy = program.command('policy').description("an agent's Cedar policy override in the policy table (read before every decision)");
+policy
+  .command('show <agent>')
+  .description("print the agent's override, or say that the bundled policies apply")
+  .action((agent: string) =>
+    withOutputs(async (o) => {
+      const record = await policyStore(o).current(agent);
+      if (!record) say(`agent ${agent}: no override; the bundled policies apply (the agent's policies file, or permit-all when it declares none)`);
+      else say(`agent ${agent}: override version ${record.version}, written by ${record.updatedBy} at ${record.updatedAt}\n\n${record.policies}`);
+    }),
+  );
+policy
+  .command('put <agent> <file>')
+  .description("validate a Cedar file against the agent's tools, then write it as the agent's override")
+  .option('--module <path>', 'the module declaring the agent, relative to the project root', DEFAULT_AGENT_MODULE)
+  .option('--export <name>', "the module's export holding the agent definition", 'agent')
+  .action((agent: string, file: string, opts: { module: string; export: string }) => putPolicy(agent, file, opts.module, opts.export));
+policy
+  .command('remove <agent>')
+  .description("delete the agent's override: the bundled policies apply from the next decision")
+  .action((agent: string) =>
+    withOutputs(async (o) => {
+      await policyStore(o).remove(agent);
+      say(`agent ${agent}: override removed (if there was one); the bundled policies apply from the next decision`);
+    }),
+  );
 program.command('deploy').action(async () => void (await ensureDeployed()));
 program
   .command('cloud <action>')

@@ -6,23 +6,28 @@
  *                      ├duplicate→ DuplicateTrigger (Succeed)  ├final→ Done (Succeed)
  *                      ├superseded→ Superseded (Succeed)       ├continue→ ContinueAsNew (StartExecution of this
  *                      │                                       │          state machine) → ContinuedAsNew (Succeed)
+ *                      │                                       ├paused→ PauseForBudget (.waitForTaskToken) → Raised?
+ *                      │                                       │          ├raised→ ModelTurn   └stopped→ Stopped (Succeed)
+ *                      │                                       │          └States.Timeout→ BudgetExhausted ─┐
+ *                      │                                       ├review→ ReviewOutput (.waitForTaskToken) → ModelTurn
  *                      └failed→ InvalidInput ─┐                ├repair→ ModelTurn
- *                                             │                ├step ≥ maxSteps→ StepLimitReached ─┐
+ *                                             │                ├step ≥ maxSteps→ StepLimitReached ─┤
  *                                             │                └failed→ OutputValidationFailed ───┤
  *   any task failing past its retries → <State>Failed ─────────────────────────────→ RecordFailure → Failed (Fail)
  *                                              RecordFailure failing → SendEnvelopeDirectly (SQS) → RecordFailureFailed (Fail)
  *
- * RunTools item: NeedsApproval? ─yes→ RequestApproval (.waitForTaskToken, TimeoutSeconds) ─→ RunTool
- *                                │     └States.Timeout→ ApprovalTimedOut ─────────────────↗
- *                                └no→ RunTool (FunctionName.$ from the item)
+ * RunTools item: Dispatch (Choice on the tool) ─needs approval→ RequestApproval (.waitForTaskToken) → AfterApproval ─→ RunTool-<tool>
+ *                                              │                └States.Timeout→ ApprovalTimedOut ───↗
+ *                                              └otherwise→ RunTool-<tool> (the tool's TimeoutSeconds and Retry)
  * ```
  *
  * Outcomes are values routed by Choice states; thrown errors are faults, retried
- * with exponential backoff and full jitter, then caught and recorded. The step
- * limit is a Choice rule of the definition. The payload is a pointer (session
- * id, step, counters, the current turn's call list); the Map discards its
+ * with exponential backoff and full jitter (a tool's own Retry for its Task), then
+ * caught and recorded. The step limit is a Choice rule of the definition; budgets
+ * are checked inside the model turn, before each spend. The payload is a pointer
+ * (session id, step, counters, the current turn's call list); the Map discards its
  * results. A turn with one tool call takes 5 state transitions
- * (ModelTurn, Route, RunTools, NeedsApproval, RunTool).
+ * (ModelTurn, Route, RunTools, Dispatch, RunTool-<tool>).
  */
 import { Aws, Duration } from 'aws-cdk-lib';
 import type * as lambda from 'aws-cdk-lib/aws-lambda';
@@ -30,8 +35,19 @@ import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import type * as sqs from 'aws-cdk-lib/aws-sqs';
 import * as tasks from 'aws-cdk-lib/aws-stepfunctions-tasks';
 import type { Construct } from 'constructs';
-import { APPROVAL_TIMED_OUT_REASON, EVENT_SCHEMA_VERSION, FAILURE_RETRY, IN_PROGRESS_RETRY, TASK_RETRY } from '../lambdas/core/constants';
+import { APPROVAL_TIMED_OUT_REASON, EVENT_SCHEMA_VERSION, FAILURE_RETRY, IN_PROGRESS_RETRY, TASK_RETRY, TASK_TIMEOUT_MARGIN_SECONDS } from '../lambdas/core/constants';
+import type { ToolRetry } from '../lambdas/core/define';
 import { TERMINAL_ERROR_NAMES } from '../lambdas/core/errors';
+
+/** A tool as the loop runs it: its function, and its Task's TimeoutSeconds and Retry. */
+export interface LoopTool {
+  readonly name: string;
+  readonly function: lambda.IFunction;
+  readonly needsApproval: boolean;
+  /** The tool's timeout; the Task's TimeoutSeconds adds {@link TASK_TIMEOUT_MARGIN_SECONDS}. */
+  readonly timeoutSeconds: number;
+  readonly retry: ToolRetry;
+}
 
 /** Props of {@link AgentLoop}. */
 export interface AgentLoopProps {
@@ -40,8 +56,14 @@ export interface AgentLoopProps {
   readonly maxSteps: number;
   /** The RunTools Map's MaxConcurrency. */
   readonly toolConcurrency: number;
-  /** TimeoutSeconds of each approval wait. */
+  /** TimeoutSeconds of each approval wait (tool calls and output reviews). */
   readonly approvalTimeoutSeconds: number;
+  /** TimeoutSeconds of a budget pause; past it the run fails with `BudgetExhausted`. */
+  readonly budgetPauseTimeoutSeconds: number;
+  /** The model turn's timeout; its Task's TimeoutSeconds adds {@link TASK_TIMEOUT_MARGIN_SECONDS}. */
+  readonly modelTimeoutSeconds: number;
+  /** The agent's tools: one RunTool Task each. */
+  readonly tools: readonly LoopTool[];
   /** The agent's Prepare handler. */
   readonly prepareFunction: lambda.IFunction;
   /** The agent's model-turn handler. */
@@ -61,10 +83,18 @@ export const STATE = {
   modelTurn: 'ModelTurn',
   route: 'Route',
   runTools: 'RunTools',
-  needsApproval: 'NeedsApproval?',
   requestApproval: 'RequestApproval',
   approvalTimedOut: 'ApprovalTimedOut',
   runTool: 'RunTool',
+  dispatch: 'Dispatch',
+  afterApproval: 'AfterApproval',
+  pauseForBudget: 'PauseForBudget',
+  raised: 'Raised?',
+  stopped: 'Stopped',
+  budgetExhausted: 'BudgetExhausted',
+  pauseTimedOut: 'PauseTimedOut',
+  reviewOutput: 'ReviewOutput',
+  reviewTimedOut: 'ReviewTimedOut',
   recordFailure: 'RecordFailure',
   done: 'Done',
   duplicate: 'DuplicateTrigger',
@@ -77,6 +107,7 @@ export const STATE = {
 
 /** The loop payload fields every task passes on (`core/contracts/loop.ts`). */
 const PROGRESS = {
+  'decision.$': '$.decision',
   'events.$': '$.events',
   'execution.$': '$.execution',
   'branch.$': '$.branch',
@@ -94,8 +125,13 @@ export class AgentLoop extends sfn.StateMachineFragment {
   readonly startState: sfn.State;
   readonly endStates: sfn.INextable[] = [];
 
+  private readonly agentName: string;
+  private readonly approvalFunction: lambda.IFunction;
+
   constructor(scope: Construct, id: string, props: AgentLoopProps) {
     super(scope, id);
+    this.agentName = props.agentName;
+    this.approvalFunction = props.approvalRequestFunction;
     const recordFailure = this.recordFailure(props);
 
     const prepare = new tasks.LambdaInvoke(this, STATE.prepare, {
@@ -124,6 +160,7 @@ export class AgentLoop extends sfn.StateMachineFragment {
         ...PROGRESS,
       }),
       retryOnServiceExceptions: false,
+      taskTimeout: sfn.Timeout.duration(Duration.seconds(props.modelTimeoutSeconds + TASK_TIMEOUT_MARGIN_SECONDS)),
       outputPath: '$.Payload',
     });
     this.retryFaults(modelTurn, true);
@@ -151,6 +188,8 @@ export class AgentLoop extends sfn.StateMachineFragment {
     const route = new sfn.Choice(this, STATE.route)
       .when(outcome('final'), new sfn.Succeed(this, STATE.done))
       .when(outcome('continue'), continueAsNew)
+      .when(outcome('paused'), this.pauseForBudget(props, modelTurn, recordFailure))
+      .when(outcome('review'), this.reviewOutput(props, modelTurn, recordFailure))
       .when(outcome('failed'), this.domainFailure('OutputValidationFailed', STATE.modelTurn, props, recordFailure))
       .when(
         sfn.Condition.numberGreaterThanEquals('$.step', props.maxSteps),
@@ -171,61 +210,123 @@ export class AgentLoop extends sfn.StateMachineFragment {
     this.startState = prepare;
   }
 
-  /** One tool call: an approval wait when the tool needs one, then the tool's function. */
+  /**
+   * One tool call: Dispatch (Choice on the tool's name) to the tool's own RunTool
+   * Task (its TimeoutSeconds and Retry), through an approval wait first when the
+   * tool needs one (then AfterApproval picks the tool's Task again).
+   */
   private toolItem(props: AgentLoopProps): sfn.IChainable {
-    const runTool = new sfn.CustomState(this, STATE.runTool, {
-      stateJson: {
-        Type: 'Task',
-        Resource: `arn:${Aws.PARTITION}:states:::lambda:invoke`,
-        Parameters: {
-          'FunctionName.$': '$.call.functionArn',
-          Payload: {
-            'sessionId.$': '$.sessionId',
-            'step.$': '$.step',
-            'branch.$': '$.branch',
-            'call.$': '$.call',
-            'approval.$': '$.approval',
-            'executionArn.$': '$$.Execution.Id',
-            'retryCount.$': '$$.State.RetryCount',
-          },
-        },
-        OutputPath: '$.Payload',
-      },
-    });
-    this.retryFaults(runTool, true);
+    const toolIs = (name: string): sfn.Condition => sfn.Condition.stringEquals('$.call.tool', name);
+    const runTools = new Map(props.tools.map((tool) => [tool.name, this.runTool(tool)]));
+    const dispatch = new sfn.Choice(this, STATE.dispatch, { comment: "to the tool's RunTool Task, through an approval wait when it needs one" });
+    const approvalTools = props.tools.filter((t) => t.needsApproval);
+    if (approvalTools.length > 0) {
+      const requestApproval = this.approvalWait(STATE.requestApproval, props.approvalTimeoutSeconds, {
+        kind: 'tool_call',
+        call: sfn.JsonPath.objectAt('$.call'),
+      }, '$.approval');
+      const timedOut = new sfn.Pass(this, STATE.approvalTimedOut, {
+        parameters: { decision: 'timed_out', reason: APPROVAL_TIMED_OUT_REASON },
+        resultPath: '$.approval',
+      });
+      requestApproval.addCatch(timedOut, { errors: [sfn.Errors.TIMEOUT], resultPath: '$.approval' });
+      const afterApproval = new sfn.Choice(this, STATE.afterApproval);
+      for (const tool of approvalTools) afterApproval.when(toolIs(tool.name), runTools.get(tool.name) as sfn.State);
+      afterApproval.otherwise(new sfn.Fail(this, 'UnknownApprovedTool', { error: 'ConfigurationError', cause: 'an approved call names a tool the loop does not have' }));
+      requestApproval.next(afterApproval);
+      timedOut.next(afterApproval);
+      for (const tool of approvalTools) dispatch.when(toolIs(tool.name), requestApproval);
+    }
+    for (const tool of props.tools) dispatch.when(toolIs(tool.name), runTools.get(tool.name) as sfn.State);
+    // A call for a tool the agent does not have never reaches the Map (the model turn answers it); this is a
+    // backstop. Inside the Map: failing the iteration fails RunTools, whose Catch records it.
+    return dispatch.otherwise(new sfn.Fail(this, 'UnknownToolCall', { error: 'ConfigurationError', cause: 'a tool call names a tool the loop does not have' }));
+  }
 
-    const requestApproval = new tasks.LambdaInvoke(this, STATE.requestApproval, {
-      lambdaFunction: props.approvalRequestFunction,
-      integrationPattern: sfn.IntegrationPattern.WAIT_FOR_TASK_TOKEN,
+  /** A tool's RunTool Task: its function, its TimeoutSeconds (plus a margin) and its Retry. */
+  private runTool(tool: LoopTool): sfn.State {
+    const task = new tasks.LambdaInvoke(this, `${STATE.runTool}-${tool.name}`, {
+      lambdaFunction: tool.function,
+      comment: `tool ${tool.name}`,
       payload: sfn.TaskInput.fromObject({
-        agent: props.agentName,
         sessionId: sfn.JsonPath.stringAt('$.sessionId'),
         step: sfn.JsonPath.numberAt('$.step'),
+        branch: sfn.JsonPath.numberAt('$.branch'),
         call: sfn.JsonPath.objectAt('$.call'),
+        approval: sfn.JsonPath.objectAt('$.approval'),
+        executionArn: EXECUTION_ARN,
+        retryCount: sfn.JsonPath.numberAt('$$.State.RetryCount'),
+      }),
+      taskTimeout: sfn.Timeout.duration(Duration.seconds(tool.timeoutSeconds + TASK_TIMEOUT_MARGIN_SECONDS)),
+      retryOnServiceExceptions: false,
+      outputPath: '$.Payload',
+    });
+    this.retryFaults(task, true, tool.retry);
+    return task;
+  }
+
+  /**
+   * A `.waitForTaskToken` task of the runtime's approval function (tool approvals,
+   * output reviews, budget pauses), with its timeout. The wait's own timeout is an
+   * outcome (caught by the caller), never retried.
+   */
+  private approvalWait(id: string, timeoutSeconds: number, fields: Record<string, unknown>, resultPath: string): tasks.LambdaInvoke {
+    const wait = new tasks.LambdaInvoke(this, id, {
+      lambdaFunction: this.approvalFunction,
+      integrationPattern: sfn.IntegrationPattern.WAIT_FOR_TASK_TOKEN,
+      payload: sfn.TaskInput.fromObject({
+        agent: this.agentName,
+        sessionId: sfn.JsonPath.stringAt('$.sessionId'),
+        step: sfn.JsonPath.numberAt('$.step'),
+        ...fields,
         taskToken: sfn.JsonPath.taskToken,
-        timeoutSeconds: props.approvalTimeoutSeconds,
+        timeoutSeconds,
         // The wait's clock starts here, not when the Lambda runs: expiry is computed from it.
         requestedAt: sfn.JsonPath.stringAt('$$.State.EnteredTime'),
         executionArn: EXECUTION_ARN,
       }),
-      taskTimeout: sfn.Timeout.duration(Duration.seconds(props.approvalTimeoutSeconds)),
+      taskTimeout: sfn.Timeout.duration(Duration.seconds(timeoutSeconds)),
       retryOnServiceExceptions: false,
-      resultPath: '$.approval',
+      resultPath,
     });
-    // The wait's own timeout is an outcome (rejected, "timed out"), never retried.
-    requestApproval.addRetry({ errors: [sfn.Errors.TIMEOUT], maxAttempts: 0 });
-    this.retryFaults(requestApproval);
-    const timedOut = new sfn.Pass(this, STATE.approvalTimedOut, {
-      parameters: { decision: 'timed_out', reason: APPROVAL_TIMED_OUT_REASON },
-      resultPath: '$.approval',
-    });
-    requestApproval.addCatch(timedOut, { errors: [sfn.Errors.TIMEOUT], resultPath: '$.approval' });
-    requestApproval.next(runTool);
-    timedOut.next(runTool);
+    wait.addRetry({ errors: [sfn.Errors.TIMEOUT], maxAttempts: 0 });
+    this.retryFaults(wait);
+    return wait;
+  }
 
-    return new sfn.Choice(this, STATE.needsApproval)
-      .when(sfn.Condition.booleanEquals('$.call.needsApproval', true), requestApproval)
-      .otherwise(runTool);
+  /**
+   * PauseForBudget: waits (`.waitForTaskToken`) for `raise-budget` (back to the model
+   * turn, which checks the budgets again) or `stop` (Stopped, partial results kept).
+   * Past its timeout the run fails with `BudgetExhausted`.
+   */
+  private pauseForBudget(props: AgentLoopProps, modelTurn: sfn.State, recordFailure: sfn.State): sfn.State {
+    const pause = this.approvalWait(STATE.pauseForBudget, props.budgetPauseTimeoutSeconds, {
+      kind: 'budget_pause',
+      pause: sfn.JsonPath.objectAt('$.pause'),
+    }, '$.decision');
+    const exhausted = this.failWith(STATE.budgetExhausted, 'BudgetExhausted', `a budget was used up and not raised within ${props.budgetPauseTimeoutSeconds} s`, props, recordFailure);
+    pause.addCatch(exhausted, { errors: [sfn.Errors.TIMEOUT], resultPath: '$.caught' });
+    pause.addCatch(this.caught(STATE.pauseForBudget, props, recordFailure), { resultPath: '$.caught' });
+    pause.next(
+      new sfn.Choice(this, STATE.raised)
+        .when(sfn.Condition.stringEquals('$.decision.decision', 'raised'), modelTurn)
+        .otherwise(new sfn.Succeed(this, STATE.stopped, { comment: 'stopped while paused on a budget; partial results are in the session' })),
+    );
+    return pause;
+  }
+
+  /** ReviewOutput: a human approves or rejects the answer; the model turn records the outcome. */
+  private reviewOutput(props: AgentLoopProps, modelTurn: sfn.State, recordFailure: sfn.State): sfn.State {
+    const review = this.approvalWait(STATE.reviewOutput, props.approvalTimeoutSeconds, { kind: 'output_review' }, '$.decision');
+    const timedOut = new sfn.Pass(this, STATE.reviewTimedOut, {
+      parameters: { decision: 'timed_out', reason: APPROVAL_TIMED_OUT_REASON },
+      resultPath: '$.decision',
+    });
+    review.addCatch(timedOut, { errors: [sfn.Errors.TIMEOUT], resultPath: '$.decision' });
+    review.addCatch(this.caught(STATE.reviewOutput, props, recordFailure), { resultPath: '$.caught' });
+    timedOut.next(modelTurn);
+    review.next(modelTurn);
+    return review;
   }
 
   /**
@@ -265,8 +366,9 @@ export class AgentLoop extends sfn.StateMachineFragment {
    * Terminal errors are not retried; every other fault is, with backoff and full jitter.
    * @param idempotent the step's call runs under Powertools idempotency: a locked key
    *   (an attempt that died mid-call) is retried more slowly, until the lock expires
+   * @param retry a tool's declared retry, instead of {@link TASK_RETRY}
    */
-  private retryFaults(task: sfn.TaskStateBase | sfn.CustomState, idempotent = false): void {
+  private retryFaults(task: sfn.TaskStateBase | sfn.CustomState, idempotent = false, retry?: ToolRetry): void {
     task.addRetry({ errors: [...TERMINAL_ERROR_NAMES], maxAttempts: 0 });
     if (idempotent) {
       task.addRetry({
@@ -280,11 +382,12 @@ export class AgentLoop extends sfn.StateMachineFragment {
     }
     task.addRetry({
       errors: [sfn.Errors.ALL],
-      maxAttempts: TASK_RETRY.maxAttempts,
-      interval: Duration.seconds(TASK_RETRY.intervalSeconds),
-      backoffRate: TASK_RETRY.backoffRate,
-      maxDelay: Duration.seconds(TASK_RETRY.maxDelaySeconds),
-      jitterStrategy: sfn.JitterType.FULL,
+      // A tool's `maxAttempts` counts the first attempt; Retry's MaxAttempts counts retries.
+      maxAttempts: retry ? retry.maxAttempts - 1 : TASK_RETRY.maxAttempts,
+      interval: Duration.seconds(retry?.intervalSeconds ?? TASK_RETRY.intervalSeconds),
+      backoffRate: retry?.backoffRate ?? TASK_RETRY.backoffRate,
+      maxDelay: Duration.seconds(retry?.maxDelaySeconds ?? TASK_RETRY.maxDelaySeconds),
+      jitterStrategy: retry?.jitter === 'none' ? sfn.JitterType.NONE : sfn.JitterType.FULL,
     });
   }
 

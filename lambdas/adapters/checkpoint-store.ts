@@ -21,7 +21,6 @@ import {
   type RollbackRecord,
   type SessionRecord,
   type SessionStatus,
-  type TriggerInfo,
 } from '../core/contracts/checkpoint';
 import type { Failure } from '../core/contracts/loop';
 import { SessionFencedError } from '../core/errors';
@@ -53,7 +52,7 @@ export class CheckpointStore {
    * Creates the session head unless it exists.
    * @returns the head as stored: the new one, or the existing one (a redelivered trigger or a retried Prepare).
    */
-  async createSession(props: { sessionId: string; agent: string; executionArn: string; trigger: TriggerInfo }): Promise<{ created: boolean; session: SessionRecord }> {
+  async createSession(props: Parameters<typeof newSessionRecord>[0]): Promise<{ created: boolean; session: SessionRecord }> {
     const session = newSessionRecord(props, this.now().toISOString());
     try {
       await this.client.send(new PutCommand({ TableName: this.tableName, Item: session, ConditionExpression: 'attribute_not_exists(sk)' }));
@@ -200,8 +199,8 @@ export class CheckpointStore {
   }
 
   /**
-   * Cancels a RUNNING session: status CANCELLED with why.
-   * @returns the head as it was before, or undefined when it was not RUNNING (nothing written).
+   * Cancels a RUNNING (or budget-paused) session: status CANCELLED with why.
+   * @returns the head as it was before, or undefined when it was neither (nothing written).
    */
   async cancel(sessionId: string, cancellation: Omit<Cancellation, 'at'>): Promise<SessionRecord | undefined> {
     const at = this.now().toISOString();
@@ -211,9 +210,9 @@ export class CheckpointStore {
           TableName: this.tableName,
           Key: { sessionId, sk: SESSION_SK },
           UpdateExpression: `SET #status = :cancelled, #cancellation = :c, #updatedAt = :at, ${UPGRADE_HEAD}`,
-          ConditionExpression: '#status = :running',
+          ConditionExpression: '#status IN (:running, :paused)',
           ExpressionAttributeNames: { ...names('status', 'cancellation', 'updatedAt'), ...UPGRADE_NAMES },
-          ExpressionAttributeValues: { ':cancelled': 'CANCELLED', ':running': 'RUNNING', ':c': { ...cancellation, at }, ':at': at, ...UPGRADE_VALUES },
+          ExpressionAttributeValues: { ':cancelled': 'CANCELLED', ':running': 'RUNNING', ':paused': 'PAUSED_BUDGET', ':c': { ...cancellation, at }, ':at': at, ...UPGRADE_VALUES },
           ReturnValues: 'ALL_OLD',
         }),
       );
@@ -306,6 +305,99 @@ export class CheckpointStore {
   }
 
   /**
+   * Pauses the session on a used-up budget, on behalf of `executionArn`: RUNNING →
+   * PAUSED_BUDGET with the pause, and the pause count incremented. Idempotent: a
+   * retried request finds the same pause (same `approvalId`) and changes nothing.
+   * @returns the pause's sequence number (its `PAUSE#<n>` record)
+   * @throws SessionFencedError when the execution no longer owns the session, or it is
+   *   neither RUNNING nor paused by this same wait.
+   */
+  async pause(sessionId: string, executionArn: string, pause: NonNullable<SessionRecord['pause']>): Promise<number> {
+    try {
+      const out = await this.client.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: { sessionId, sk: SESSION_SK },
+          UpdateExpression: `SET #status = :paused, #pause = :pause, #updatedAt = :at, #pauses = if_not_exists(#pauses, :zero) + :one, ${UPGRADE_HEAD}`,
+          ConditionExpression: '#executionArn = :exec AND #status = :running',
+          ExpressionAttributeNames: { ...names('status', 'pause', 'updatedAt', 'pauses', 'executionArn'), ...UPGRADE_NAMES },
+          ExpressionAttributeValues: { ':paused': 'PAUSED_BUDGET', ':running': 'RUNNING', ':pause': pause, ':at': this.now().toISOString(), ':exec': executionArn, ...UPGRADE_VALUES },
+          ReturnValues: 'ALL_NEW',
+        }),
+      );
+      return Number(out.Attributes?.pauses ?? 1);
+    } catch (err) {
+      if (!(err instanceof ConditionalCheckFailedException)) throw err;
+      const head = await this.getSession(sessionId);
+      if (head?.executionArn === executionArn && head.status === 'PAUSED_BUDGET' && head.pause?.approvalId === pause.approvalId) return head.pauses ?? 1;
+      throw new SessionFencedError(`execution ${executionArn} no longer owns session ${sessionId} (or it is not RUNNING); not paused`);
+    }
+  }
+
+  /**
+   * Sets the session's budgets (`raise-budget`). A PAUSED_BUDGET session also becomes
+   * RUNNING again, its paused time added to `pausedSeconds` and its pause cleared.
+   * Conditional on the head as read (status and pause), so a concurrent raise or stop wins cleanly.
+   * @returns the head before the change, or undefined when it was neither RUNNING nor PAUSED_BUDGET or changed meanwhile.
+   */
+  async setBudgets(head: SessionRecord, budgets: NonNullable<SessionRecord['budgets']>): Promise<SessionRecord | undefined> {
+    const now = this.now();
+    if (head.status !== 'RUNNING' && head.status !== 'PAUSED_BUDGET') return undefined;
+    const resume = head.status === 'PAUSED_BUDGET' && head.pause;
+    const pausedFor = resume ? Math.max(0, (now.getTime() - Date.parse(head.pause!.at)) / 1000) : 0;
+    try {
+      await this.client.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: { sessionId: head.sessionId, sk: SESSION_SK },
+          UpdateExpression: resume
+            ? `SET #budgets = :budgets, #status = :running, #pausedSeconds = if_not_exists(#pausedSeconds, :zero) + :paused, #updatedAt = :at, ${UPGRADE_HEAD} REMOVE #pause`
+            : `SET #budgets = :budgets, #updatedAt = :at, ${UPGRADE_HEAD}`,
+          ConditionExpression: resume ? '#status = :status AND #pause.#approvalId = :approvalId' : '#status = :status',
+          ExpressionAttributeNames: { ...names('budgets', 'status', 'updatedAt', ...(resume ? ['pausedSeconds', 'pause', 'approvalId'] : [])), ...UPGRADE_NAMES },
+          ExpressionAttributeValues: {
+            ':budgets': budgets,
+            ':status': head.status,
+            ':at': now.toISOString(),
+            ...(resume ? { ':running': 'RUNNING', ':paused': pausedFor, ':approvalId': head.pause!.approvalId } : {}),
+            ...UPGRADE_VALUES,
+          },
+        }),
+      );
+      return head;
+    } catch (err) {
+      if (err instanceof ConditionalCheckFailedException) return undefined;
+      throw err;
+    }
+  }
+
+  /**
+   * Stops a PAUSED_BUDGET session: status STOPPED with why; its checkpoints (the
+   * partial results) stay. Conditional on the pause as read.
+   * @returns the head before the change, or undefined when it was not paused by that pause (nothing written).
+   */
+  async stop(head: SessionRecord, stop: Omit<NonNullable<SessionRecord['stop']>, 'at'>): Promise<SessionRecord | undefined> {
+    if (head.status !== 'PAUSED_BUDGET' || !head.pause) return undefined;
+    const at = this.now().toISOString();
+    try {
+      await this.client.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: { sessionId: head.sessionId, sk: SESSION_SK },
+          UpdateExpression: `SET #status = :stopped, #stop = :stop, #updatedAt = :at, ${UPGRADE_HEAD}`,
+          ConditionExpression: '#status = :paused AND #pause.#approvalId = :approvalId',
+          ExpressionAttributeNames: { ...names('status', 'stop', 'updatedAt', 'pause', 'approvalId'), ...UPGRADE_NAMES },
+          ExpressionAttributeValues: { ':stopped': 'STOPPED', ':paused': 'PAUSED_BUDGET', ':stop': { ...stop, at }, ':at': at, ':approvalId': head.pause.approvalId, ...UPGRADE_VALUES },
+        }),
+      );
+      return head;
+    } catch (err) {
+      if (err instanceof ConditionalCheckFailedException) return undefined;
+      throw err;
+    }
+  }
+
+  /**
    * Marks the session SUCCEEDED with its output, on behalf of `executionArn` (the
    * execution that owns it). Idempotent.
    * @throws SessionFencedError when another execution owns the session, or it was cancelled.
@@ -353,10 +445,10 @@ export class CheckpointStore {
             '#schemaVersion = if_not_exists(#schemaVersion, :v), #kind = if_not_exists(#kind, :kind), #agent = if_not_exists(#agent, :agent), ' +
             '#executionArn = if_not_exists(#executionArn, :exec), #step = if_not_exists(#step, :zero), ' +
             '#executions = if_not_exists(#executions, :one), #branch = if_not_exists(#branch, :zero)',
-          // A cancelled session stays cancelled: a step of its stopped execution may still fail late.
+          // A cancelled or stopped session stays so: a step of its stopped execution may still fail late.
           ConditionExpression: onlyIfRunning
-            ? 'attribute_not_exists(sk) OR (#executionArn = :exec AND #status = :running)'
-            : 'attribute_not_exists(sk) OR (#executionArn = :exec AND #status <> :cancelled)',
+            ? 'attribute_not_exists(sk) OR (#executionArn = :exec AND #status IN (:running, :paused))'
+            : 'attribute_not_exists(sk) OR (#executionArn = :exec AND NOT #status IN (:cancelled, :stopped))',
           ExpressionAttributeNames: names('status', 'failure', 'updatedAt', 'createdAt', 'schemaVersion', 'kind', 'agent', 'executionArn', 'step', 'executions', 'branch'),
           ExpressionAttributeValues: {
             ':failed': 'FAILED',
@@ -368,7 +460,7 @@ export class CheckpointStore {
             ':exec': props.executionArn,
             ':zero': 0,
             ':one': 1,
-            ...(onlyIfRunning ? { ':running': 'RUNNING' } : { ':cancelled': 'CANCELLED' }),
+            ...(onlyIfRunning ? { ':running': 'RUNNING', ':paused': 'PAUSED_BUDGET' } : { ':cancelled': 'CANCELLED', ':stopped': 'STOPPED' }),
           },
         }),
       );

@@ -18,7 +18,22 @@
  *   (conditional on the head's execution and branch); start the continuation.
  */
 import { DescribeExecutionCommand, ExecutionDoesNotExist, RedriveExecutionCommand, StopExecutionCommand, type ExecutionStatus } from '@aws-sdk/client-sfn';
-import type { CancelRunRequest, CancelRunResponse, ResumeRunRequest, ResumeRunResponse, RollbackRunRequest, RollbackRunResponse } from '../core/contracts/api';
+import { raiseBudgets } from '../core/budget';
+import type {
+  CancelRunRequest,
+  CancelRunResponse,
+  RaiseBudgetRequest,
+  RaiseBudgetResponse,
+  ResumeRunRequest,
+  ResumeRunResponse,
+  RollbackRunRequest,
+  RollbackRunResponse,
+  StopRunRequest,
+  StopRunResponse,
+} from '../core/contracts/api';
+import type { WaitDecision } from '../core/contracts/loop';
+import { BUDGET_PAUSE_TOOL_PREFIX } from '../core/approvals';
+import { ConfigurationError } from '../core/errors';
 import type { SessionRecord } from '../core/contracts/checkpoint';
 import { approvalsToExpire, decideRollback, isRefusal, nextExecution, refuse, type ControlRefusal, type NextExecution } from '../core/control';
 import { whyNotCancellable, whyNotResumable } from '../core/durable';
@@ -30,10 +45,10 @@ import { startNamedExecution, type StartedExecution } from './executions';
 
 /** The checkpoint store's operations the control routes use. */
 export type ControlSessionStore = Pick<CheckpointStore, 'getSession' | 'listCheckpoints' | 'cancel' | 'rollBack' | 'markFailed'> &
-  Partial<Pick<CheckpointStore, 'reopen'>>;
+  Partial<Pick<CheckpointStore, 'reopen' | 'setBudgets' | 'stop'>>;
 
 /** The approval store's operations the control routes use. */
-export type ControlApprovalStore = Pick<ApprovalStore, 'listPending' | 'markExpired'>;
+export type ControlApprovalStore = Pick<ApprovalStore, 'listPending' | 'markExpired'> & Partial<Pick<ApprovalStore, 'get' | 'decide' | 'markDelivered'>>;
 
 /** Starting, describing and stopping executions of a session's state machine. */
 export interface ExecutionControl {
@@ -92,6 +107,8 @@ export interface SessionControlDeps {
   readonly executions: ExecutionControl;
   /** The clock (approval cut-offs, the start request's time). @default the system clock */
   readonly now?: () => Date;
+  /** Answers a waiting task (SendTaskSuccess); false when it no longer waits. Needed by raise-budget and stop. */
+  readonly completeTask?: (taskToken: string, output: unknown) => Promise<boolean>;
 }
 
 /** A control request's outcome: the answer, or why it was refused. */
@@ -243,6 +260,83 @@ export class SessionControl {
     if (!started.ok) return started;
     logger.info('session rolled back', { executionArn: started.value.executionArn, branch, toStep, fromStep, abandoned: abandoned.length, requestedBy: request.requestedBy });
     return { ok: true, value: { sessionId, executionArn: started.value.executionArn, execution: next.execution, branch, abandoned: abandoned.length } };
+  }
+
+  /**
+   * Sets a session's budgets (each field the new limit). A run paused on a budget
+   * resumes: the session becomes RUNNING and its budget pause's wait is answered
+   * `raised`, so the next model turn checks the budgets again (and pauses again if
+   * the raise is not enough). Pending pauses of a RUNNING session (a request cut
+   * short between the two) are answered too.
+   * @returns refusals `UnknownSession`, `NotRaisable` (the run ended), `Conflict` (it changed meanwhile).
+   */
+  async raiseBudget(sessionId: string, request: Asked<RaiseBudgetRequest>): Promise<ControlOutcome<RaiseBudgetResponse>> {
+    const head = await this.deps.sessions.getSession(sessionId);
+    if (!head) return unknown(sessionId);
+    if (head.status !== 'RUNNING' && head.status !== 'PAUSED_BUDGET') {
+      return refused(refuse('NotRaisable', `session ${sessionId} is ${head.status}; only RUNNING or PAUSED_BUDGET runs have budgets to raise`));
+    }
+    const budgets = raiseBudgets(head.budgets ?? {}, request.budgets);
+    const before = await this.sessions('setBudgets').setBudgets!(head, budgets);
+    if (!before) return refused(refuse('Conflict', `session ${sessionId} changed meanwhile (status or pause); nothing was raised`));
+    const resumed = await this.answerPauses(sessionId, { decision: 'raised', reason: request.reason, decidedBy: request.requestedBy });
+    logger.info('budgets raised', { budgets, resumed, requestedBy: request.requestedBy, reason: request.reason });
+    return { ok: true, value: { sessionId, status: 'RUNNING', budgets, resumed: resumed.length > 0 } };
+  }
+
+  /**
+   * Stops a run paused on a budget: the session ends STOPPED with why, its
+   * checkpoints (the partial results) kept, and the pause's wait is answered
+   * `stopped` (the execution ends in its Stopped state). A STOPPED session is
+   * refused, after answering a pause a request cut short left waiting.
+   * @returns refusals `UnknownSession`, `NotStoppable` (not paused), `Conflict`.
+   */
+  async stop(sessionId: string, request: Asked<StopRunRequest>): Promise<ControlOutcome<StopRunResponse>> {
+    const head = await this.deps.sessions.getSession(sessionId);
+    if (!head) return unknown(sessionId);
+    if (head.status === 'STOPPED') await this.answerPauses(sessionId, { decision: 'stopped', reason: head.stop?.reason, decidedBy: head.stop?.by });
+    if (head.status !== 'PAUSED_BUDGET' || !head.pause) {
+      return refused(refuse('NotStoppable', `session ${sessionId} is ${head.status}; only runs paused on a budget can be stopped (cancel a running one)`));
+    }
+    const before = await this.sessions('stop').stop!(head, { reason: request.reason, by: request.requestedBy });
+    if (!before) return refused(refuse('Conflict', `session ${sessionId} changed meanwhile; it was not stopped`));
+    await this.answerPauses(sessionId, { decision: 'stopped', reason: request.reason, decidedBy: request.requestedBy });
+    const records = await this.deps.sessions.listCheckpoints(sessionId);
+    const completedToolCalls = records.filter((r) => r.kind === 'tool' && r.status === 'succeeded').length;
+    const { budget, used, limit } = head.pause;
+    logger.info('session stopped', { reason: request.reason, requestedBy: request.requestedBy, completedToolCalls });
+    return { ok: true, value: { sessionId, status: 'STOPPED', step: head.step, pause: { budget, used, limit }, completedToolCalls } };
+  }
+
+  /**
+   * Answers the session's pending budget-pause waits (SendTaskSuccess with `decision`).
+   * @returns the approval ids answered.
+   */
+  private async answerPauses(sessionId: string, decision: WaitDecision): Promise<string[]> {
+    const { get, decide, markDelivered } = this.deps.approvals;
+    const complete = this.deps.completeTask;
+    if (!get || !decide || !markDelivered || !complete) throw new ConfigurationError('raise-budget and stop need the approval store and completeTask');
+    const answered: string[] = [];
+    for (const pending of await this.deps.approvals.listPending(sessionId)) {
+      if (!pending.tool.startsWith(BUDGET_PAUSE_TOOL_PREFIX)) continue;
+      const record = await get.call(this.deps.approvals, pending.approvalId);
+      if (!record) continue;
+      // The wait first, then the record: a request cut short in between leaves the approval
+      // pending, so that a repeated request finds it (and, its wait gone, expires it).
+      if (await complete(record.taskToken, { ...decision, approvalId: pending.approvalId })) {
+        await decide.call(this.deps.approvals, pending.approvalId, { status: decision.decision === 'raised' ? 'approved' : 'rejected', reason: decision.reason, decidedBy: decision.decidedBy });
+        await markDelivered.call(this.deps.approvals, pending.approvalId);
+        answered.push(pending.approvalId);
+      } else {
+        await this.deps.approvals.markExpired(pending.approvalId);
+      }
+    }
+    return answered;
+  }
+
+  private sessions<K extends 'setBudgets' | 'stop'>(method: K): ControlSessionStore {
+    if (!this.deps.sessions[method]) throw new ConfigurationError(`the session store has no ${method}`);
+    return this.deps.sessions;
   }
 
   /** Starts the continuation; `ExecutionConflict` when its name is taken by other input. */

@@ -1,6 +1,11 @@
 /** The rules of deciding an approval, pure: what a decision request should do next. */
 import type { ApprovalRecord } from './contracts/api';
 
+/** The tool name approval records of budget pauses carry: `budget:<budget>` (answered by raise-budget and stop, never by POST /approvals). */
+export const BUDGET_PAUSE_TOOL_PREFIX = 'budget:';
+/** The tool name approval records of output reviews carry. */
+export const OUTPUT_REVIEW_TOOL = 'output_review';
+
 /** What to do with a decision request, given the approval as stored. */
 export type ApprovalStep =
   /** Answer 409 with this error; nothing changes. */

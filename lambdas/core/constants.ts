@@ -33,6 +33,22 @@ export const DEFAULT_APPROVAL_TIMEOUT_SECONDS = 86_400;
 export const DEFAULT_MODEL_TIMEOUT_SECONDS = 120;
 /** Lambda timeout of a tool call. */
 export const DEFAULT_TOOL_TIMEOUT_SECONDS = 30;
+/**
+ * Seconds added to a model turn's or a tool's timeout to make its Task's TimeoutSeconds:
+ * room for the invocation itself (a cold start), so the function's own timeout fires first.
+ */
+export const TASK_TIMEOUT_MARGIN_SECONDS = 5;
+/**
+ * Seconds an HTTP tool's function lives past its request's timeout, to record the
+ * outcome (its Lambda timeout is the tool's `timeoutSeconds` plus this).
+ */
+export const HTTP_TOOL_RECORD_SECONDS = 1;
+/** How long a run paused on an exhausted budget waits for a raise or a stop: 7 days. */
+export const DEFAULT_BUDGET_PAUSE_TIMEOUT_SECONDS = 604_800;
+/** The most output tokens one model call may produce, unless the agent says otherwise. */
+export const DEFAULT_MAX_OUTPUT_TOKENS = 4096;
+/** The share of a budget at which `BudgetThresholdReached` is announced (once per budget per session). */
+export const BUDGET_THRESHOLD_FRACTION = 0.8;
 /** Tool calls one model turn may request; more is answered with an error result for the extras. */
 export const MAX_TOOL_CALLS_PER_TURN = 16;
 /**

@@ -12,7 +12,7 @@ import { executionArnOf, executionName, stateMachineArnOf } from './history';
 /**
  * Why a control request is refused, with the HTTP status it is answered with:
  * - `UnknownSession` (404): no session of that id;
- * - `NotResumable`, `NotCancellable`, `NotRollbackable` (409): the session's status
+ * - `NotResumable`, `NotCancellable`, `NotRollbackable`, `NotRaisable`, `NotStoppable` (409): the session's status
  *   (or failure) does not allow it; the message says why and what to do instead;
  * - `InvalidRollback` (400): the rollback's `toStep` does not fit the session;
  * - `Conflict` (409): the session changed meanwhile, or its next execution already
@@ -26,6 +26,8 @@ export const CONTROL_REFUSAL_STATUS = {
   NotResumable: 409,
   NotCancellable: 409,
   NotRollbackable: 409,
+  NotRaisable: 409,
+  NotStoppable: 409,
   InvalidRollback: 400,
   Conflict: 409,
   ExecutionConflict: 409,

@@ -4,8 +4,11 @@
  * state machine, and the handlers run them.
  */
 import { z } from 'zod';
+import { BudgetsSchema, ToolBudgetSchema } from './budget';
 import {
   DEFAULT_APPROVAL_TIMEOUT_SECONDS,
+  DEFAULT_BUDGET_PAUSE_TIMEOUT_SECONDS,
+  DEFAULT_MAX_OUTPUT_TOKENS,
   DEFAULT_MAX_OUTPUT_REPAIRS,
   DEFAULT_MAX_STEPS,
   DEFAULT_MODEL_TIMEOUT_SECONDS,
@@ -13,11 +16,17 @@ import {
   DEFAULT_TOOL_TIMEOUT_SECONDS,
   MAX_STEPS_LIMIT,
   STANDARD_EXECUTION_HISTORY_LIMIT,
+  TASK_RETRY,
 } from './constants';
-import { minimumHistoryEventLimit } from './history';
+import { maxToolRetries, minimumHistoryEventLimit } from './history';
+import { formatIssues } from './validation';
+import type { Budgets, ModelPrice, ToolBudget } from './budget';
 import type { ToolSpec } from './contracts/model';
-import type { ContextLimit } from './durable';
+import { contextLimitProblems, type ContextLimit } from './context';
 import type { ScriptedConversation } from './contracts/scripted';
+import type { EventBridgeEnvelope } from './trigger';
+import { outputPipelineProblems, type OutputPipeline } from './output';
+import type { DataClassification, PolicySource, Principal } from './policy';
 
 /** What a tool handler gets besides its input. */
 export interface ToolContext {
@@ -50,8 +59,13 @@ export interface ToolDefinition<I extends z.ZodType = z.ZodType, O extends z.Zod
   readonly description: string;
   readonly input: I;
   readonly output: O;
-  /** Runs the tool. Throw {@link import('./errors').ToolError} for a failure the model should see. */
-  readonly handler: (input: z.infer<I>, context: ToolContext) => Promise<z.infer<O>>;
+  /**
+   * Runs the tool. Throw {@link import('./errors').ToolError} for a failure the model should see.
+   * Absent for HTTP tools (`http`), which the runtime calls.
+   */
+  readonly handler?: (input: z.infer<I>, context: ToolContext) => Promise<z.infer<O>>;
+  /** An HTTP endpoint the runtime calls instead of a handler (tool manifests). */
+  readonly http?: HttpImplementation;
   /** Whether a human must approve each call first. @default false */
   readonly needsApproval: boolean;
   /**
@@ -63,15 +77,63 @@ export interface ToolDefinition<I extends z.ZodType = z.ZodType, O extends z.Zod
    * running again. @default false
    */
   readonly idempotent: boolean;
-  /** Lambda timeout of one call, seconds. @default 30 */
+  /** Timeout of one call, seconds: the Lambda timeout and the RunTool Task's TimeoutSeconds. @default 30 */
   readonly timeoutSeconds: number;
+  /** The Retry of the tool's Task (faults only; a `ToolError` is a result, never retried). @default {@link TASK_RETRY} */
+  readonly retry: ToolRetry;
+  /** Calls per session and cost per call. @default no limit, no cost */
+  readonly budget?: ToolBudget;
+  /** Sensitivity of the data it touches: the Cedar `Tool` entity's `classification`. @default 'internal' */
+  readonly classification: DataClassification;
+  /** Policy tags: the Cedar `Tool` entity's `tags`. @default [] */
+  readonly tags: readonly string[];
+  /** The manifest the tool was declared in, when it was (audit, error messages). */
+  readonly source?: string;
+}
+
+/**
+ * How a tool's Task retries faults (Amazon States Language Retry): `maxAttempts`
+ * counts every attempt including the first (Retry `MaxAttempts` is one less).
+ * Example: `{"maxAttempts":3,"intervalSeconds":1,"backoffRate":2,"maxDelaySeconds":20,"jitter":"full"}`
+ */
+export interface ToolRetry {
+  readonly maxAttempts: number;
+  readonly intervalSeconds: number;
+  /** 1 for a fixed interval, above 1 for exponential backoff. */
+  readonly backoffRate: number;
+  readonly maxDelaySeconds: number;
+  /** `full`: JitterStrategy FULL; `none`: none. */
+  readonly jitter: 'full' | 'none';
+}
+
+/**
+ * An HTTP tool's endpoint: the runtime sends the validated input as JSON (POST,
+ * PUT, PATCH) or as query parameters (GET, DELETE) with the tool's timeout, and
+ * validates the JSON answer against the output schema. 429, 5xx, timeouts and
+ * dropped connections are faults (retried by the Task's Retry); other 4xx are
+ * tool errors the model sees.
+ * Example: `{"url":"https://internal-api.corp/v1/search","method":"POST","headers":{"x-api-version":"1"}}`
+ */
+export interface HttpImplementation {
+  readonly url: string;
+  readonly method: 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
+  readonly headers?: Readonly<Record<string, string>>;
+  /** Timeout of one HTTP request, ms. @default the tool's `timeoutSeconds` × 1000 */
+  readonly timeoutMs?: number;
 }
 
 /** Props of {@link defineTool}. */
 export type ToolProps<I extends z.ZodType, O extends z.ZodType> = Omit<
   ToolDefinition<I, O>,
-  'needsApproval' | 'timeoutSeconds' | 'idempotent'
-> & { readonly needsApproval?: boolean; readonly timeoutSeconds?: number; readonly idempotent?: boolean };
+  'needsApproval' | 'timeoutSeconds' | 'idempotent' | 'retry' | 'classification' | 'tags'
+> & {
+  readonly needsApproval?: boolean;
+  readonly timeoutSeconds?: number;
+  readonly idempotent?: boolean;
+  readonly retry?: Partial<ToolRetry>;
+  readonly classification?: DataClassification;
+  readonly tags?: readonly string[];
+};
 
 const TOOL_NAME = /^[a-zA-Z0-9_-]{1,64}$/;
 const AGENT_NAME = /^[a-z][a-z0-9-]{0,39}$/;
@@ -83,11 +145,32 @@ const AGENT_NAME = /^[a-z][a-z0-9-]{0,39}$/;
 export function defineTool<I extends z.ZodType, O extends z.ZodType>(props: ToolProps<I, O>): ToolDefinition<I, O> {
   if (!TOOL_NAME.test(props.name)) throw new Error(`defineTool: name "${props.name}" must match ${TOOL_NAME}`);
   if (!/^\d+\.\d+\.\d+(?:-[0-9A-Za-z.-]+)?(?:\+[0-9A-Za-z.-]+)?$/.test(props.version)) throw new Error(`defineTool(${props.name}): version "${props.version}" must be semver (1.0.0)`);
+  const where = `defineTool(${props.name})`;
+  if (!props.handler === !props.http) throw new Error(`${where}: exactly one of handler and http is required`);
+  const retry: ToolRetry = {
+    maxAttempts: TASK_RETRY.maxAttempts + 1,
+    intervalSeconds: TASK_RETRY.intervalSeconds,
+    backoffRate: TASK_RETRY.backoffRate,
+    maxDelaySeconds: TASK_RETRY.maxDelaySeconds,
+    jitter: 'full',
+    ...props.retry,
+  };
+  if (!Number.isInteger(retry.maxAttempts) || retry.maxAttempts < 1 || retry.maxAttempts > 100) throw new Error(`${where}: retry.maxAttempts must be an integer from 1 to 100`);
+  if (!Number.isInteger(retry.intervalSeconds) || retry.intervalSeconds < 1) throw new Error(`${where}: retry.intervalSeconds must be a positive integer`);
+  if (!(retry.backoffRate >= 1)) throw new Error(`${where}: retry.backoffRate must be at least 1`);
+  if (!Number.isInteger(retry.maxDelaySeconds) || retry.maxDelaySeconds < retry.intervalSeconds) throw new Error(`${where}: retry.maxDelaySeconds must be an integer of at least retry.intervalSeconds`);
+  const timeoutSeconds = props.timeoutSeconds ?? DEFAULT_TOOL_TIMEOUT_SECONDS;
+  if (!Number.isInteger(timeoutSeconds) || timeoutSeconds < 1 || timeoutSeconds > 900) throw new Error(`${where}: timeoutSeconds must be an integer from 1 to 900 (the Lambda maximum)`);
+  const budget = props.budget === undefined ? undefined : ToolBudgetSchema.safeParse(props.budget);
+  if (budget && !budget.success) throw new Error(`${where}: budget: ${formatIssues(budget.error, 'budget').join('; ')}`);
   return {
     ...props,
     needsApproval: props.needsApproval ?? false,
     idempotent: props.idempotent ?? false,
-    timeoutSeconds: props.timeoutSeconds ?? DEFAULT_TOOL_TIMEOUT_SECONDS,
+    timeoutSeconds,
+    retry,
+    classification: props.classification ?? 'internal',
+    tags: props.tags ?? [],
   };
 }
 
@@ -102,9 +185,21 @@ export function toolSpec(tool: ToolDefinition): ToolSpec {
  * Which model drives an agent. Only the scripted provider exists today: it replays
  * a recorded conversation (see {@link ScriptedConversation}).
  */
-export type ModelRef = { readonly provider: 'scripted'; readonly script: ScriptedConversation };
+export type ModelRef = {
+  readonly provider: 'scripted';
+  readonly script: ScriptedConversation;
+  /**
+   * What the model's tokens cost, instead of the price table's figures (`core/budget.ts`):
+   * for a model the table does not know, or a scripted model standing in for a real one.
+   */
+  readonly pricing?: ModelPrice;
+};
 
-/** An EventBridge trigger: the rule's event pattern (EventBridge event-pattern syntax). */
+/**
+ * An EventBridge trigger: the rule's event pattern (EventBridge event-pattern syntax),
+ * the principal its runs act for, and its budget overrides. Prepare picks the first
+ * trigger whose `source` and `detailType` lists admit the event.
+ */
 export interface EventBridgeTrigger {
   readonly type: 'eventbridge';
   readonly eventPattern: {
@@ -112,6 +207,13 @@ export interface EventBridgeTrigger {
     readonly detailType?: string[];
     readonly detail?: Record<string, unknown>;
   };
+  /**
+   * Who runs started by this trigger act for: fixed, or derived from the event
+   * (never from the model). @default `{user: "eventbridge:<source>", tenant: <account>, roles: []}`
+   */
+  readonly principal?: Principal | ((event: EventBridgeEnvelope) => Principal);
+  /** Budgets of runs started by this trigger, overriding the agent's field by field. */
+  readonly budgets?: Budgets;
 }
 
 /** Metadata of the trigger, given to `prompt`. */
@@ -152,9 +254,12 @@ export interface AgentDefinition<I extends z.ZodType = z.ZodType, O extends z.Zo
    */
   readonly historyEventLimit: number;
   /**
-   * The most bytes of tool results sent to the model in one request, and the
-   * strategy above it (drop the oldest results, noted in the checkpoint, or fail
-   * with `ContextLimitExceeded`). @default no limit
+   * The most sent to the model in one request (`core/context.ts`): `maxContextTokens`,
+   * the model's window in tokens (the whole request, estimated, plus `maxOutputTokens`),
+   * and/or `maxToolResultBytes`, the bytes of tool results sent in full. Above either,
+   * `strategy` replaces the oldest tool results by a note or a summary, or fails with
+   * `ContextLimitExceeded`, as does a request that does not fit with every result
+   * replaced. What the limit did is recorded in each model checkpoint. @default no limit
    */
   readonly context?: ContextLimit;
   /** Invalid final answers sent back to the model before the run fails. @default 2 */
@@ -167,19 +272,42 @@ export interface AgentDefinition<I extends z.ZodType = z.ZodType, O extends z.Zo
   readonly modelTimeoutSeconds: number;
   /** EventBridge rules that start the agent (it can always be started through the API). @default [] */
   readonly triggers: readonly EventBridgeTrigger[];
+  /** Default budgets of a run (triggers and API requests override them field by field). @default no limits */
+  readonly budgets: Budgets;
+  /**
+   * Seconds a run paused on an exhausted budget waits for `raise-budget` or `stop`
+   * before it fails with `BudgetExhausted`. @default 604800 (7 days)
+   */
+  readonly budgetPauseTimeoutSeconds: number;
+  /** The most output tokens one model call may produce (the request's `maxTokens`). @default 4096 */
+  readonly maxOutputTokens: number;
+  /**
+   * Cedar policies authorising tool calls (default deny: only what they permit runs).
+   * @default every declared tool permitted to every principal (`permit (principal, action, resource);`)
+   */
+  readonly policies?: PolicySource;
+  /** What a valid answer must also pass: semantic rules, confidence, gate. @default none */
+  readonly outputPipeline?: OutputPipeline<z.infer<O>>;
 }
 
 /** Props of {@link defineAgent}: the optional fields take the defaults above. */
 export type AgentProps<I extends z.ZodType, O extends z.ZodType> = Omit<
   AgentDefinition<I, O>,
-  'maxSteps' | 'maxOutputRepairs' | 'toolConcurrency' | 'approvalTimeoutSeconds' | 'modelTimeoutSeconds' | 'triggers' | 'historyEventLimit'
+  DefaultedAgentField
 > &
-  Partial<
-    Pick<
-      AgentDefinition<I, O>,
-      'maxSteps' | 'maxOutputRepairs' | 'toolConcurrency' | 'approvalTimeoutSeconds' | 'modelTimeoutSeconds' | 'triggers' | 'historyEventLimit'
-    >
-  >;
+  Partial<Pick<AgentDefinition<I, O>, DefaultedAgentField>>;
+
+type DefaultedAgentField =
+  | 'maxSteps'
+  | 'maxOutputRepairs'
+  | 'toolConcurrency'
+  | 'approvalTimeoutSeconds'
+  | 'modelTimeoutSeconds'
+  | 'triggers'
+  | 'historyEventLimit'
+  | 'budgets'
+  | 'budgetPauseTimeoutSeconds'
+  | 'maxOutputTokens';
 
 /**
  * Declares an agent.
@@ -205,8 +333,17 @@ export function defineAgent<I extends z.ZodType, O extends z.ZodType>(props: Age
     modelTimeoutSeconds: props.modelTimeoutSeconds ?? DEFAULT_MODEL_TIMEOUT_SECONDS,
     triggers: props.triggers ?? [],
     historyEventLimit: props.historyEventLimit ?? STANDARD_EXECUTION_HISTORY_LIMIT,
+    budgets: props.budgets ?? {},
+    budgetPauseTimeoutSeconds: props.budgetPauseTimeoutSeconds ?? DEFAULT_BUDGET_PAUSE_TIMEOUT_SECONDS,
+    maxOutputTokens: props.maxOutputTokens ?? DEFAULT_MAX_OUTPUT_TOKENS,
   };
-  for (const field of ['maxSteps', 'toolConcurrency', 'approvalTimeoutSeconds', 'modelTimeoutSeconds'] as const) {
+  const budgets = BudgetsSchema.safeParse(agent.budgets);
+  if (!budgets.success) throw new Error(`${where}: ${formatIssues(budgets.error, 'budgets').join('; ')}`);
+  agent.triggers.forEach((trigger, i) => {
+    const parsed = trigger.budgets === undefined ? undefined : BudgetsSchema.safeParse(trigger.budgets);
+    if (parsed && !parsed.success) throw new Error(`${where}: ${formatIssues(parsed.error, `triggers[${i}].budgets`).join('; ')}`);
+  });
+  for (const field of ['maxSteps', 'toolConcurrency', 'approvalTimeoutSeconds', 'modelTimeoutSeconds', 'budgetPauseTimeoutSeconds', 'maxOutputTokens'] as const) {
     if (!Number.isInteger(agent[field]) || agent[field] < 1) throw new Error(`${where}: ${field} must be a positive integer`);
   }
   if (!Number.isInteger(agent.maxOutputRepairs) || agent.maxOutputRepairs < 0) {
@@ -215,13 +352,18 @@ export function defineAgent<I extends z.ZodType, O extends z.ZodType>(props: Age
   if (agent.maxSteps > MAX_STEPS_LIMIT) {
     throw new Error(`${where}: maxSteps must be at most ${MAX_STEPS_LIMIT}`);
   }
-  const minHistory = minimumHistoryEventLimit();
+  const minHistory = minimumHistoryEventLimit(undefined, maxToolRetries(agent.tools));
   if (!Number.isInteger(agent.historyEventLimit) || agent.historyEventLimit < minHistory || agent.historyEventLimit > STANDARD_EXECUTION_HISTORY_LIMIT) {
     throw new Error(`${where}: historyEventLimit must be an integer from ${minHistory} (room for one worst-case turn) to ${STANDARD_EXECUTION_HISTORY_LIMIT} (the Standard execution quota)`);
   }
-  if (agent.context && (!Number.isInteger(agent.context.maxToolResultBytes) || agent.context.maxToolResultBytes < 1)) {
-    throw new Error(`${where}: context.maxToolResultBytes must be a positive integer`);
+  const contextProblems = contextLimitProblems(agent.context, agent.maxOutputTokens);
+  if (contextProblems.length > 0) throw new Error(`${where}: ${contextProblems.join('; ')}`);
+  if (agent.outputPipeline) {
+    const problems = outputPipelineProblems(agent.outputPipeline as OutputPipeline<never>);
+    if (problems.length > 0) throw new Error(`${where}: ${problems.join('; ')}`);
   }
-  if (agent.approvalTimeoutSeconds > 31_536_000) throw new Error(`${where}: approvalTimeoutSeconds must be at most 31536000 (1 year)`);
+  for (const field of ['approvalTimeoutSeconds', 'budgetPauseTimeoutSeconds'] as const) {
+    if (agent[field] > 31_536_000) throw new Error(`${where}: ${field} must be at most 31536000 (1 year, the Step Functions task timeout maximum)`);
+  }
   return agent;
 }

@@ -1,15 +1,27 @@
 /**
  * Durable execution decisions, pure: where a continuation execution picks a
- * session up, which sessions may be resumed, cancelled or rolled back, and
- * which tool results fit the model's context.
+ * session up, which sessions may be resumed, cancelled or rolled back (the
+ * context limit is in `context.ts`; its names are re-exported here for older imports).
  */
-import type { CheckpointRecord, ExecutionReason, ModelCheckpoint, SessionRecord, SessionStatus, ToolCheckpoint } from './contracts/checkpoint';
+import type { CheckpointRecord, ExecutionReason, ModelCheckpoint, SessionRecord, SessionStatus } from './contracts/checkpoint';
 
 /**
  * Failures that are outcomes of the run, not faults: resuming would reach the same
  * end. Roll back to an earlier step instead.
  */
-export const NOT_RESUMABLE_ERRORS: readonly string[] = ['InvalidInput', 'OutputValidationFailed', 'StepLimitReached', 'UnexpectedOutcome', 'ContextLimitExceeded'];
+export const NOT_RESUMABLE_ERRORS: readonly string[] = [
+  'InvalidInput',
+  'OutputValidationFailed',
+  'OutputRuleFailed',
+  'LowConfidence',
+  'OutputRejected',
+  'StepLimitReached',
+  'UnexpectedOutcome',
+  'ContextLimitExceeded',
+  'SubAgentDepthExceeded',
+  // Nobody raised the budget while the run waited: resuming would pause again at once.
+  'BudgetExhausted',
+];
 
 /**
  * Where a continuation execution starts: the model turns completed (`step`, the
@@ -70,41 +82,5 @@ export function rollbackPlan(session: SessionRecord, records: readonly Checkpoin
   return { abandoned, fromStep: lastStep };
 }
 
-/**
- * How a conversation larger than the model's context is cut down:
- * - `drop-oldest-tool-results`: the oldest tool results are replaced by a note
- *   (recorded in the model checkpoint) until the rest fits;
- * - `fail`: the run fails with `ContextLimitExceeded`.
- */
-export type ContextStrategy = 'drop-oldest-tool-results' | 'fail';
-
-/** A context limit: the most bytes of tool results sent to the model in one request, and what to do above it. */
-export interface ContextLimit {
-  readonly maxToolResultBytes: number;
-  readonly strategy: ContextStrategy;
-}
-
-/** The size in bytes of a tool result, inline or stored in S3. */
-export function toolResultBytes(tool: ToolCheckpoint): number {
-  return tool.result !== undefined ? Buffer.byteLength(tool.result) : (tool.resultRef?.bytes ?? 0);
-}
-
-/**
- * Which tool results go to the model under `limit`: the newest first, while they fit.
- * @returns the sort keys of the results dropped (empty without a limit or when all fit),
- *   and `exceeded` when the strategy is `fail` and they do not fit.
- */
-export function planContext(records: readonly CheckpointRecord[], limit: ContextLimit | undefined): { dropped: Set<string>; exceeded: boolean; bytes: number } {
-  const tools = records.filter((r): r is ToolCheckpoint => r.kind === 'tool').sort((a, b) => b.step - a.step || (a.sk < b.sk ? 1 : -1));
-  const total = tools.reduce((sum, t) => sum + toolResultBytes(t), 0);
-  if (!limit || total <= limit.maxToolResultBytes) return { dropped: new Set(), exceeded: false, bytes: total };
-  if (limit.strategy === 'fail') return { dropped: new Set(), exceeded: true, bytes: total };
-  const dropped = new Set<string>();
-  let kept = 0;
-  for (const tool of tools) {
-    const bytes = toolResultBytes(tool);
-    if (kept + bytes <= limit.maxToolResultBytes && dropped.size === 0) kept += bytes;
-    else dropped.add(tool.sk);
-  }
-  return { dropped, exceeded: false, bytes: kept };
-}
+export type { ContextLimit, ContextStrategy } from './context';
+export { toolResultBytes } from './context';

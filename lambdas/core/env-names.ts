@@ -27,6 +27,10 @@ export const ENV = {
   bodyInlineLimit: 'AGENT_BODY_INLINE_LIMIT_BYTES',
   /** DynamoDB table of Powertools idempotency records (model and tool calls). */
   idempotencyTable: 'AGENT_IDEMPOTENCY_TABLE',
+  /** DynamoDB table of policy overrides (partition key `agent`): read before every policy decision. */
+  policyTable: 'AGENT_POLICY_TABLE',
+  /** The deployment's environment (e.g. `production`): the Cedar `Tool` entities' `environment`. */
+  environment: 'AGENT_ENVIRONMENT',
   /** DynamoDB table of injected faults; set only when the runtime enables fault injection. */
   faultTable: 'AGENT_FAULT_TABLE',
 } as const;

@@ -51,15 +51,23 @@ export function modelTurnEvents(retries: number): number {
 }
 
 /**
- * Events of one RunTools iteration: the iteration markers, NeedsApproval?, the
- * approval wait (and ApprovalTimedOut) when there was one, and RunTool with its retries.
+ * Events of one RunTools iteration: the iteration markers, Dispatch, the approval
+ * wait (ApprovalTimedOut, AfterApproval) when there was one, and the tool's RunTool with its retries.
  */
 export function toolIterationEvents(props: { approval: 'not_required' | 'approved' | 'rejected' | 'timed_out'; retries: number }): number {
   let events = HISTORY_EVENTS.mapIteration + HISTORY_EVENTS.choice + taskEvents(props.retries);
-  if (props.approval !== 'not_required') events += taskEvents(0, 'waitForTaskToken');
+  // The approval wait, then AfterApproval (the Choice back to the tool's Task).
+  if (props.approval !== 'not_required') events += taskEvents(0, 'waitForTaskToken') + HISTORY_EVENTS.choice;
   if (props.approval === 'timed_out') events += HISTORY_EVENTS.pass;
   return events;
 }
+
+/**
+ * Events of one of the loop's own waits after a model turn: PauseForBudget and the
+ * Raised? Choice, or ReviewOutput (and ReviewTimedOut, a Pass). The model turn that
+ * leads to the wait counts them in advance, since no task runs between the wait and the next turn.
+ */
+export const LOOP_WAIT_EVENTS = taskEvents(0, 'waitForTaskToken') + HISTORY_EVENTS.choice;
 
 /** Events of the RunTools Map, given the events of each of its iterations. */
 export function runToolsEvents(iterations: readonly number[]): number {
@@ -70,10 +78,18 @@ export function runToolsEvents(iterations: readonly number[]): number {
  * The most events one more turn can add: a model turn retried to the limit, then
  * the largest Map (every call approved after a timeout, every task retried to the limit).
  */
-export function worstTurnEvents(maxCallsPerTurn: number = MAX_TOOL_CALLS_PER_TURN): number {
+export function worstTurnEvents(maxCallsPerTurn: number = MAX_TOOL_CALLS_PER_TURN, toolRetries: number = TASK_RETRY.maxAttempts): number {
   const retries = TASK_RETRY.maxAttempts;
-  const iteration = toolIterationEvents({ approval: 'timed_out', retries }) + HISTORY_EVENTS.taskRetry * retries;
+  const iteration = toolIterationEvents({ approval: 'timed_out', retries: toolRetries }) + HISTORY_EVENTS.taskRetry * retries;
   return modelTurnEvents(retries) + runToolsEvents(Array.from({ length: maxCallsPerTurn }, () => iteration));
+}
+
+/**
+ * The most retries any of `tools` declares for its Task (`retry.maxAttempts` − 1),
+ * at least the default ({@link TASK_RETRY}): what a worst-case turn counts per tool call.
+ */
+export function maxToolRetries(tools: readonly { readonly retry: { readonly maxAttempts: number } }[]): number {
+  return Math.max(TASK_RETRY.maxAttempts, ...tools.map((t) => t.retry.maxAttempts - 1));
 }
 
 /**
@@ -89,8 +105,8 @@ export const END_RESERVE_EVENTS = HISTORY_EVENTS.pass + 2 * taskEvents(5) + HIST
  * @param events history events so far in this execution (the payload's estimate)
  * @param limit the history event limit @default 25,000 (the Standard execution quota)
  */
-export function shouldContinueAsNew(events: number, limit: number = STANDARD_EXECUTION_HISTORY_LIMIT, maxCallsPerTurn?: number): boolean {
-  return events + worstTurnEvents(maxCallsPerTurn) + END_RESERVE_EVENTS >= limit;
+export function shouldContinueAsNew(events: number, limit: number = STANDARD_EXECUTION_HISTORY_LIMIT, maxCallsPerTurn?: number, toolRetries?: number): boolean {
+  return events + worstTurnEvents(maxCallsPerTurn, toolRetries) + END_RESERVE_EVENTS >= limit;
 }
 
 /**
@@ -127,6 +143,6 @@ export function executionArnOf(stateMachineArn: string, name: string): string {
  * The smallest history event limit that leaves room for one worst-case turn after
  * an execution's start (so every execution makes progress).
  */
-export function minimumHistoryEventLimit(maxCallsPerTurn?: number): number {
-  return startEvents(TASK_RETRY.maxAttempts) + worstTurnEvents(maxCallsPerTurn) + END_RESERVE_EVENTS + 1;
+export function minimumHistoryEventLimit(maxCallsPerTurn?: number, toolRetries?: number): number {
+  return startEvents(TASK_RETRY.maxAttempts) + worstTurnEvents(maxCallsPerTurn, toolRetries) + END_RESERVE_EVENTS + 1;
 }

@@ -5,12 +5,14 @@
 import type { z } from 'zod';
 import { MAX_TOOL_CALLS_PER_TURN } from './constants';
 import type { CheckpointRecord, InputCheckpoint, ModelCheckpoint, ToolCheckpoint } from './contracts/checkpoint';
+import { admitToolCalls, type ToolBudget } from './budget';
 import type { Failure, ToolCallRef } from './contracts/loop';
 import type { ContentBlock, Message, ModelResponse, ToolResultBlock, ToolUseBlock } from './contracts/model';
+import { OUTPUT_REPAIR_PREFIX, repairMessage, type FinalDecision } from './output';
 import { formatIssues } from './validation';
 
-/** Prefix of the user message that sends an invalid final answer back to the model. */
-export const REPAIR_PREFIX = 'Your final answer was rejected by the output schema. Fix these problems and answer again with JSON only:';
+/** Prefix of the user message that sends a rejected final answer back to the model (`core/output.ts`). */
+export const REPAIR_PREFIX = OUTPUT_REPAIR_PREFIX;
 
 /**
  * Rebuilds the conversation from a session's checkpoints, in step order:
@@ -18,12 +20,13 @@ export const REPAIR_PREFIX = 'Your final answer was rejected by the output schem
  * a user message with the turn's tool results (in call order) or with the
  * validation errors of a rejected final answer.
  * Bodies stored in S3 must have been loaded into the records first (`response`,
- * `result`); a tool result listed in `dropped` is replaced by a note saying so (the
- * agent's context limit).
+ * `result`), except those of tool results in `replaced`: each is sent as the text
+ * mapped to its sort key (the context plan's note or summary, `core/context.ts`),
+ * keeping its error flag.
  * @throws Error when the input checkpoint is missing, a body was not loaded, or a
  *   tool result is missing for a call.
  */
-export function buildConversation(records: readonly CheckpointRecord[], dropped: ReadonlySet<string> = new Set()): Message[] {
+export function buildConversation(records: readonly CheckpointRecord[], replaced: ReadonlyMap<string, string> = new Map()): Message[] {
   const input = records.find((r): r is InputCheckpoint => r.kind === 'input');
   if (!input) throw new Error('conversation has no input checkpoint');
   const tools = new Map<string, ToolCheckpoint>();
@@ -45,8 +48,9 @@ export function buildConversation(records: readonly CheckpointRecord[], dropped:
         }
         const done = tools.get(`${turn.step}#${block.id}`);
         if (!done) throw new Error(`step ${turn.step}: no result recorded for tool call ${block.id}`);
-        if (dropped.has(done.sk)) {
-          results.push({ type: 'tool_result', toolUseId: block.id, content: droppedResultNote(done), isError: done.isError });
+        const replacement = replaced.get(done.sk);
+        if (replacement !== undefined) {
+          results.push({ type: 'tool_result', toolUseId: block.id, content: replacement, isError: done.isError });
           continue;
         }
         if (done.result === undefined) throw new Error(`${done.sk}: result body not loaded (${done.resultRef?.key ?? 'no reference'})`);
@@ -54,7 +58,7 @@ export function buildConversation(records: readonly CheckpointRecord[], dropped:
       }
       messages.push({ role: 'user', content: results });
     } else if (turn.outcome === 'repair') {
-      const text = `${REPAIR_PREFIX}\n${(turn.validationErrors ?? []).map((e) => `- ${e}`).join('\n')}`;
+      const text = repairMessage(turn.validationErrors ?? []);
       messages.push({ role: 'user', content: [{ type: 'text', text }] });
     }
   }
@@ -109,57 +113,99 @@ export function parseFinalAnswer<O extends z.ZodType>(
   return parsed.success ? { ok: true, output: parsed.data } : { ok: false, errors: formatIssues(parsed.error) };
 }
 
+/** A tool call not run, with the real reason (recorded for auditors; the model sees less). */
+export interface Denial {
+  readonly callId: string;
+  readonly tool: string;
+  /** `not_declared`: no such tool; `denied`: a policy forbids it; `budget_exceeded`: its calls per session are used up. */
+  readonly reason: 'not_declared' | 'denied' | 'budget_exceeded';
+  /** Determining policy ids (for `denied`). */
+  readonly policies?: readonly string[];
+  readonly policyVersion?: string;
+  readonly errors?: readonly string[];
+}
+
 /** What a model answer means for the run. */
 export type TurnDecision =
-  | { outcome: 'tool_calls'; calls: ToolCallRef[]; inlineResults: ToolResultBlock[] }
-  | { outcome: 'final'; output: unknown }
-  | { outcome: 'repair'; validationErrors: string[] }
-  | { outcome: 'failed'; validationErrors: string[]; failure: Failure };
+  | { outcome: 'tool_calls'; calls: ToolCallRef[]; inlineResults: ToolResultBlock[]; denials: Denial[] }
+  | Exclude<FinalDecision, { outcome: 'failed' }>
+  | (Extract<FinalDecision, { outcome: 'failed' }> & { failure: Failure });
+
+/** A policy's answer to one tool call (`callTool`, with its arguments). */
+export interface CallAuthorization {
+  readonly allowed: boolean;
+  readonly policies: readonly string[];
+  readonly errors: readonly string[];
+  readonly version?: string;
+}
 
 /** The agent facts {@link decideTurn} needs. */
-export interface TurnContext<O extends z.ZodType> {
-  /** Tool name → function ARN and approval flag, for the tools the model was offered. */
-  readonly tools: ReadonlyMap<string, { functionArn: string; needsApproval: boolean }>;
-  readonly output: O;
-  /** Repairs already used in this run. */
-  readonly repairs: number;
-  readonly maxOutputRepairs: number;
+export interface TurnContext {
+  /** Tool name → function ARN and approval flag, for every tool the agent declares. */
+  readonly tools: ReadonlyMap<string, { functionArn: string; needsApproval: boolean; budget?: ToolBudget }>;
+  /** Authorises one call of a declared tool (Cedar `callTool`, with its arguments). */
+  readonly authorize: (use: ToolUseBlock) => CallAuthorization;
+  /** Calls each tool has made in the session so far (tool budgets). */
+  readonly callsSoFar: Readonly<Record<string, number>>;
+  /** Decides a final answer (the output pipeline, `core/output.ts`). */
+  readonly final: (response: ModelResponse) => FinalDecision;
+}
+
+/** What the model is told about a tool that does not exist or that the principal may not use: the same, so it cannot tell them apart. */
+export function unknownToolResult(toolUseId: string, name: string): ToolResultBlock {
+  return errorResult(toolUseId, 'UNKNOWN_TOOL', `No tool named "${name}" is available.`);
 }
 
 /**
  * Decides a model turn's outcome.
- * - Tool calls: known tools become Map items; an unknown tool, or a call past
- *   {@link MAX_TOOL_CALLS_PER_TURN}, gets an error result without running anything.
- * - Otherwise the text is the final answer: valid → `final`; invalid → `repair`
- *   while repairs remain, else `failed` with `OutputValidationFailed`.
+ * - Tool calls: an undeclared tool and a tool the policy denies get the same
+ *   `UNKNOWN_TOOL` result (the real reason goes to `denials`); a tool past its calls
+ *   per session gets `TOOL_BUDGET_EXCEEDED`; a call past {@link MAX_TOOL_CALLS_PER_TURN}
+ *   gets `TOO_MANY_CALLS`; none of them runs. The others become Map items.
+ * - Otherwise the text is the final answer, decided by `ctx.final` (the output pipeline).
  */
-export function decideTurn<O extends z.ZodType>(response: ModelResponse, ctx: TurnContext<O>): TurnDecision {
+export function decideTurn(response: ModelResponse, ctx: TurnContext): TurnDecision {
   const uses = response.content.filter((b): b is ToolUseBlock => b.type === 'tool_use');
-  if (uses.length > 0) {
-    const calls: ToolCallRef[] = [];
-    const inlineResults: ToolResultBlock[] = [];
-    for (const use of uses) {
-      const tool = ctx.tools.get(use.name);
-      if (!tool) {
-        inlineResults.push(errorResult(use.id, 'UNKNOWN_TOOL', `No tool named "${use.name}" is available.`));
-      } else if (calls.length >= MAX_TOOL_CALLS_PER_TURN) {
-        inlineResults.push(errorResult(use.id, 'TOO_MANY_CALLS', `At most ${MAX_TOOL_CALLS_PER_TURN} tool calls per turn; this one was not run.`));
-      } else {
-        calls.push({ callId: use.id, tool: use.name, functionArn: tool.functionArn, needsApproval: tool.needsApproval });
-      }
+  if (uses.length === 0) {
+    const decided = ctx.final(response);
+    return decided;
+  }
+  const inlineResults: ToolResultBlock[] = [];
+  const denials: Denial[] = [];
+  const candidates: { use: ToolUseBlock; functionArn: string; needsApproval: boolean }[] = [];
+  for (const use of uses) {
+    const tool = ctx.tools.get(use.name);
+    if (!tool) {
+      inlineResults.push(unknownToolResult(use.id, use.name));
+      denials.push({ callId: use.id, tool: use.name, reason: 'not_declared' });
+      continue;
     }
-    return { outcome: 'tool_calls', calls, inlineResults };
+    const authorization = ctx.authorize(use);
+    if (!authorization.allowed) {
+      inlineResults.push(unknownToolResult(use.id, use.name));
+      denials.push({ callId: use.id, tool: use.name, reason: 'denied', policies: authorization.policies, policyVersion: authorization.version, errors: authorization.errors.length > 0 ? authorization.errors : undefined });
+      continue;
+    }
+    candidates.push({ use, functionArn: tool.functionArn, needsApproval: tool.needsApproval });
   }
-  let validationErrors: string[];
-  if (response.stopReason === 'max_tokens') {
-    validationErrors = ['(root): the answer was cut off at the output token limit; answer more briefly'];
-  } else {
-    const parsed = parseFinalAnswer(answerText(response), ctx.output);
-    if (parsed.ok) return { outcome: 'final', output: parsed.output };
-    validationErrors = parsed.errors;
+  const budgets = new Map([...ctx.tools].map(([name, t]) => [name, t.budget]));
+  const admission = admitToolCalls(candidates.map((c) => ({ callId: c.use.id, tool: c.use.name })), ctx.callsSoFar, budgets);
+  const admitted = new Set(admission.admitted);
+  const calls: ToolCallRef[] = [];
+  for (const { use, functionArn, needsApproval } of candidates) {
+    if (!admitted.has(use.id)) {
+      const exceeded = admission.exceeded.find((e) => e.callId === use.id);
+      inlineResults.push(
+        errorResult(use.id, 'TOOL_BUDGET_EXCEEDED', `${use.name} may be called at most ${exceeded?.callsPerSession ?? 0} time(s) per session; this call was not run. Continue without it.`),
+      );
+      denials.push({ callId: use.id, tool: use.name, reason: 'budget_exceeded' });
+    } else if (calls.length >= MAX_TOOL_CALLS_PER_TURN) {
+      inlineResults.push(errorResult(use.id, 'TOO_MANY_CALLS', `At most ${MAX_TOOL_CALLS_PER_TURN} tool calls per turn; this one was not run.`));
+    } else {
+      calls.push({ callId: use.id, tool: use.name, functionArn, needsApproval });
+    }
   }
-  if (ctx.repairs < ctx.maxOutputRepairs) return { outcome: 'repair', validationErrors };
-  return { outcome: 'failed', validationErrors, failure: outputValidationFailure(ctx.maxOutputRepairs, validationErrors) };
+  return { outcome: 'tool_calls', calls, inlineResults, denials };
 }
 
 /** The failure of a run whose final answer stayed invalid after `maxOutputRepairs` repairs. */

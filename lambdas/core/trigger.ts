@@ -8,7 +8,9 @@
 import { z } from 'zod';
 import type { TriggerInfo } from './contracts/checkpoint';
 import { ContinuationSchema, SessionIdSchema } from './contracts/loop';
+import { BudgetsSchema } from './budget';
 import { sessionIdFor } from './ids';
+import { PrincipalSchema } from './policy';
 
 /**
  * An EventBridge event envelope (EventBridge User Guide, "Amazon EventBridge events").
@@ -32,6 +34,12 @@ export const ApiTriggerSchema = z.object({
   sessionId: SessionIdSchema,
   idempotencyKey: z.string(),
   input: z.unknown(),
+  /** Who the run acts for (the request's, or the caller's identity). */
+  principal: PrincipalSchema.optional(),
+  /** The request's budget overrides. */
+  budgets: BudgetsSchema.optional(),
+  /** Sub-agent depth. @default 0 */
+  depth: z.number().int().nonnegative().optional(),
 });
 
 /**
@@ -47,7 +55,17 @@ export type ApiTrigger = z.infer<typeof ApiTriggerSchema>;
 
 /** A trigger, recognised: a new run (EventBridge, API), or the continuation of a session. */
 export type ParsedTrigger =
-  | { ok: true; sessionId: string; input: unknown; info: TriggerInfo; continuation?: undefined }
+  | {
+      ok: true;
+      sessionId: string;
+      input: unknown;
+      info: TriggerInfo;
+      continuation?: undefined;
+      /** The API request's principal, budgets and depth. */
+      request?: Pick<ApiTrigger, 'principal' | 'budgets' | 'depth'>;
+      /** The EventBridge event (its trigger's principal and budgets are derived from it). */
+      event?: EventBridgeEnvelope;
+    }
   | { ok: true; sessionId: string; continuation: ContinuationTrigger['continuation']; input?: undefined; info?: undefined }
   | { ok: false; error: string };
 
@@ -65,6 +83,7 @@ export function parseTrigger(agent: string, raw: unknown): ParsedTrigger {
       sessionId: api.data.sessionId,
       input: api.data.input,
       info: { source: 'api', dedupeKey: api.data.idempotencyKey },
+      request: { principal: api.data.principal, budgets: api.data.budgets, depth: api.data.depth },
     };
   }
   const event = EventBridgeEnvelopeSchema.safeParse(raw);
@@ -80,6 +99,7 @@ export function parseTrigger(agent: string, raw: unknown): ParsedTrigger {
         eventSource: event.data.source,
         time: event.data.time,
       },
+      event: event.data,
     };
   }
   return {
@@ -87,4 +107,18 @@ export function parseTrigger(agent: string, raw: unknown): ParsedTrigger {
     error:
       'execution input is neither an EventBridge event (version, id, detail-type, source, detail ...), an API trigger ({source: "api", sessionId, idempotencyKey, input}) nor a continuation ({continuation: {sessionId, parentExecutionArn, reason, execution}})',
   };
+}
+
+/**
+ * The trigger of `triggers` that admits an EventBridge event: the first whose
+ * `source` and `detailType` lists (when given) contain the event's. Detail patterns
+ * are left to the rule that delivered it.
+ */
+export function matchTrigger<T extends { eventPattern: { source?: readonly string[]; detailType?: readonly string[] } }>(
+  triggers: readonly T[],
+  event: EventBridgeEnvelope,
+): T | undefined {
+  return triggers.find(
+    (t) => (!t.eventPattern.source || t.eventPattern.source.includes(event.source)) && (!t.eventPattern.detailType || t.eventPattern.detailType.includes(event['detail-type'])),
+  );
 }

@@ -1,5 +1,5 @@
 /**
- * POST /runs/{sessionId}/resume, /cancel and /rollback: controls a session
+ * POST /runs/{sessionId}/resume, /cancel, /rollback, /budget and /stop: controls a session
  * (see `adapters/session-control.ts` for what each does, `core/contracts/api.ts`
  * for the bodies).
  *
@@ -11,6 +11,8 @@
  *   409 `NotCancellable`, `Conflict`.
  * - rollback: 202 `{sessionId, executionArn, execution, branch, abandoned}`; 400
  *   `InvalidRollback` naming `toStep`; 409 `NotRollbackable`, `Conflict`, `ExecutionConflict`.
+ * - budget (raise-budget): 200 `{sessionId, status, budgets, resumed}`; 409 `NotRaisable`, `Conflict`.
+ * - stop: 200 `{sessionId, status: "STOPPED", step, pause, completedToolCalls}`; 409 `NotStoppable`, `Conflict`.
  * - all: 400 `InvalidRequest` naming the fields; 404 `UnknownSession`.
  */
 import type { APIGatewayProxyEvent, APIGatewayProxyResult, Context } from 'aws-lambda';
@@ -19,8 +21,9 @@ import { CheckpointStore } from '../adapters/checkpoint-store';
 import { documentClient } from '../adapters/clients';
 import { requireEnv } from '../adapters/config';
 import { json, parseBody, problem } from '../adapters/http';
+import { completeTask } from '../adapters/notifications';
 import { SessionControl, stepFunctionsExecutions, type ControlOutcome } from '../adapters/session-control';
-import { CancelRunRequestSchema, ResumeRunRequestSchema, RollbackRunRequestSchema } from '../core/contracts/api';
+import { CancelRunRequestSchema, RaiseBudgetRequestSchema, ResumeRunRequestSchema, RollbackRunRequestSchema, StopRunRequestSchema } from '../core/contracts/api';
 import { SessionIdSchema } from '../core/contracts/loop';
 import { CONTROL_REFUSAL_STATUS } from '../core/control';
 import { ENV } from '../core/env-names';
@@ -30,7 +33,7 @@ import { logger, logStep } from '../observability/powertools';
 export type ApiHandler = (event: APIGatewayProxyEvent, context: Context) => Promise<APIGatewayProxyResult>;
 
 /** The control routes, by the last segment of the path. */
-const ACTIONS = ['resume', 'cancel', 'rollback'] as const;
+const ACTIONS = ['resume', 'cancel', 'rollback', 'budget', 'stop'] as const;
 type Action = (typeof ACTIONS)[number];
 
 /** Who asks: the body's `requestedBy`, else the caller's IAM identity (API Gateway IAM authorisation). */
@@ -67,6 +70,16 @@ export function createControlHandler(control: () => SessionControl): ApiHandler 
       if (!body.ok) return body.response;
       return answer(await control().cancel(sessionId, { ...body.value, requestedBy: requester(event, body.value.requestedBy) }), () => 200);
     }
+    if (action === 'budget') {
+      const body = parseBody(event, RaiseBudgetRequestSchema);
+      if (!body.ok) return body.response;
+      return answer(await control().raiseBudget(sessionId, { ...body.value, requestedBy: requester(event, body.value.requestedBy) }), () => 200);
+    }
+    if (action === 'stop') {
+      const body = parseBody(event, StopRunRequestSchema);
+      if (!body.ok) return body.response;
+      return answer(await control().stop(sessionId, { ...body.value, requestedBy: requester(event, body.value.requestedBy) }), () => 200);
+    }
     const body = parseBody(event, RollbackRunRequestSchema);
     if (!body.ok) return body.response;
     return answer(await control().rollback(sessionId, { ...body.value, requestedBy: requester(event, body.value.requestedBy) }), () => 202);
@@ -81,5 +94,6 @@ export const handler = createControlHandler(
       sessions: new CheckpointStore(documentClient(), requireEnv(ENV.checkpointTable)),
       approvals: new ApprovalStore(documentClient(), requireEnv(ENV.approvalTable)),
       executions: stepFunctionsExecutions,
+      completeTask,
     })),
 );

@@ -12,7 +12,7 @@ import { documentClient } from '../adapters/clients';
 import { requireEnv } from '../adapters/config';
 import { json, parseBody, problem } from '../adapters/http';
 import { completeTask } from '../adapters/notifications';
-import { nextApprovalStep } from '../core/approvals';
+import { BUDGET_PAUSE_TOOL_PREFIX, nextApprovalStep } from '../core/approvals';
 import { DecideApprovalRequestSchema, type ApprovalRecord } from '../core/contracts/api';
 import type { ApprovalOutcome } from '../core/contracts/loop';
 import { ENV } from '../core/env-names';
@@ -30,6 +30,9 @@ export async function handler(event: APIGatewayProxyEvent, context: Context): Pr
   const record = await approvals.get(approvalId);
   if (!record) return problem(404, 'UnknownApproval', `no approval "${approvalId}"`);
   logStep({ sessionId: record.sessionId, step: record.step, tool: record.tool, callId: record.callId });
+  if (record.tool.startsWith(BUDGET_PAUSE_TOOL_PREFIX)) {
+    return problem(409, 'BudgetPause', `approval ${approvalId} is a budget pause: raise the budget (POST /runs/${record.sessionId}/budget) or stop the run (POST /runs/${record.sessionId}/stop)`);
+  }
 
   const status = body.value.decision === 'approve' ? 'approved' : 'rejected';
   let current: ApprovalRecord | undefined = record;

@@ -1,6 +1,7 @@
 /**
  * GET /runs/{sessionId}: the run's status (session head: status, current execution,
- * executions so far, branch, cancellation; pending approvals while RUNNING).
+ * executions so far, branch, cancellation, budgets, pause, stop, principal; pending
+ * approvals (and a budget pause's wait) while RUNNING or PAUSED_BUDGET).
  * GET /runs/{sessionId}/events?after=<seq>&limit=<1..1000>: a page of the session's
  * event log, in order, with `nextAfter` when more rows follow.
  * Answers 404 for an unknown session.
@@ -42,12 +43,16 @@ export async function handler(event: APIGatewayProxyEvent, context: Context): Pr
     branch: session.branch,
     parentExecutionArn: session.parentExecutionArn,
     cancellation: session.cancellation,
+    budgets: session.budgets,
+    pause: session.pause,
+    stop: session.stop,
+    principal: session.principal,
     step: session.step,
     createdAt: session.createdAt,
     updatedAt: session.updatedAt,
     output: session.output,
     failure: session.failure,
-    pendingApprovals: session.status === 'RUNNING' ? await approvals.listPending(sessionId) : [],
+    pendingApprovals: session.status === 'RUNNING' || session.status === 'PAUSED_BUDGET' ? await approvals.listPending(sessionId) : [],
   };
   return json(200, status);
 }

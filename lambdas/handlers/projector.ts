@@ -1,6 +1,7 @@
 /**
  * The projector: appends every change of the checkpoint table (its DynamoDB
- * stream, NEW_AND_OLD_IMAGES) to the event log. Records are processed in order
+ * stream, NEW_AND_OLD_IMAGES) to the event log, and publishes the governance
+ * events ({@link PUBLISHED_EVENT_TYPES}) on the runtime's bus. Records are processed in order
  * and reported one by one (Powertools batch, `ReportBatchItemFailures`): a bad
  * record is reported and retried (then sent to the delivery DLQ by the event
  * source mapping) without blocking or losing the others. Appends are conditional,
@@ -13,17 +14,20 @@ import type { Context, DynamoDBRecord, DynamoDBStreamEvent, DynamoDBBatchRespons
 import { documentClient } from '../adapters/clients';
 import { requireEnv } from '../adapters/config';
 import { EventLogStore } from '../adapters/event-log-store';
-import { toEventLogRecord, type EventLogRecord } from '../core/contracts/events';
+import { publishEvent } from '../adapters/notifications';
+import { PUBLISHED_EVENT_TYPES, publishedDetail, toEventLogRecord, type EventLogRecord } from '../core/contracts/events';
 import { ENV } from '../core/env-names';
 import { logger } from '../observability/powertools';
 
 /** Appends one event log row; false when it was already there. */
 export type AppendEvent = (row: EventLogRecord) => Promise<boolean>;
+/** Publishes a governance event on the runtime's bus (detail-type, detail). */
+export type PublishEvent = (detailType: string, detail: Record<string, unknown>) => Promise<void>;
 
 const image = (value: Record<string, unknown> | undefined): Record<string, unknown> | undefined =>
   value ? unmarshall(value as Record<string, AttributeValue>) : undefined;
 
-async function project(record: DynamoDBRecord, append: AppendEvent): Promise<void> {
+async function project(record: DynamoDBRecord, append: AppendEvent, publish: PublishEvent): Promise<void> {
   const change = record.dynamodb;
   if (!record.eventID || !record.eventName || !change?.SequenceNumber) throw new Error('stream record without eventID, eventName or SequenceNumber');
   const row = toEventLogRecord({
@@ -35,6 +39,8 @@ async function project(record: DynamoDBRecord, append: AppendEvent): Promise<voi
     oldImage: image(change.OldImage),
   });
   const appended = await append(row);
+  // After the append: a published event is always in the log. At least once: a redelivered record publishes again.
+  if (PUBLISHED_EVENT_TYPES.has(row.type)) await publish(row.type, publishedDetail(row));
   logger.debug('event', { sessionId: row.sessionId, type: row.type, seq: row.seq, appended });
 }
 
@@ -43,14 +49,17 @@ async function project(record: DynamoDBRecord, append: AppendEvent): Promise<voi
  * one after the other (stream order); each failure is reported by its sequence
  * number in `batchItemFailures`.
  */
-export function createProjector(append: AppendEvent): (event: DynamoDBStreamEvent, context: Context) => Promise<DynamoDBBatchResponse> {
+export function createProjector(append: AppendEvent, publish: PublishEvent): (event: DynamoDBStreamEvent, context: Context) => Promise<DynamoDBBatchResponse> {
   const processor = new BatchProcessor(EventType.DynamoDBStreams);
   return async (event, context) => {
     logger.addContext(context);
-    return processPartialResponse(event, (record: DynamoDBRecord) => project(record, append), processor, { context, processInParallel: false });
+    return processPartialResponse(event, (record: DynamoDBRecord) => project(record, append, publish), processor, { context, processInParallel: false });
   };
 }
 
 let store: EventLogStore | undefined;
-/** The Lambda entry of the checkpoint stream (event table from `AGENT_EVENT_TABLE`). */
-export const handler = createProjector((row) => (store ??= new EventLogStore(documentClient(), requireEnv(ENV.eventTable))).append(row));
+/** The Lambda entry of the checkpoint stream (event table from `AGENT_EVENT_TABLE`, bus from `AGENT_EVENT_BUS`). */
+export const handler = createProjector(
+  (row) => (store ??= new EventLogStore(documentClient(), requireEnv(ENV.eventTable))).append(row),
+  (detailType, detail) => publishEvent(requireEnv(ENV.eventBusName), detailType, detail),
+);

@@ -49,6 +49,11 @@ export interface AgentRuntimeProps {
    * Never enable it in production. @default false
    */
   readonly faultInjection?: boolean;
+  /**
+   * The deployment's environment, as policies see it: the `environment` attribute of
+   * every Cedar `Tool` entity (`resource.environment == "production"`). @default 'production'
+   */
+  readonly environment?: string;
 }
 
 /**
@@ -86,6 +91,14 @@ export class AgentRuntime extends Construct {
   readonly idempotencyTable: dynamodb.Table;
   /** Injected faults (only with `faultInjection`); partition key `sessionId`, sort key `point`. */
   readonly faultTable?: dynamodb.Table;
+  /**
+   * Operators' policy overrides, one item per agent (partition key `agent`): when
+   * present, it replaces the agent's bundled Cedar policies at the next decision
+   * (`agentctl policy put`). Read before every decision, never cached.
+   */
+  readonly policyTable: dynamodb.Table;
+  /** The deployment's environment (the Cedar `Tool` entities' `environment`). */
+  readonly environment: string;
   /** Bodies larger than this many bytes go to {@link bodyBucket}. */
   readonly bodyInlineLimitBytes: number;
   /** Resumes, cancels and rolls back sessions (POST /runs/{sessionId}/resume, /cancel, /rollback). */
@@ -143,6 +156,9 @@ export class AgentRuntime extends Construct {
         removalPolicy: RemovalPolicy.DESTROY,
       });
     }
+    this.environment = props.environment ?? 'production';
+    if (!/^[A-Za-z0-9_-]{1,64}$/.test(this.environment)) throw new Error(`AgentRuntime: environment must be 1-64 characters of [A-Za-z0-9_-], got "${this.environment}"`);
+    this.policyTable = table('Policies', 'agent');
     this.eventTable = table('Events', 'sessionId', 'seq');
     this.approvalTable = table('Approvals', 'approvalId');
     this.approvalTable.addGlobalSecondaryIndex({
@@ -154,7 +170,6 @@ export class AgentRuntime extends Construct {
       nonKeyAttributes: ['agent', 'step', 'callId', 'tool', 'input', 'status', 'expiresAt'],
     });
 
-    this.eventBus = new events.EventBus(this, 'Bus');
     const queue = (qid: string): sqs.Queue =>
       new sqs.Queue(this, qid, {
         retentionPeriod: Duration.days(retention),
@@ -168,8 +183,13 @@ export class AgentRuntime extends Construct {
     const fn = (fid: string, entry: string, description: string, environment: Record<string, string>): RuntimeFunction =>
       new RuntimeFunction(this, fid, { entry: handlerEntry(entry), description, serviceName: 'agent-runtime', environment });
 
-    const projector = fn('Projector', 'projector', 'Appends checkpoint changes to the event log', { [ENV.eventTable]: this.eventTable.tableName });
+    this.eventBus = new events.EventBus(this, 'Bus');
+    const projector = fn('Projector', 'projector', 'Appends checkpoint changes to the event log and publishes governance events', {
+      [ENV.eventTable]: this.eventTable.tableName,
+      [ENV.eventBusName]: this.eventBus.eventBusName,
+    });
     this.eventTable.grant(projector, 'dynamodb:PutItem');
+    this.eventBus.grantPutEventsTo(projector);
     projector.addEventSource(
       new sources.DynamoEventSource(this.checkpointTable, {
         startingPosition: lambda.StartingPosition.TRIM_HORIZON,
@@ -190,7 +210,8 @@ export class AgentRuntime extends Construct {
       [ENV.approvalTable]: this.approvalTable.tableName,
       [ENV.eventBusName]: this.eventBus.eventBusName,
     });
-    this.checkpointTable.grant(approvalRequest, 'dynamodb:GetItem', 'dynamodb:PutItem');
+    // PutItem (approval and pause records), UpdateItem (pausing the session head, conditional on its execution).
+    this.checkpointTable.grant(approvalRequest, 'dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem');
     this.approvalTable.grant(approvalRequest, 'dynamodb:PutItem');
     this.bodyBucket.grantRead(approvalRequest);
     approvalRequest.addEnvironment(ENV.bodyBucket, this.bodyBucket.bucketName);
@@ -224,12 +245,12 @@ export class AgentRuntime extends Construct {
       [ENV.approvalTable]: this.approvalTable.tableName,
     });
     this.approvalTable.grant(this.decideApprovalFunction, 'dynamodb:GetItem', 'dynamodb:UpdateItem');
-    this.controlRunFunction = fn('ControlRun', 'api-control-run', 'POST /runs/{sessionId}/resume, /cancel and /rollback', {
+    this.controlRunFunction = fn('ControlRun', 'api-control-run', 'POST /runs/{sessionId}/resume, /cancel, /rollback, /budget and /stop', {
       ...checkpointEnv,
       [ENV.approvalTable]: this.approvalTable.tableName,
     });
     this.checkpointTable.grant(this.controlRunFunction, 'dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:DeleteItem', 'dynamodb:Query', 'dynamodb:ConditionCheckItem');
-    this.approvalTable.grant(this.controlRunFunction, 'dynamodb:Query', 'dynamodb:UpdateItem');
+    this.approvalTable.grant(this.controlRunFunction, 'dynamodb:Query', 'dynamodb:GetItem', 'dynamodb:UpdateItem');
 
     const authorizationType = props.apiAuthorization ?? apigw.AuthorizationType.IAM;
     this.api = new apigw.RestApi(this, 'Api', {
@@ -246,7 +267,7 @@ export class AgentRuntime extends Construct {
     const run = this.api.root.addResource('runs').addResource('{sessionId}');
     run.addMethod('GET', integration(getRun));
     run.addResource('events').addMethod('GET', integration(getRun));
-    for (const action of ['resume', 'cancel', 'rollback']) run.addResource(action).addMethod('POST', integration(this.controlRunFunction));
+    for (const action of ['resume', 'cancel', 'rollback', 'budget', 'stop']) run.addResource(action).addMethod('POST', integration(this.controlRunFunction));
     this.api.root.addResource('approvals').addResource('{approvalId}').addMethod('POST', integration(this.decideApprovalFunction));
   }
 
@@ -261,6 +282,8 @@ export class AgentRuntime extends Construct {
     this.agentNames.push(name);
     this.agentsResource.addResource(name).addResource('runs').addMethod('POST', new apigw.LambdaIntegration(startRunFunction, { proxy: true }));
     stateMachine.grant(this.decideApprovalFunction, 'states:SendTaskSuccess');
+    // raise-budget and stop answer a budget pause's task token.
+    stateMachine.grant(this.controlRunFunction, 'states:SendTaskSuccess');
     stateMachine.grantStartExecution(this.controlRunFunction);
     stateMachine.grantExecution(this.controlRunFunction, 'states:DescribeExecution', 'states:StopExecution', 'states:RedriveExecution');
     // Step Functions publishes execution status changes on the default bus.

@@ -13,7 +13,9 @@ import * as iam from 'aws-cdk-lib/aws-iam';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import { Construct } from 'constructs';
-import { TRIGGER_DELIVERY } from '../../lambdas/core/constants';
+import { HTTP_TOOL_RECORD_SECONDS, TRIGGER_DELIVERY } from '../../lambdas/core/constants';
+import { policySchema } from '../../lambdas/core/policy';
+import { checkPolicies } from '../policy-check';
 import type { AgentDefinition } from '../../lambdas/core/define';
 import { ENV } from '../../lambdas/core/env-names';
 import { AgentLoop } from '../../statemachines/agent-loop';
@@ -42,6 +44,12 @@ export interface AgentProps {
    * @default the account's default bus (where AWS services such as GuardDuty publish)
    */
   readonly triggerBus?: events.IEventBus;
+  /**
+   * Whether to create the alarms on failed, timed-out, aborted and throttled executions
+   * (4 resources; a stack of many test agents may leave them out to stay under
+   * CloudFormation's 500 resources). @default true
+   */
+  readonly alarms?: boolean;
 }
 
 /**
@@ -64,7 +72,7 @@ export class Agent extends Construct {
   readonly rules: events.Rule[] = [];
   /**
    * Alarms on executions that failed, timed out, were aborted or throttled (threshold 1 in
-   * 5 minutes); add actions (`alarm.addAlarmAction`) to be notified.
+   * 5 minutes); add actions (`alarm.addAlarmAction`) to be notified. Empty with `alarms: false`.
    */
   readonly alarms: cloudwatch.Alarm[];
   private readonly toolFunctions = new Map<string, RuntimeFunction>();
@@ -77,6 +85,8 @@ export class Agent extends Construct {
     this.name = agent.name;
     const entry = writeEntry(agent.name, modulePath, props.exportName ?? 'agent');
 
+    if (agent.policies) checkPolicies(agent.policies, policySchema(agent.tools), { tools: agent.tools.map((t) => t.name) });
+    const policyEnv = { [ENV.policyTable]: runtime.policyTable.tableName, [ENV.environment]: runtime.environment };
     const fn = (fid: string, handler: string, description: string, timeoutSeconds: number, environment: Record<string, string> = {}): RuntimeFunction => {
       const f = new RuntimeFunction(this, fid, {
         entry,
@@ -85,6 +95,7 @@ export class Agent extends Construct {
         serviceName: agent.name,
         timeout: Duration.seconds(timeoutSeconds),
         loader: TEXT_LOADERS,
+        cedar: true,
         environment: {
           [ENV.checkpointTable]: runtime.checkpointTable.tableName,
           [ENV.bodyBucket]: runtime.bodyBucket.bucketName,
@@ -96,6 +107,10 @@ export class Agent extends Construct {
       runtime.grantFaultInjection(f);
       return f;
     };
+    // The steps that decide policies read the operators' override before each decision.
+    const policyReader = (f: RuntimeFunction): void => {
+      runtime.policyTable.grant(f, 'dynamodb:GetItem');
+    };
     // A step's Powertools idempotency record: create, read, complete, or delete after a failure.
     const idempotency = (f: RuntimeFunction): void => {
       runtime.idempotencyTable.grant(f, 'dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:DeleteItem');
@@ -105,7 +120,10 @@ export class Agent extends Construct {
     runtime.grantCheckpoints(this.prepareFunction, 'dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:Query', 'dynamodb:UpdateItem');
 
     for (const tool of agent.tools) {
-      const toolFn = fn(`Tool-${tool.name}`, 'runTool', `tool ${tool.name}@${tool.version}`, tool.timeoutSeconds, { [ENV.toolName]: tool.name });
+      // An HTTP tool's request times out at its timeout; the function gets a second more to record the outcome.
+      const lambdaTimeout = tool.http ? tool.timeoutSeconds + HTTP_TOOL_RECORD_SECONDS : tool.timeoutSeconds;
+      const toolFn = fn(`Tool-${tool.name}`, 'runTool', `tool ${tool.name}@${tool.version}`, lambdaTimeout, { [ENV.toolName]: tool.name, ...policyEnv });
+      policyReader(toolFn);
       // Checkpoint writes are transactions with a ConditionCheck on the session head (fencing).
       runtime.grantCheckpoints(toolFn, 'dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:ConditionCheckItem');
       runtime.bodyBucket.grantRead(toolFn);
@@ -116,7 +134,9 @@ export class Agent extends Construct {
     const toolArns = Object.fromEntries([...this.toolFunctions].map(([name, f]) => [name, f.functionArn]));
     this.modelTurnFunction = fn('ModelTurn', 'modelTurn', 'one model turn', agent.modelTimeoutSeconds, {
       [ENV.toolFunctions]: Stack.of(this).toJsonString(toolArns),
+      ...policyEnv,
     });
+    policyReader(this.modelTurnFunction);
     runtime.grantCheckpoints(this.modelTurnFunction, 'dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:Query', 'dynamodb:UpdateItem', 'dynamodb:ConditionCheckItem');
     runtime.bodyBucket.grantRead(this.modelTurnFunction);
     runtime.bodyBucket.grantPut(this.modelTurnFunction);
@@ -127,6 +147,15 @@ export class Agent extends Construct {
       maxSteps: agent.maxSteps,
       toolConcurrency: agent.toolConcurrency,
       approvalTimeoutSeconds: agent.approvalTimeoutSeconds,
+      budgetPauseTimeoutSeconds: agent.budgetPauseTimeoutSeconds,
+      modelTimeoutSeconds: agent.modelTimeoutSeconds,
+      tools: agent.tools.map((tool) => ({
+        name: tool.name,
+        function: this.toolFunction(tool.name),
+        needsApproval: tool.needsApproval,
+        timeoutSeconds: tool.timeoutSeconds,
+        retry: tool.retry,
+      })),
       prepareFunction: this.prepareFunction,
       modelTurnFunction: this.modelTurnFunction,
       approvalRequestFunction: runtime.approvalRequestFunction,
@@ -151,7 +180,7 @@ export class Agent extends Construct {
       Aborted: this.stateMachine.metricAborted(),
       Throttled: this.stateMachine.metricThrottled(),
     };
-    this.alarms = Object.entries(outcomes).map(([name, metric]) =>
+    this.alarms = (props.alarms ?? true ? Object.entries(outcomes) : []).map(([name, metric]) =>
       metric.createAlarm(this, `Executions${name}`, {
         alarmDescription: `${agent.name}: executions ${name.toLowerCase()}`,
         threshold: 1,
@@ -160,8 +189,6 @@ export class Agent extends Construct {
         treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
       }),
     );
-    // Tools are invoked by ARN from the payload (FunctionName.$), so the graph cannot grant them.
-    for (const toolFn of this.toolFunctions.values()) toolFn.grantInvoke(this.stateMachine);
     // ContinueAsNew starts this state machine's next execution. A policy of its own: in the
     // role's default policy the ARN would make the state machine depend on itself.
     new iam.Policy(this, 'ContinueAsNewPolicy', {

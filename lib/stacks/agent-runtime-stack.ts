@@ -20,12 +20,14 @@ export interface AgentSpec {
 export interface AgentRuntimeStackProps extends StackProps {
   readonly agents: readonly AgentSpec[];
   readonly runtime?: AgentRuntimeProps;
+  /** Whether each agent gets its CloudWatch alarms (see {@link Agent.alarms}). @default true */
+  readonly alarms?: boolean;
 }
 
 /**
  * The runtime and its agents. Outputs: `ApiUrl`, `DeadLetterQueueUrl`,
  * `CheckpointTableName`, `EventTableName`, `EventBusName`, `BodyBucketName`,
- * `IdempotencyTableName`, `FaultTableName` (with fault injection), and per agent
+ * `IdempotencyTableName`, `PolicyTableName`, `FaultTableName` (with fault injection), and per agent
  * `StateMachine<agent>` (non-alphanumerics removed).
  */
 export class AgentRuntimeStack extends Stack {
@@ -41,6 +43,7 @@ export class AgentRuntimeStack extends Stack {
         definition: spec.definition,
         module: spec.module,
         exportName: spec.exportName,
+        alarms: props.alarms,
       });
       spec.configure?.(agent, this);
       new CfnOutput(this, `StateMachine${spec.definition.name.replace(/[^A-Za-z0-9]/g, '')}`, { value: agent.stateMachine.stateMachineArn });
@@ -55,6 +58,7 @@ export class AgentRuntimeStack extends Stack {
     new CfnOutput(this, 'EventBusName', { value: this.runtime.eventBus.eventBusName });
     new CfnOutput(this, 'BodyBucketName', { value: this.runtime.bodyBucket.bucketName });
     new CfnOutput(this, 'IdempotencyTableName', { value: this.runtime.idempotencyTable.tableName });
+    new CfnOutput(this, 'PolicyTableName', { value: this.runtime.policyTable.tableName });
     if (this.runtime.faultTable) new CfnOutput(this, 'FaultTableName', { value: this.runtime.faultTable.tableName });
   }
 }

@@ -7,6 +7,11 @@ import { defaultProvider } from '@aws-sdk/credential-provider-node';
 import { Hash } from '@smithy/hash-node';
 import { SignatureV4 } from '@smithy/signature-v4';
 import type {
+  RaiseBudgetRequest,
+  RaiseBudgetResponse,
+  StartRunRequest,
+  StopRunRequest,
+  StopRunResponse,
   CancelRunRequest,
   CancelRunResponse,
   PendingApproval,
@@ -73,10 +78,26 @@ export class RuntimeApiClient {
     return { status: res.status, body: parsed as T };
   }
 
-  /** POST /agents/{agent}/runs */
-  async startRun(agent: string, input: unknown, idempotencyKey?: string): Promise<StartRunResponse> {
+  /** POST /agents/{agent}/runs, with the request's principal, budgets and depth when given. */
+  async startRun(agent: string, input: unknown, idempotencyKey?: string, extra: Omit<StartRunRequest, 'input' | 'idempotencyKey'> = {}): Promise<StartRunResponse> {
     const headers: Record<string, string> = idempotencyKey ? { 'idempotency-key': idempotencyKey } : {};
-    return (await this.request<StartRunResponse>('POST', `agents/${agent}/runs`, { input }, headers)).body;
+    return (await this.request<StartRunResponse>('POST', `agents/${agent}/runs`, { input, ...extra }, headers)).body;
+  }
+
+  /**
+   * POST /runs/{sessionId}/budget: sets the run's budgets (each field the new limit); a paused run resumes.
+   * @throws ApiError 400 (fields), 404, 409 (`NotRaisable`, `Conflict`).
+   */
+  async raiseBudget(sessionId: string, body: RaiseBudgetRequest): Promise<RaiseBudgetResponse> {
+    return (await this.request<RaiseBudgetResponse>('POST', `runs/${sessionId}/budget`, body)).body;
+  }
+
+  /**
+   * POST /runs/{sessionId}/stop: ends a run paused on a budget, its partial results kept.
+   * @throws ApiError 400 (reason), 404, 409 (`NotStoppable`, `Conflict`).
+   */
+  async stop(sessionId: string, body: StopRunRequest): Promise<StopRunResponse> {
+    return (await this.request<StopRunResponse>('POST', `runs/${sessionId}/stop`, body)).body;
   }
 
   /** GET /runs/{sessionId} */

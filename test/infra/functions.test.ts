@@ -120,6 +120,23 @@ describe('per-agent functions', () => {
     expect(DEFAULT_BODY_INLINE_LIMIT_BYTES).toBe(16_384);
   });
 
+  it("model-turn and tool functions know the policy table (the operators' overrides) and the deployment's environment, 'production' by default; prepare and start-run do not", () => {
+    for (const agent of rt.stack.agents) {
+      for (const fn of [agent.modelTurnFunction, ...definitionOf(agent.name).tools.map((t) => agent.toolFunction(t.name))]) {
+        expect(envOf(fn), fn.node.path).toMatchObject({
+          [ENV.policyTable]: { Ref: logicalIdOf(rt.stack.runtime.policyTable) },
+          [ENV.environment]: 'production',
+        });
+      }
+      for (const fn of [agent.prepareFunction, agent.startRunFunction]) expect(envOf(fn)[ENV.policyTable], fn.node.path).toBeUndefined();
+    }
+    expect(rt.stack.runtime.environment).toBe('production');
+  });
+
+  it('no runtime function knows the policy table (only agent functions decide policies)', () => {
+    for (const fn of runtimeFunctions()) expect(envOf(fn)[ENV.policyTable], fn.node.path).toBeUndefined();
+  });
+
   it('have no fault table unless the runtime enables fault injection', () => {
     for (const fn of [...runtimeFunctions(), ...agentFunctions().map((f) => f.fn)]) expect(envOf(fn)[ENV.faultTable], fn.node.path).toBeUndefined();
   });
@@ -179,8 +196,11 @@ describe('runtime functions', () => {
     expect(envOf(functionChild(runtime(), 'UnknownAgent'))[ENV.agentNames]).toBe(rt.stack.agents.map((a) => a.name).join(','));
   });
 
-  it('projector knows the event table', () => {
-    expect(envOf(runtime().projectorFunction)).toMatchObject({ [ENV.eventTable]: { Ref: logicalIdOf(runtime().eventTable) } });
+  it('projector knows the event table and the runtime bus (governance events)', () => {
+    expect(envOf(runtime().projectorFunction)).toMatchObject({
+      [ENV.eventTable]: { Ref: logicalIdOf(runtime().eventTable) },
+      [ENV.eventBusName]: { Ref: logicalIdOf(runtime().eventBus) },
+    });
   });
 
   it('record-failure knows the checkpoint table and the dead-letter queue', () => {

@@ -83,6 +83,8 @@ const bodies = (actions: readonly string[]): string[] => lines(actions, bucketAn
 const readAndPutBodies = (): string[] => [...bodies(S3_READ), ...lines(S3_PUT, [`${arnOf(runtime().bodyBucket)}/*`])];
 const idempotencyRecords = (): string[] => lines(IDEMPOTENCY, [arnOf(runtime().idempotencyTable)]);
 const checkpoints = (actions: readonly string[]): string[] => lines(actions, [arnOf(runtime().checkpointTable)]);
+/** Reading the operators' policy override of the agent (one item per agent), before every decision. */
+const policyOverride = (): string[] => [`dynamodb:GetItem ${arnOf(runtime().policyTable)}`];
 const toolFunctionsOf = (agent: Agent): lambda.Function[] =>
   must(AGENT_DEFINITIONS.find((d) => d.name === agent.name), `definition of ${agent.name}`).tools.map((t) => agent.toolFunction(t.name));
 
@@ -163,11 +165,17 @@ describe('projector', () => {
     expect(onCheckpoints).toEqual(lines(STREAM_READ, [`\${${logicalIdOf(runtime().checkpointTable)}.StreamArn}`]));
   });
 
-  it('is granted exactly: append to the event log, read the stream, send failed batches to the delivery DLQ, tracing', () => {
+  it('may put the governance events on the runtime bus, and on no other bus', () => {
+    expectStatement(runtime().projectorFunction, ['events:PutEvents'], { 'Fn::GetAtt': [logicalIdOf(runtime().eventBus), 'Arn'] });
+    expect(grantsOf(runtime().projectorFunction).filter((l) => l.startsWith('events:'))).toEqual([`events:PutEvents ${arnOf(runtime().eventBus)}`]);
+  });
+
+  it('is granted exactly: append to the event log, read the stream, publish governance events, send failed batches to the delivery DLQ, tracing', () => {
     expect(grantsOf(runtime().projectorFunction)).toEqual(
       sorted([
         ...lambdaTracing(),
         `dynamodb:PutItem ${arnOf(runtime().eventTable)}`,
+        `events:PutEvents ${arnOf(runtime().eventBus)}`,
         ...lines(STREAM_READ, [`\${${logicalIdOf(runtime().checkpointTable)}.StreamArn}`]),
         ...lines(STREAM_LIST, ['*']),
         ...lines(SQS_SEND, [arnOf(runtime().deliveryDeadLetterQueue)]),
@@ -249,12 +257,12 @@ describe('start-run functions (one per agent)', () => {
 });
 
 describe('the other runtime functions', () => {
-  it('approval-request is granted exactly: read/write checkpoints, read bodies (a model turn stored by reference), put approvals, put events on the runtime bus', () => {
+  it('approval-request is granted exactly: read/write checkpoints and pause the session head, read bodies (a model turn stored by reference), put approvals, put events on the runtime bus', () => {
     const approvals = arnOf(runtime().approvalTable);
     expect(grantsOf(runtime().approvalRequestFunction)).toEqual(
       sorted([
         ...lambdaTracing(),
-        ...checkpoints(['dynamodb:GetItem', 'dynamodb:PutItem']),
+        ...checkpoints(['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem']),
         ...bodies(S3_READ),
         ...lines(['dynamodb:PutItem'], [approvals, `${approvals}/index/*`]),
         `events:PutEvents ${arnOf(runtime().eventBus)}`,
@@ -262,14 +270,21 @@ describe('the other runtime functions', () => {
     );
   });
 
-  it('control-run is granted exactly: read/write the checkpoints (cancel, move abandoned ones, fenced rollback), query and expire approvals, start, describe, stop and redrive the executions of every agent', () => {
+  it("control-run may answer the task tokens of every agent's state machine (a budget pause's wait, for raise-budget and stop)", () => {
+    for (const agent of rt.stack.agents) {
+      expectStatement(runtime().controlRunFunction, ['states:SendTaskSuccess'], { Ref: logicalIdOf(agent.stateMachine) });
+    }
+  });
+
+  it('control-run is granted exactly: read/write the checkpoints (cancel, move abandoned ones, fenced rollback), query, read and decide approvals, answer budget pauses, start, describe, stop and redrive the executions of every agent', () => {
     const approvals = arnOf(runtime().approvalTable);
     expect(grantsOf(runtime().controlRunFunction)).toEqual(
       sorted([
         ...lambdaTracing(),
         ...checkpoints(['dynamodb:ConditionCheckItem', 'dynamodb:DeleteItem', 'dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:Query', 'dynamodb:UpdateItem']),
-        ...lines(['dynamodb:Query', 'dynamodb:UpdateItem'], [approvals, `${approvals}/index/*`]),
+        ...lines(['dynamodb:GetItem', 'dynamodb:Query', 'dynamodb:UpdateItem'], [approvals, `${approvals}/index/*`]),
         ...rt.stack.agents.flatMap((a) => [
+          ...lines(TASK_RESPONSE_ACTIONS, [refOf(a.stateMachine)]),
           `states:StartExecution ${refOf(a.stateMachine)}`,
           ...lines(['states:DescribeExecution', 'states:RedriveExecution', 'states:StopExecution'], [executionsOf(a.stateMachine)]),
         ]),
@@ -308,6 +323,23 @@ describe('the other runtime functions', () => {
 });
 
 describe('agent functions', () => {
+  it('the functions that decide policies (model turn, tools) may read the policy override, and no other function may', () => {
+    const table = logicalIdOf(runtime().policyTable);
+    const agentFunctions = rt.stack.agents.flatMap((a) => [a.modelTurnFunction, ...toolFunctionsOf(a)]);
+    for (const fn of agentFunctions) {
+      expect(
+        grantsOf(fn).filter((l) => l.includes(table)),
+        fn.node.path,
+      ).toEqual(policyOverride());
+    }
+    const readers = new Set(
+      allPolicyStatements(rt.template)
+        .filter(({ statement }) => asArray(statement.Resource).some((r) => render(r).includes(table)))
+        .flatMap(({ roles }) => roles),
+    );
+    expect(readers).toEqual(new Set(agentFunctions.map((f) => `\${${roleIdOf(f)}}`)));
+  });
+
   it('prepare may get, put, query and update checkpoints (a continuation takes the head over), and nothing else', () => {
     for (const agent of rt.stack.agents) {
       expect(grantsOf(agent.prepareFunction), agent.name).toEqual(
@@ -316,7 +348,7 @@ describe('agent functions', () => {
     }
   });
 
-  it('model-turn may get, put, query and update checkpoints with fenced writes (ConditionCheckItem), read bodies and put new ones (never delete them), keep its idempotency records, and nothing else', () => {
+  it('model-turn may get, put, query and update checkpoints with fenced writes (ConditionCheckItem), read bodies and put new ones (never delete them), keep its idempotency records, read the policy override, and nothing else', () => {
     for (const agent of rt.stack.agents) {
       expect(grantsOf(agent.modelTurnFunction), agent.name).toEqual(
         sorted([
@@ -324,6 +356,7 @@ describe('agent functions', () => {
           ...checkpoints(['dynamodb:ConditionCheckItem', 'dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:Query', 'dynamodb:UpdateItem']),
           ...readAndPutBodies(),
           ...idempotencyRecords(),
+          ...policyOverride(),
         ]),
       );
     }
@@ -382,7 +415,7 @@ describe('tool functions', () => {
     }
   });
 
-  it('are granted nothing beyond checkpoints, bodies, idempotency records and tracing, except what an agent adds for its own tool', () => {
+  it('are granted nothing beyond checkpoints, bodies, idempotency records, the policy override (checked again at call time) and tracing, except what an agent adds for its own tool', () => {
     const example = rt.agent(EXAMPLE_AGENT);
     for (const agent of rt.stack.agents) {
       for (const tool of toolFunctionsOf(agent)) {
@@ -393,6 +426,7 @@ describe('tool functions', () => {
             ...checkpoints(['dynamodb:ConditionCheckItem', 'dynamodb:GetItem', 'dynamodb:PutItem']),
             ...readAndPutBodies(),
             ...idempotencyRecords(),
+            ...policyOverride(),
             ...extra,
           ]),
         );
@@ -409,7 +443,7 @@ describe('state machine roles', () => {
       .map((l) => l.slice('lambda:InvokeFunction '.length));
   const fnArns = (fns: readonly lambda.IFunction[]): string[] => fns.flatMap((f) => [arnOf(f), `${arnOf(f)}:*`]);
 
-  it('can invoke their own tool functions (invoked by ARN from the payload, so granted explicitly)', () => {
+  it('can invoke their own tool functions (each through its own RunTool-<tool> Task)', () => {
     for (const agent of rt.stack.agents) {
       for (const tool of toolFunctionsOf(agent)) {
         expectStatement(agent.stateMachine, ['lambda:InvokeFunction'], { 'Fn::GetAtt': [logicalIdOf(tool), 'Arn'] });

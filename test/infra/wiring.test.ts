@@ -274,9 +274,11 @@ describe('HTTP API', () => {
     ['POST /runs/{sessionId}/resume', runtime().controlRunFunction],
     ['POST /runs/{sessionId}/cancel', runtime().controlRunFunction],
     ['POST /runs/{sessionId}/rollback', runtime().controlRunFunction],
+    ['POST /runs/{sessionId}/budget', runtime().controlRunFunction],
+    ['POST /runs/{sessionId}/stop', runtime().controlRunFunction],
   ];
 
-  it('has exactly the seven routes, with one start route per agent', () => {
+  it('has exactly the nine routes, with one start route per agent', () => {
     expect([...methods().keys()].sort()).toEqual(routes().map(([route]) => route).sort());
   });
 

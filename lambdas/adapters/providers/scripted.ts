@@ -7,6 +7,8 @@
  * (terminal) on a call past the script's end, on a request that misses the
  * turn's expectations, and from {@link ScriptedModelProvider.assertComplete}
  * when the run ends with turns left over. Every request is recorded in `requests`.
+ * A recorded answer whose output tokens exceed the request's `maxTokens` comes back
+ * with stop reason `max_tokens` and that many output tokens, as a provider cuts it off.
  */
 import type { ModelProvider, ModelRequest, ModelResponse } from '../../core/contracts/model';
 import type { ScriptedConversation, TurnExpectation } from '../../core/contracts/scripted';
@@ -33,7 +35,12 @@ export class ScriptedModelProvider implements ModelProvider {
     if (problems.length > 0) {
       throw new ScriptMismatchError(`${this.script.modelId}: turn ${position + 1} expectations not met: ${problems.join('; ')}`);
     }
-    return { ...structuredClone(turn.response), modelId: this.script.modelId, requestId: `scripted-${position + 1}` };
+    const response = { ...structuredClone(turn.response), modelId: this.script.modelId, requestId: `scripted-${position + 1}` };
+    // As a provider does: an answer longer than the request's maxTokens is cut off there.
+    if (request.maxTokens !== undefined && response.usage.outputTokens > request.maxTokens) {
+      return { ...response, stopReason: 'max_tokens', usage: { ...response.usage, outputTokens: request.maxTokens } };
+    }
+    return response;
   }
 
   /**

@@ -10,15 +10,19 @@
  * | POST /runs/{sessionId}/resume         | {@link ResumeRunRequestSchema} (optional) | 202 {@link ResumeRunResponse} (`created: true`); 200 with `created: false` for a repeated request |
  * | POST /runs/{sessionId}/cancel         | {@link CancelRunRequestSchema} | 200 {@link CancelRunResponse} |
  * | POST /runs/{sessionId}/rollback       | {@link RollbackRunRequestSchema} | 202 {@link RollbackRunResponse} |
+ * | POST /runs/{sessionId}/budget         | {@link RaiseBudgetRequestSchema} | 200 {@link RaiseBudgetResponse} |
+ * | POST /runs/{sessionId}/stop           | {@link StopRunRequestSchema}   | 200 {@link StopRunResponse} |
  *
  * Errors are `{error, message, issues?}` ({@link ProblemSchema}): 400 `InvalidRequest`
  * naming the fields (bad JSON, a field missing or out of range); 404 `UnknownSession`,
  * `UnknownApproval`, `UnknownAgent`; 409 with a name saying why (for the control
- * routes: `NotResumable`, `NotCancellable`, `NotRollbackable`, `Conflict`,
+ * routes: `NotResumable`, `NotCancellable`, `NotRollbackable`, `NotRaisable`, `NotStoppable`, `Conflict`,
  * `ExecutionConflict`; 400 `InvalidRollback` names `toStep`).
  */
 import { z } from 'zod';
-import { CancellationSchema } from './checkpoint';
+import { BudgetRaiseSchema, BudgetsSchema } from '../budget';
+import { PrincipalSchema } from '../policy';
+import { BudgetStandingSchema, CancellationSchema, StopSchema } from './checkpoint';
 
 /** Idempotency keys: 1-128 printable ASCII characters. */
 export const IdempotencyKeySchema = z.string().regex(/^[\x21-\x7e]{1,128}$/, 'must be 1-128 printable ASCII characters without spaces');
@@ -31,6 +35,16 @@ export const IdempotencyKeySchema = z.string().regex(/^[\x21-\x7e]{1,128}$/, 'mu
 export const StartRunRequestSchema = z.object({
   input: z.unknown().refine((v) => v !== undefined, 'is required'),
   idempotencyKey: IdempotencyKeySchema.optional(),
+  /**
+   * Who the run acts for (the principal of its policy decisions). The API is IAM-authorised:
+   * a caller allowed to start runs is trusted to assert the end user it acts for.
+   * @default `{user: <the caller's IAM identity>, tenant: "default", roles: []}`
+   */
+  principal: PrincipalSchema.optional(),
+  /** Budgets of this run, overriding the agent's field by field. */
+  budgets: BudgetsSchema.optional(),
+  /** How deep in a chain of sub-agents this run is (a supervisor starting a sub-agent passes its own depth + 1). @default 0 */
+  depth: z.number().int().nonnegative().max(100).optional(),
 });
 
 /** Approves or rejects a pending approval. Example: `{"decision":"reject","reason":"address belongs to our VPN"}` */
@@ -59,7 +73,7 @@ export const PendingApprovalSchema = z.object({
 export const RunStatusSchema = z.object({
   sessionId: z.string(),
   agent: z.string(),
-  status: z.enum(['RUNNING', 'SUCCEEDED', 'FAILED', 'CANCELLED']),
+  status: z.enum(['RUNNING', 'PAUSED_BUDGET', 'SUCCEEDED', 'FAILED', 'CANCELLED', 'STOPPED']),
   /** The session's current execution. */
   executionArn: z.string(),
   /** Executions the session has had (1 + continuations, resumes and rollbacks). */
@@ -77,6 +91,14 @@ export const RunStatusSchema = z.object({
   output: z.unknown().optional(),
   failure: z.object({ error: z.string(), cause: z.string(), failedState: z.string() }).optional(),
   pendingApprovals: z.array(PendingApprovalSchema),
+  /** The budgets in force. */
+  budgets: BudgetsSchema.optional(),
+  /** The budget the run is paused on (status PAUSED_BUDGET). */
+  pause: BudgetStandingSchema.extend({ at: z.string(), approvalId: z.string(), step: z.number() }).optional(),
+  /** How the run was stopped (status STOPPED). */
+  stop: StopSchema.optional(),
+  /** Who the run acts for. */
+  principal: PrincipalSchema.optional(),
 });
 
 /** An error answer. Example: `{"error":"NotResumable","message":"session ses_a1 is RUNNING; only FAILED sessions can be resumed"}` */
@@ -174,6 +196,55 @@ export const RollbackRunResponseSchema = z.object({
   abandoned: z.number().int().nonnegative(),
 });
 
+/**
+ * Raises (sets) a run's budgets: each field is the new limit. A run paused on a budget
+ * resumes where it stopped (the next model turn checks the budgets again).
+ * Example: `{"budgets":{"costUsd":5},"reason":"the investigation needs more","requestedBy":"alice"}`
+ */
+export const RaiseBudgetRequestSchema = z.object({
+  budgets: BudgetRaiseSchema,
+  reason: ReasonSchema.optional(),
+  requestedBy: RequestedBySchema.optional(),
+});
+
+/**
+ * Answer of POST /runs/{sessionId}/budget.
+ * Example: `{"sessionId":"ses_a1","status":"RUNNING","budgets":{"costUsd":5},"resumed":true}`
+ */
+export const RaiseBudgetResponseSchema = z.object({
+  sessionId: z.string(),
+  status: z.enum(['RUNNING', 'PAUSED_BUDGET']),
+  budgets: BudgetsSchema,
+  /** True when the run was paused and this raise resumed it. */
+  resumed: z.boolean(),
+});
+
+/**
+ * Stops a run paused on a budget: it ends STOPPED, its checkpoints (partial results) kept.
+ * Example: `{"reason":"not worth more","requestedBy":"alice"}`
+ */
+export const StopRunRequestSchema = z.object({
+  reason: ReasonSchema,
+  requestedBy: RequestedBySchema.optional(),
+});
+
+/**
+ * Answer of POST /runs/{sessionId}/stop: the partial results are the completed
+ * tool calls and the spend at the pause.
+ * Example: `{"sessionId":"ses_a1","status":"STOPPED","step":3,"pause":{"budget":"costUsd","used":0.05,"limit":0.05},"completedToolCalls":4}`
+ */
+export const StopRunResponseSchema = z.object({
+  sessionId: z.string(),
+  status: z.literal('STOPPED'),
+  step: z.number().int().nonnegative(),
+  pause: BudgetStandingSchema,
+  completedToolCalls: z.number().int().nonnegative(),
+});
+
+export type RaiseBudgetRequest = z.infer<typeof RaiseBudgetRequestSchema>;
+export type RaiseBudgetResponse = z.infer<typeof RaiseBudgetResponseSchema>;
+export type StopRunRequest = z.infer<typeof StopRunRequestSchema>;
+export type StopRunResponse = z.infer<typeof StopRunResponseSchema>;
 export type StartRunRequest = z.infer<typeof StartRunRequestSchema>;
 export type Problem = z.infer<typeof ProblemSchema>;
 export type ResumeRunRequest = z.infer<typeof ResumeRunRequestSchema>;

@@ -12,6 +12,8 @@
  * | `CP#000003#intent#<call>`         | `intent`    | a non-idempotent tool, before it runs |
  * | `CP#000003#tool#<call>`           | `tool`      | tool call                           |
  * | `ROLLBACK#0001`                   | `rollback`  | `rollback` (API, CLI)               |
+ * | `NOTICE#BudgetThresholdReached#costUsd` | `notice` | a model turn (once per key: 80% of a budget, a tool budget used up) |
+ * | `PAUSE#0001`                      | `pause`     | the approval function, when a run pauses on a budget |
  * | `ABANDONED#0001#CP#000004#model`  | (any `CP#` kind) | `rollback`: a checkpoint after the step rolled back to |
  *
  * Every record carries `schemaVersion`. Checkpoints (`CP#...`) are written once,
@@ -28,7 +30,11 @@
  * Version 2 adds: the session's executions, branch (rollbacks) and cancellation,
  * status `CANCELLED`; bodies stored in S3 by reference (`resultRef`,
  * `responseRef`); tool status `outcome_unknown`; the `intent`, `execution` and
- * `rollback` kinds.
+ * `rollback` kinds. Governance added, as optional fields and new kinds that older
+ * version 2 records simply lack (so they still parse): the head's principal,
+ * budgets, pause and stop, statuses `PAUSED_BUDGET` and `STOPPED`; model usage,
+ * cost, denials, offered tools, output stages, confidence, outcome `review`; tool
+ * cost and status `denied`; the `notice` and `pause` kinds.
  */
 import { z } from 'zod';
 import { CHECKPOINT_SCHEMA_VERSION, SUPPORTED_CHECKPOINT_SCHEMA_VERSIONS } from '../constants';
@@ -43,12 +49,52 @@ import {
   TriggerInfoV1Schema,
   type CheckpointRecordV1,
 } from './checkpoint-v1';
+import { BudgetsSchema, type Budgets } from '../budget';
+import { PrincipalSchema, type Principal } from '../policy';
 import { ModelResponseSchema, type ToolResultBlockSchema } from './model';
 
 const v2 = { schemaVersion: z.literal(CHECKPOINT_SCHEMA_VERSION) };
 
-/** Session status. `RUNNING` includes waiting for an approval; `CANCELLED` is final. */
-export const SessionStatusSchema = z.enum(['RUNNING', 'SUCCEEDED', 'FAILED', 'CANCELLED']);
+/** The stages of the pipeline, in the order they run. */
+export const OUTPUT_STAGES = ['parse', 'schema', 'rules', 'confidence', 'gate'] as const;
+
+/**
+ * What one stage of the pipeline did, as the model checkpoint records it. `errors`
+ * lists the problems of a failed stage; `confidence` is the answer's confidence
+ * (confidence and gate stages); `detail` says why a stage was skipped, or what it found.
+ * Example: `{"stage":"rules","outcome":"failed","errors":["cited-lines-exist: line 4242 was not returned by any tool in this session"]}`
+ */
+export const StageOutcomeSchema = z.object({
+  stage: z.enum(OUTPUT_STAGES),
+  outcome: z.enum(['passed', 'failed', 'skipped']),
+  errors: z.array(z.string()).optional(),
+  confidence: z.number().min(0).max(1).optional(),
+  detail: z.string().optional(),
+});
+/** What one stage did ({@link StageOutcomeSchema}). */
+export type StageOutcome = z.infer<typeof StageOutcomeSchema>;
+/** A stage of the pipeline: `parse`, `schema`, `rules`, `confidence` or `gate`. */
+export type OutputStage = StageOutcome['stage'];
+
+/**
+ * Session status. `RUNNING` includes waiting for an approval or an output review;
+ * `PAUSED_BUDGET`: a budget is used up and the run waits for `raise-budget` or `stop`;
+ * `CANCELLED` and `STOPPED` (stopped while paused, partial results kept) are final.
+ */
+export const SessionStatusSchema = z.enum(['RUNNING', 'PAUSED_BUDGET', 'SUCCEEDED', 'FAILED', 'CANCELLED', 'STOPPED']);
+
+/**
+ * Where a budget stands: which one, how much is used, its limit (units of the budget:
+ * tokens, USD, steps, seconds). Example: `{"budget":"costUsd","used":0.0502,"limit":0.05}`
+ */
+export const BudgetStandingSchema = z.object({
+  budget: z.enum(['inputTokens', 'outputTokens', 'costUsd', 'steps', 'wallClockSeconds', 'subAgentDepth']),
+  used: z.number().nonnegative(),
+  limit: z.number().nonnegative(),
+});
+
+/** How a run ended on `stop` (while paused on a budget). Example: `{"reason":"too expensive","by":"alice","at":"2026-11-21T10:00:00.000Z"}` */
+export const StopSchema = z.object({ reason: z.string(), by: z.string().optional(), at: z.string() });
 
 /** Where a run came from. Example: `{"source":"eventbridge","dedupeKey":"6a7e8feb-…","detailType":"GuardDuty Finding","eventSource":"aws.guardduty","time":"…"}` */
 export const TriggerInfoSchema = TriggerInfoV1Schema;
@@ -83,6 +129,20 @@ export const SessionRecordSchema = SessionRecordV1Schema.extend({
   /** Rollbacks so far: checkpoints written after a rollback belong to this branch. */
   branch: z.number().int().nonnegative(),
   cancellation: CancellationSchema.optional(),
+  /** Who the run acts for (from the trigger; the principal of every policy decision). */
+  principal: PrincipalSchema.optional(),
+  /** The run's budgets in force (agent defaults, trigger and request overrides, raises). */
+  budgets: BudgetsSchema.optional(),
+  /** Seconds spent paused on budgets (not counted against `wallClockSeconds`). */
+  pausedSeconds: z.number().nonnegative().optional(),
+  /** Pauses so far: the sequence number of `PAUSE#<n>` records. */
+  pauses: z.number().int().nonnegative().optional(),
+  /** The current pause (status `PAUSED_BUDGET`): the budget used up, when, and the approval id of the wait. */
+  pause: BudgetStandingSchema.extend({ at: z.string(), approvalId: z.string(), step: z.number().int().nonnegative() }).optional(),
+  /** How the run was stopped (status `STOPPED`). */
+  stop: StopSchema.optional(),
+  /** How deep in a chain of sub-agents this run is (0: started by a trigger or a person). */
+  depth: z.number().int().nonnegative().optional(),
 });
 
 /** The validated trigger input and the first user message built from it. */
@@ -100,10 +160,55 @@ export const ModelCheckpointSchema = ModelCheckpointV1Schema.extend({
   /** The key under which the provider call is idempotent. */
   idempotencyKey: z.string().optional(),
   /**
-   * What the agent's context limit did to this request: bytes of tool results sent,
-   * and how many of the oldest results were replaced by a note (absent: no limit applied).
+   * What the agent's context limit did to this request (absent: no limit applied):
+   * bytes of tool results sent in full; how many of the oldest results were replaced
+   * by a note, or by a summary; the request's estimated input tokens (`core/context.ts`);
+   * the token limit, when set; the strategy. Records written before token limits
+   * carry the first two only.
    */
-  context: z.object({ toolResultBytes: z.number().int().nonnegative(), droppedToolResults: z.number().int().nonnegative() }).optional(),
+  context: z
+    .object({
+      toolResultBytes: z.number().int().nonnegative(),
+      droppedToolResults: z.number().int().nonnegative(),
+      summarisedToolResults: z.number().int().nonnegative().optional(),
+      estimatedTokens: z.number().int().nonnegative().optional(),
+      maxContextTokens: z.number().int().positive().optional(),
+      strategy: z.enum(['drop-oldest-tool-results', 'summarise', 'fail']).optional(),
+    })
+    .optional(),
+  /** Token usage of the call (also inside `response`, which may be in S3). */
+  usage: z.object({ inputTokens: z.number().int().nonnegative(), outputTokens: z.number().int().nonnegative() }).optional(),
+  /** What the call cost, USD (price table, `core/budget.ts`). */
+  costUsd: z.number().nonnegative().optional(),
+  /** `review`: a valid answer below the confidence gate (or failing rules, as declared) waits for a human. */
+  outcome: z.enum(['tool_calls', 'repair', 'final', 'failed', 'review']),
+  /**
+   * Tool calls not run, with the real reason (the model was told only that no such tool
+   * is available, or that the tool's budget is used up): `not_declared`, `denied`
+   * (policy; `policies` are the determining policy ids), `budget_exceeded`.
+   */
+  denials: z
+    .array(
+      z.object({
+        callId: z.string(),
+        tool: z.string(),
+        reason: z.enum(['not_declared', 'denied', 'budget_exceeded']),
+        policies: z.array(z.string()).optional(),
+        policyVersion: z.string().optional(),
+        errors: z.array(z.string()).optional(),
+      }),
+    )
+    .optional(),
+  /** Tools offered to the model (after policy). */
+  offeredTools: z.array(z.string()).optional(),
+  /** The output pipeline's stages on a final answer (parse, schema, rules, confidence, gate). */
+  stages: z.array(StageOutcomeSchema).optional(),
+  /** The answer's confidence, 0 to 1, when the pipeline computed one. */
+  confidence: z.number().min(0).max(1).optional(),
+  /** Why the answer went to a human (outcome `review`). */
+  reviewReasons: z.array(z.string()).optional(),
+  /** Why the run cannot go on (outcome `failed`): `OutputValidationFailed`, `OutputRuleFailed`, `LowConfidence`. */
+  failure: z.object({ error: z.string(), cause: z.string() }).optional(),
 });
 
 /** An approval was requested. The task token is not here (it lives in the approval table only). */
@@ -117,11 +222,13 @@ export const ApprovalCheckpointSchema = ApprovalCheckpointV1Schema.extend(v2);
  */
 export const ToolCheckpointSchema = ToolCheckpointV1Schema.extend({
   ...v2,
-  status: z.enum(['succeeded', 'tool_error', 'invalid_input', 'rejected', 'outcome_unknown']),
+  status: z.enum(['succeeded', 'tool_error', 'invalid_input', 'rejected', 'outcome_unknown', 'denied']),
   result: z.string().optional(),
   resultRef: BodyRefSchema.optional(),
   /** The key under which the call is idempotent (`ToolContext.idempotencyKey`). */
   idempotencyKey: z.string().optional(),
+  /** What the call cost, USD (the tool's declared cost per call; 0 when it did not run). */
+  costUsd: z.number().nonnegative().optional(),
 });
 
 /**
@@ -184,6 +291,45 @@ export const RollbackRecordSchema = z.object({
   requestedBy: z.string().optional(),
 });
 
+/**
+ * A governance notice, written once per key (`NOTICE#<notice>#<key>`), logged as its
+ * own event type and published on the runtime's bus by the projector.
+ * - `BudgetThresholdReached`: a budget reached 80% (key: the budget).
+ * - `ToolBudgetExceeded`: a call of a tool past its calls per session (key: step and call id).
+ * Example: `{"sessionId":"ses_a1","sk":"NOTICE#BudgetThresholdReached#costUsd","schemaVersion":2,"kind":"notice","notice":"BudgetThresholdReached","agent":"ssh-investigator","step":3,"detail":{"budget":"costUsd","used":0.041,"limit":0.05},"createdAt":"…"}`
+ */
+export const NoticeRecordSchema = z.object({
+  sessionId: SessionRecordSchema.shape.sessionId,
+  sk: z.string(),
+  ...v2,
+  createdAt: z.string(),
+  kind: z.literal('notice'),
+  notice: z.enum(['BudgetThresholdReached', 'ToolBudgetExceeded']),
+  agent: z.string(),
+  step: z.number().int().nonnegative(),
+  detail: z.record(z.string(), z.unknown()),
+});
+
+/**
+ * A budget ran out and the run paused (`PAUSE#<n>`): the snapshot of where it stood.
+ * Example: `{"sessionId":"ses_a1","sk":"PAUSE#0001","schemaVersion":2,"kind":"pause","agent":"ssh-investigator","step":3,"budget":"costUsd","used":0.0502,"limit":0.05,"budgets":{"costUsd":0.05},"approvalId":"apv_…","expiresAt":"…","createdAt":"…"}`
+ */
+export const PauseRecordSchema = BudgetStandingSchema.extend({
+  sessionId: SessionRecordSchema.shape.sessionId,
+  sk: z.string(),
+  ...v2,
+  createdAt: z.string(),
+  kind: z.literal('pause'),
+  agent: z.string(),
+  /** Model turns completed when it paused. */
+  step: z.number().int().nonnegative(),
+  /** The budgets in force when it paused. */
+  budgets: BudgetsSchema,
+  /** The wait's id (raise-budget and stop answer it). */
+  approvalId: z.string(),
+  expiresAt: z.string(),
+});
+
 /** Any record of the checkpoint table, as written today (version 2). */
 export const CheckpointRecordSchema = z.discriminatedUnion('kind', [
   SessionRecordSchema,
@@ -194,6 +340,8 @@ export const CheckpointRecordSchema = z.discriminatedUnion('kind', [
   ToolCheckpointSchema,
   ExecutionRecordSchema,
   RollbackRecordSchema,
+  NoticeRecordSchema,
+  PauseRecordSchema,
 ]);
 
 export type SessionStatus = z.infer<typeof SessionStatusSchema>;
@@ -209,6 +357,9 @@ export type ToolCheckpoint = z.infer<typeof ToolCheckpointSchema>;
 export type ExecutionReason = z.infer<typeof ExecutionReasonSchema>;
 export type ExecutionRecord = z.infer<typeof ExecutionRecordSchema>;
 export type RollbackRecord = z.infer<typeof RollbackRecordSchema>;
+export type NoticeRecord = z.infer<typeof NoticeRecordSchema>;
+export type PauseRecord = z.infer<typeof PauseRecordSchema>;
+export type BudgetStanding = z.infer<typeof BudgetStandingSchema>;
 export type CheckpointRecord = z.infer<typeof CheckpointRecordSchema>;
 export type ToolResult = z.infer<typeof ToolResultBlockSchema>;
 
@@ -230,9 +381,18 @@ export const StoredSessionRecordSchema = z.union([
   SessionRecordV1Schema.transform((r) => upgradeV1(r) as SessionRecord),
 ]);
 
-/** A new session head: RUNNING at step 0, its first execution, branch 0, created and updated at `at` (ISO 8601). */
-export function newSessionRecord(props: { sessionId: string; agent: string; executionArn: string; trigger: TriggerInfo }, at: string): SessionRecord {
+/**
+ * A new session head: RUNNING at step 0, its first execution, branch 0, created and
+ * updated at `at` (ISO 8601), with the run's principal, budgets and sub-agent depth when given.
+ */
+export function newSessionRecord(
+  props: { sessionId: string; agent: string; executionArn: string; trigger: TriggerInfo; principal?: Principal; budgets?: Budgets; depth?: number },
+  at: string,
+): SessionRecord {
   return {
+    ...(props.principal ? { principal: props.principal } : {}),
+    ...(props.budgets ? { budgets: props.budgets } : {}),
+    ...(props.depth !== undefined ? { depth: props.depth } : {}),
     sessionId: props.sessionId,
     sk: SESSION_SK,
     schemaVersion: CHECKPOINT_SCHEMA_VERSION,
@@ -287,6 +447,10 @@ export const checkpointKey = {
   tool: (step: number, callId: string): string => `CP#${pad(step)}#tool#${callId}`,
   /** The record of the session's `n`th execution. */
   execution: (n: number): string => `EXEC#${seq(n)}`,
+  /** A governance notice, once per `notice` and `key`. */
+  notice: (notice: string, key: string): string => `NOTICE#${notice}#${key}`,
+  /** The session's `n`th budget pause. */
+  pause: (n: number): string => `PAUSE#${seq(n)}`,
   /** The record of the session's `branch`th rollback. */
   rollback: (branch: number): string => `ROLLBACK#${seq(branch)}`,
   /** Where a rollback to branch `branch` moves the checkpoint `sk`. */

@@ -11,7 +11,9 @@ import { EVENT_SCHEMA_VERSION } from '../constants';
 import { ABANDONED_SK_PREFIX } from './checkpoint';
 
 /**
- * Event types, one per kind of checkpoint change. A rollback shows as
+ * Event types, one per kind of checkpoint change. Governance: `BudgetThresholdReached` and
+ * `ToolBudgetExceeded` (notices), `BudgetExhausted` (a pause's snapshot), `SessionPaused`,
+ * `SessionResumed` (a raise), `SessionStopped`. A rollback shows as
  * `SessionRolledBack`, then one `CheckpointAbandoned` (the record, moved under
  * `ABANDONED#<branch>#`) and one `RecordRemoved` (its live key) per later checkpoint.
  */
@@ -30,7 +32,39 @@ export const EventTypeSchema = z.enum([
   'SessionRolledBack',
   'CheckpointAbandoned',
   'RecordRemoved',
+  'BudgetThresholdReached',
+  'ToolBudgetExceeded',
+  'BudgetExhausted',
+  'SessionPaused',
+  'SessionResumed',
+  'SessionStopped',
 ]);
+
+/**
+ * Event types the projector also publishes on the runtime's bus (source
+ * `agent-runtime`, detail-type the event type, detail {@link publishedDetail}):
+ * the governance events operators act on. Delivery is at least once; `eventId` tells repeats apart.
+ */
+export const PUBLISHED_EVENT_TYPES: ReadonlySet<EventType> = new Set<EventType>([
+  'BudgetThresholdReached',
+  'ToolBudgetExceeded',
+  'BudgetExhausted',
+  'SessionResumed',
+  'SessionStopped',
+]);
+
+/**
+ * The detail of a published event: the session, the agent, the step, the event id
+ * and what the record says (a notice's `detail`; a pause's budget standing; a head's status).
+ * Example: `{"eventId":"4f1c…","sessionId":"ses_a1","agent":"ssh-investigator","type":"BudgetThresholdReached","step":3,"budget":"costUsd","used":0.041,"limit":0.05}`
+ */
+export function publishedDetail(row: EventLogRecord): Record<string, unknown> {
+  const r = row.record;
+  const base = { eventId: row.eventId, sessionId: row.sessionId, agent: r.agent, type: row.type, step: r.step, at: row.at };
+  if (r.kind === 'notice') return { ...base, ...(r.detail as Record<string, unknown>) };
+  if (r.kind === 'pause') return { ...base, budget: r.budget, used: r.used, limit: r.limit, budgets: r.budgets, approvalId: r.approvalId, expiresAt: r.expiresAt };
+  return { ...base, status: r.status, budgets: r.budgets, stop: r.stop };
+}
 
 /**
  * One row of the event log.
@@ -129,6 +163,9 @@ function eventType(change: CheckpointChange, record: Record<string, unknown>): E
       if (record.status !== before && record.status === 'SUCCEEDED') return 'SessionSucceeded';
       if (record.status !== before && record.status === 'FAILED') return 'SessionFailed';
       if (record.status !== before && record.status === 'CANCELLED') return 'SessionCancelled';
+      if (record.status !== before && record.status === 'PAUSED_BUDGET') return 'SessionPaused';
+      if (record.status !== before && record.status === 'STOPPED') return 'SessionStopped';
+      if (record.status !== before && before === 'PAUSED_BUDGET' && record.status === 'RUNNING') return 'SessionResumed';
       return 'SessionUpdated';
     }
     case 'input':
@@ -145,6 +182,10 @@ function eventType(change: CheckpointChange, record: Record<string, unknown>): E
       return 'ExecutionStarted';
     case 'rollback':
       return 'SessionRolledBack';
+    case 'notice':
+      return record.notice === 'ToolBudgetExceeded' ? 'ToolBudgetExceeded' : 'BudgetThresholdReached';
+    case 'pause':
+      return 'BudgetExhausted';
     default:
       throw new Error(`stream record ${change.eventId}: unknown checkpoint kind ${String(record.kind)}`);
   }

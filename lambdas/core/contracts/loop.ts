@@ -40,8 +40,24 @@ export const ToolRunSchema = z.object({
   events: z.number().int().nonnegative(),
 });
 
+/**
+ * A human's answer to a wait of the loop itself (not a tool's approval): a budget
+ * pause (`raised`, `stopped`; `timed_out` from the wait's Catch) or an output review
+ * (`approved`, `rejected`, `timed_out`). Set at `$.decision` by the wait's
+ * ResultPath; the next model turn consumes it.
+ * Example: `{"decision":"raised","decidedBy":"alice"}`
+ */
+export const WaitDecisionSchema = z.object({
+  decision: z.enum(['raised', 'stopped', 'approved', 'rejected', 'timed_out']),
+  reason: z.string().optional(),
+  approvalId: z.string().optional(),
+  decidedBy: z.string().optional(),
+});
+
 /** Fields every loop payload carries besides the session pointer. */
 const progress = {
+  /** The answer to the loop's last wait (budget pause, output review); null otherwise. */
+  decision: WaitDecisionSchema.nullable(),
   /** History events written so far by this execution (an upper-bound estimate, `core/history.ts`). */
   events: z.number().int().nonnegative(),
   /** Which execution of the session this is (1 for the first). */
@@ -75,6 +91,9 @@ export const PrepareResultSchema = z.object({
  * Example: `{"sessionId":"ses_a1","step":2,"repairs":0,"executionArn":"arn:aws:states:…","retryCount":0,"events":48,"execution":1,"toolRuns":[…]}`
  */
 export const ModelTurnInputSchema = z.object({
+  ...progress,
+  /** Null when absent: an execution started before the field existed. */
+  decision: WaitDecisionSchema.nullable().default(null),
   sessionId: SessionIdSchema,
   /** Model turns taken so far. */
   step: z.number().int().nonnegative(),
@@ -83,7 +102,6 @@ export const ModelTurnInputSchema = z.object({
   executionArn: z.string(),
   /** This attempt's `$$.State.RetryCount`. */
   retryCount: z.number().int().nonnegative(),
-  ...progress,
 });
 
 /**
@@ -103,12 +121,25 @@ export const ContinuationSchema = z.object({
 });
 
 /**
+ * A budget that stopped the run, as the pause carries it. Example: `{"budget":"costUsd","used":0.0502,"limit":0.05}`
+ */
+export const PauseSchema = z.object({
+  budget: z.enum(['inputTokens', 'outputTokens', 'costUsd', 'steps', 'wallClockSeconds', 'subAgentDepth']),
+  used: z.number().nonnegative(),
+  limit: z.number().nonnegative(),
+});
+
+/**
  * The result of a model turn, routed by the `Route` Choice state.
  * - `tool_calls`: run `calls` (Map), then the next model turn.
  * - `repair`: the final answer failed validation; the errors were recorded and go back to the model.
  * - `final`: the answer is valid and recorded; the run succeeds.
  * - `continue`: the execution's history is near its limit: no model call; the
  *   session continues in a new execution (`continuation`) from this `step`.
+ * - `paused`: a budget is used up (`pause`); checked before each spend. The run waits
+ *   (PauseForBudget) for a raise, which returns to the model turn at this `step`, or a stop.
+ * - `review`: the answer goes to a human (confidence below the gate, or rules failing,
+ *   as declared); their decision returns to the model turn at this `step`.
  * - `failed`: the run cannot go on (invalid answer past its repairs, context limit); `failure` says why.
  * Example: `{"sessionId":"ses_a1","step":3,"repairs":0,"outcome":"tool_calls","calls":[{"callId":"toolu_06","tool":"block_address","functionArn":"arn:…","needsApproval":true}],"events":68,"execution":1,"toolRuns":[]}`
  */
@@ -116,10 +147,11 @@ export const ModelTurnResultSchema = z.object({
   sessionId: SessionIdSchema,
   step: z.number().int().nonnegative(),
   repairs: z.number().int().nonnegative(),
-  outcome: z.enum(['tool_calls', 'repair', 'final', 'continue', 'failed']),
+  outcome: z.enum(['tool_calls', 'repair', 'final', 'continue', 'failed', 'paused', 'review']),
   calls: z.array(ToolCallRefSchema),
   failure: FailureSchema.optional(),
   continuation: ContinuationSchema.optional(),
+  pause: PauseSchema.optional(),
   ...progress,
 });
 
@@ -148,18 +180,32 @@ export const ToolTaskInputSchema = z.object({
   branch: z.number().int().nonnegative().default(0),
 });
 
-/** Input of the approval request task (`.waitForTaskToken`). Example: `{"agent":"ssh-investigator","sessionId":"ses_a1","step":3,"call":{…},"taskToken":"…","timeoutSeconds":86400,"requestedAt":"2026-11-21T09:00:00.000Z","executionArn":"arn:…"}` */
-export const ApprovalRequestInputSchema = z.object({
+const waitFields = {
   agent: z.string(),
   sessionId: SessionIdSchema,
-  step: z.number().int().positive(),
-  call: ToolCallRefSchema,
   taskToken: z.string().min(1),
   timeoutSeconds: z.number().int().positive(),
   /** When the wait began (`$$.State.EnteredTime`), ISO 8601: its timeout counts from here. */
   requestedAt: z.string(),
   executionArn: z.string(),
-});
+};
+
+/**
+ * Input of the approval request task (`.waitForTaskToken`), one of:
+ * - a tool call that needs approval (`kind` absent or `tool_call`; `step` is the model turn);
+ * - `output_review`: the final answer of model turn `step + 1` goes to a human;
+ * - `budget_pause`: a budget is used up after `step` model turns (`pause`).
+ * Example: `{"agent":"ssh-investigator","sessionId":"ses_a1","step":3,"call":{…},"taskToken":"…","timeoutSeconds":86400,"requestedAt":"2026-11-21T09:00:00.000Z","executionArn":"arn:…"}`
+ */
+export const ApprovalRequestInputSchema = z.preprocess(
+  // An execution started before `kind` existed requests tool approvals without it.
+  (raw) => (raw && typeof raw === 'object' && !('kind' in raw) ? { ...raw, kind: 'tool_call' } : raw),
+  z.discriminatedUnion('kind', [
+    z.object({ kind: z.literal('tool_call'), step: z.number().int().positive(), call: ToolCallRefSchema, ...waitFields }),
+    z.object({ kind: z.literal('output_review'), step: z.number().int().nonnegative(), ...waitFields }),
+    z.object({ kind: z.literal('budget_pause'), step: z.number().int().nonnegative(), pause: PauseSchema, ...waitFields }),
+  ]),
+);
 
 /**
  * Input of the RecordFailure task: the state that failed, and the error.
@@ -186,4 +232,6 @@ export type ModelTurnResult = z.infer<typeof ModelTurnResultSchema>;
 export type ApprovalOutcome = z.infer<typeof ApprovalOutcomeSchema>;
 export type ToolTaskInput = z.infer<typeof ToolTaskInputSchema>;
 export type ApprovalRequestInput = z.infer<typeof ApprovalRequestInputSchema>;
+export type WaitDecision = z.infer<typeof WaitDecisionSchema>;
+export type Pause = z.infer<typeof PauseSchema>;
 export type RecordFailureInput = z.infer<typeof RecordFailureInputSchema>;

@@ -4,13 +4,26 @@ import type { CheckpointStore } from '../../adapters/checkpoint-store';
 import type { FaultPoint } from '../../adapters/fault-injection';
 import type { Once } from '../../adapters/idempotency';
 import type { ModelProvider } from '../../core/contracts/model';
-import type { AgentDefinition } from '../../core/define';
+import type { AgentDefinition, HttpImplementation, ToolDefinition } from '../../core/define';
+import type { PolicyDecision, Principal } from '../../core/policy';
 
 /** The checkpoint operations the steps use. */
 export type StepStore = Pick<
   CheckpointStore,
   'createSession' | 'getSession' | 'getCheckpoint' | 'putCheckpoint' | 'listCheckpoints' | 'recordStep' | 'markSucceeded' | 'takeOver'
 >;
+
+/**
+ * The policies in force at one moment (the agent's bundled Cedar policies, or an
+ * operator's override from the policy table), read fresh for each step so that a
+ * change applies at the next call.
+ */
+export interface PolicySnapshot {
+  /** `bundled`, or the override's version. */
+  readonly version: string;
+  /** Decides one request: may `principal` discover (be offered) or call `tool` (with `args` at `step`). */
+  decide(request: { principal: Principal; action: 'discoverTool' | 'callTool'; tool: ToolDefinition; arguments?: unknown; step?: number }): PolicyDecision;
+}
 
 /** The body operations the steps use (S3 in Lambda). */
 export type StepBodies = Pick<BodyStore, 'exceedsInline' | 'put' | 'get'>;
@@ -31,6 +44,10 @@ export interface StepDeps {
   readonly toolFunctions: () => Record<string, string>;
   /** Fires an injected fault planned for the session at `point` (chaos tests); a no-op unless enabled. */
   readonly fault: (point: FaultPoint, sessionId: string) => Promise<void>;
+  /** The policies in force now (read before every decision). */
+  readonly policies: () => Promise<PolicySnapshot>;
+  /** Calls an HTTP tool's endpoint (`adapters/http-tool.ts` in Lambda). */
+  readonly callHttp: (http: HttpImplementation, input: unknown, context: { idempotencyKey: string; timeoutMs: number; toolName: string }) => Promise<unknown>;
   /** The clock, in milliseconds since the epoch (durations in checkpoints). @default Date.now */
   readonly now?: () => number;
 }

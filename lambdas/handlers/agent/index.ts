@@ -9,13 +9,16 @@ import { CheckpointStore } from '../../adapters/checkpoint-store';
 import { documentClient, s3Client, takeDynamoDbRequests } from '../../adapters/clients';
 import { requireEnv, requireJsonMapEnv } from '../../adapters/config';
 import { injectFault } from '../../adapters/fault-injection';
+import { callHttpTool } from '../../adapters/http-tool';
 import { powertoolsOnce, type Once } from '../../adapters/idempotency';
+import { effectivePolicies, PolicyEngine, PolicyStore } from '../../adapters/policy-engine';
 import { ScriptedModelProvider } from '../../adapters/providers/scripted';
 import { ModelTurnInputSchema, ToolTaskInputSchema, type ModelTurnResult, type PrepareResult } from '../../core/contracts/loop';
 import type { AgentDefinition } from '../../core/define';
 import { ENV } from '../../core/env-names';
+import { authorizationRequest, policySchema } from '../../core/policy';
 import { logger, logStep } from '../../observability/powertools';
-import type { StepDeps } from './deps';
+import type { PolicySnapshot, StepDeps } from './deps';
 import { modelTurn } from './model-turn';
 import { prepare, type PrepareEvent } from './prepare';
 import { runTool, type ToolTaskResult } from './run-tool';
@@ -28,6 +31,23 @@ export interface AgentHandlers {
   runTool(event: unknown, context: Context): Promise<ToolTaskResult>;
   /** POST /agents/{agent}/runs (API Gateway Lambda proxy). */
   startRun(event: APIGatewayProxyEvent, context: Context): Promise<APIGatewayProxyResult>;
+}
+
+/**
+ * The policies in force, read before every decision: the operator's override from
+ * the policy table when there is one, else the agent's bundled policies (else the
+ * default, which permits every declared tool). Never cached, so a change applies at the next call.
+ */
+function policySnapshots(agent: AgentDefinition, store: PolicyStore, environment: string): () => Promise<PolicySnapshot> {
+  const engine = new PolicyEngine();
+  const schema = policySchema(agent.tools);
+  return async () => {
+    const { text, version } = effectivePolicies(agent.policies, await store.current(agent.name));
+    return {
+      version,
+      decide: (request) => engine.authorize(text, authorizationRequest({ ...request, agent: agent.name, environment, schema })),
+    };
+  };
 }
 
 /**
@@ -46,6 +66,8 @@ export function createAgentHandlers(agent: AgentDefinition): AgentHandlers {
       bodies: new BodyStore(s3Client(), requireEnv(ENV.bodyBucket), Number(requireEnv(ENV.bodyInlineLimit))),
       provider: () => new ScriptedModelProvider(agent.model.script),
       toolFunctions: () => requireJsonMapEnv(ENV.toolFunctions),
+      policies: policySnapshots(agent, new PolicyStore(documentClient(), requireEnv(ENV.policyTable)), requireEnv(ENV.environment)),
+      callHttp: callHttpTool,
     };
     return {
       ...base,
@@ -68,7 +90,7 @@ export function createAgentHandlers(agent: AgentDefinition): AgentHandlers {
       logger.addContext(context);
       takeDynamoDbRequests();
       const result = await modelTurn(input, getDeps(context));
-      logger.info('model turn', { outcome: result.outcome, calls: result.calls.map((c) => c.tool), failure: result.failure, events: result.events, dynamodb: takeDynamoDbRequests() });
+      logger.info('model turn', { outcome: result.outcome, calls: result.calls.map((c) => c.tool), failure: result.failure, pause: result.pause, events: result.events, dynamodb: takeDynamoDbRequests() });
       return result;
     },
     async runTool(event, context) {

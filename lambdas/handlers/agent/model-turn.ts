@@ -5,29 +5,58 @@
  * recorded answer, not a second call), decides the outcome and checkpoints it.
  * A turn whose checkpoint exists is replayed from it without calling the model.
  *
+ * Governance happens here, before each spend:
+ * - budgets: the session's spend is summed from its checkpoints; a used-up budget
+ *   answers `paused` before the model is called, and a turn whose tool calls'
+ *   declared cost does not fit answers `paused` before they run; 80% of a budget
+ *   writes a `BudgetThresholdReached` notice (once per budget per session);
+ * - policies: the model is offered only the tools the principal may discover, and
+ *   each call is authorised with its arguments (`callTool`); a denied call is
+ *   answered exactly like a call of a tool that does not exist;
+ * - tool budgets: a call past its tool's calls per session is not run
+ *   (`TOOL_BUDGET_EXCEEDED`, and a `ToolBudgetExceeded` notice);
+ * - the final answer goes through the output pipeline (`core/output.ts`); an answer
+ *   sent to a human (`review`) comes back here with the decision.
+ *
  * Before anything else it counts the execution's history events: when one more
  * worst-case turn would reach the agent's `historyEventLimit`, it returns
  * `continue` with the StartExecution of the session's next execution instead.
  */
-import { checkpointKey, type CheckpointRecord, type ModelCheckpoint } from '../../core/contracts/checkpoint';
-import type { Failure, ModelTurnInput, ModelTurnResult } from '../../core/contracts/loop';
+import {
+  affordable,
+  exhaustedBudget,
+  modelCallCostUsd,
+  priceOf,
+  roundUsd,
+  spendOf,
+  thresholdsReached,
+  toolCallsCostUsd,
+  type Budgets,
+  type Spend,
+} from '../../core/budget';
+import { checkpointKey, type CheckpointRecord, type ModelCheckpoint, type SessionRecord } from '../../core/contracts/checkpoint';
+import type { Failure, ModelTurnInput, ModelTurnResult, Pause } from '../../core/contracts/loop';
 import type { ModelRequest, ModelResponse } from '../../core/contracts/model';
 import { toolSpec } from '../../core/define';
-import { planContext } from '../../core/durable';
+import { contextLimitFailure, contextRecord, planContext } from '../../core/context';
 import { ConfigurationError } from '../../core/errors';
-import { executionName, modelTurnEvents, runToolsEvents, shouldContinueAsNew } from '../../core/history';
+import { executionName, LOOP_WAIT_EVENTS, maxToolRetries, modelTurnEvents, runToolsEvents, shouldContinueAsNew } from '../../core/history';
 import { modelCallIdempotencyKey } from '../../core/ids';
-import { buildConversation, decideTurn, outputValidationFailure } from '../../core/loop';
-import type { StepDeps } from './deps';
+import { buildConversation, decideTurn, outputValidationFailure, type Denial } from '../../core/loop';
+import { decideFinalAnswer, outputContext } from '../../core/output';
+import { DEFAULT_PRINCIPAL } from '../../core/policy';
+import type { PolicySnapshot, StepDeps } from './deps';
 
-/** Runs one model turn. @throws ConfigurationError when a tool has no function ARN. */
+type Progress = Pick<ModelTurnResult, 'events' | 'execution' | 'branch' | 'toolRuns' | 'decision'>;
+
+/** Runs one model turn. @throws ConfigurationError when a tool has no function ARN or the session head is missing. */
 export async function modelTurn(input: ModelTurnInput, deps: StepDeps): Promise<ModelTurnResult> {
   const { agent, store } = deps;
   const now = deps.now ?? Date.now;
   const before = input.events + (input.toolRuns ? runToolsEvents(input.toolRuns.map((r) => r.events)) : 0);
   const events = before + modelTurnEvents(input.retryCount);
-  const progress = { events, execution: input.execution, branch: input.branch, toolRuns: null };
-  if (shouldContinueAsNew(before, agent.historyEventLimit)) {
+  const progress: Progress = { events, execution: input.execution, branch: input.branch, toolRuns: null, decision: null };
+  if (shouldContinueAsNew(before, agent.historyEventLimit, undefined, maxToolRetries(agent.tools))) {
     const next = input.execution + 1;
     return {
       sessionId: input.sessionId,
@@ -45,18 +74,85 @@ export async function modelTurn(input: ModelTurnInput, deps: StepDeps): Promise<
   await deps.fault('ModelTurn', input.sessionId);
 
   const step = input.step + 1;
-  const records = await store.listCheckpoints(input.sessionId);
+  const [head, records] = await Promise.all([store.getSession(input.sessionId), store.listCheckpoints(input.sessionId)]);
+  if (!head) throw new ConfigurationError(`session ${input.sessionId} has no head`);
   const repairsBefore = records.filter((r) => r.kind === 'model' && r.step < step && r.outcome === 'repair').length;
-  const recorded = records.find((r): r is ModelCheckpoint => r.kind === 'model' && r.step === step);
-  const called = recorded ?? (await callModel(input, step, repairsBefore, records, deps, now));
-  if ('failure' in called) {
-    return { sessionId: input.sessionId, step: input.step, repairs: repairsBefore, outcome: 'failed', calls: [], failure: called.failure, ...progress };
+  // The loop's own waits (budget pause, output review) come after this turn: count their events now.
+  const waiting = { ...progress, events: events + LOOP_WAIT_EVENTS };
+  const base = { sessionId: input.sessionId, repairs: repairsBefore, calls: [] };
+  const limits: Budgets = head.budgets ?? agent.budgets;
+  const spend = spendOf(records, head, now());
+
+  let record = records.find((r): r is ModelCheckpoint => r.kind === 'model' && r.step === step);
+  const replayed = record !== undefined;
+  if (!record) {
+    const exhausted = exhaustedBudget(spend, limits);
+    if (exhausted) return { ...base, step: input.step, outcome: 'paused', pause: exhausted, ...waiting };
+    const called = await callModel(input, step, repairsBefore, records, head, deps, now);
+    // Not `'failure' in called`: a model checkpoint as parsed on writing has the key, undefined.
+    if (!('kind' in called)) return { ...base, step: input.step, outcome: 'failed', failure: called.failure, ...progress };
+    record = called;
   }
-  const record = called;
+
+  if (record.outcome === 'review') {
+    // Only a replayed review has been waited for; a decision from an earlier wait (a budget raise) is not its answer.
+    const decision = replayed && input.decision && ['approved', 'rejected', 'timed_out'].includes(input.decision.decision) ? input.decision : undefined;
+    if (!decision) return { ...base, step: input.step, outcome: 'review', ...waiting };
+    if (decision.decision !== 'approved') {
+      const why = decision.decision === 'timed_out' ? 'the review timed out' : `the reviewer rejected it (${decision.reason ?? 'no reason given'})`;
+      return { ...base, step: input.step, outcome: 'failed', failure: { error: 'OutputRejected', cause: `the final answer went to review and ${why}` }, ...progress };
+    }
+    await store.markSucceeded(input.sessionId, step, record.output, input.executionArn);
+    return { ...base, step, outcome: 'final', ...progress };
+  }
+
+  const after = addTurn(spend, record);
+  await announceThresholds(input.sessionId, after, limits, step, deps, input.executionArn);
+  if (record.outcome === 'tool_calls') {
+    // Before the calls run: their declared cost must fit the cost budget.
+    const pending = record.calls.filter((c) => !records.some((r) => r.kind === 'tool' && r.step === step && r.callId === c.callId));
+    const budgets = new Map(agent.tools.map((t) => [t.name, t.budget]));
+    const extra = toolCallsCostUsd(pending, budgets);
+    if (extra > 0 && !affordable(after, limits, extra)) {
+      const pause: Pause = { budget: 'costUsd', used: roundUsd(after.costUsd + extra), limit: limits.costUsd ?? 0 };
+      return { ...base, step: input.step, outcome: 'paused', pause, ...waiting };
+    }
+  }
   // Also on a replay: the previous attempt may have crashed between the checkpoint and the head update.
   if (record.outcome === 'final') await store.markSucceeded(input.sessionId, step, record.output, input.executionArn);
   else await store.recordStep(input.sessionId, step);
   return { ...resultOf(record, repairsBefore, agent.maxOutputRepairs), ...progress };
+}
+
+/** The spend with this turn's model call added, when the records do not hold it yet. */
+function addTurn(spend: Spend, record: ModelCheckpoint): Spend {
+  if (spend.steps >= record.step) return spend;
+  return {
+    ...spend,
+    steps: spend.steps + 1,
+    inputTokens: spend.inputTokens + (record.usage?.inputTokens ?? 0),
+    outputTokens: spend.outputTokens + (record.usage?.outputTokens ?? 0),
+    costUsd: roundUsd(spend.costUsd + (record.costUsd ?? 0)),
+  };
+}
+
+/** Writes a `BudgetThresholdReached` notice for each budget at 80% or more (once per budget per session: the notice's key). */
+async function announceThresholds(sessionId: string, spend: Spend, limits: Budgets, step: number, deps: StepDeps, executionArn: string): Promise<void> {
+  for (const budget of thresholdsReached(spend, limits)) {
+    const used = budget === 'wallClockSeconds' ? spend.wallClockSeconds : budget === 'subAgentDepth' ? 0 : spend[budget];
+    await deps.store.putCheckpoint(
+      {
+        sessionId,
+        sk: checkpointKey.notice('BudgetThresholdReached', budget),
+        kind: 'notice',
+        notice: 'BudgetThresholdReached',
+        agent: deps.agent.name,
+        step,
+        detail: { budget, used, limit: limits[budget] },
+      },
+      executionArn,
+    );
+  }
 }
 
 async function callModel(
@@ -64,29 +160,34 @@ async function callModel(
   step: number,
   repairsBefore: number,
   records: CheckpointRecord[],
+  head: SessionRecord,
   deps: StepDeps,
   now: () => number,
 ): Promise<ModelCheckpoint | { failure: Failure }> {
   const { agent, store, bodies } = deps;
   const functions = deps.toolFunctions();
-  const tools = new Map<string, { functionArn: string; needsApproval: boolean }>();
+  const principal = head.principal ?? DEFAULT_PRINCIPAL;
+  const policies: PolicySnapshot = await deps.policies();
+  const tools = new Map<string, { functionArn: string; needsApproval: boolean; budget?: (typeof agent.tools)[number]['budget'] }>();
   for (const tool of agent.tools) {
     const functionArn = functions[tool.name];
     if (!functionArn) throw new ConfigurationError(`no function ARN configured for tool ${tool.name}`);
-    tools.set(tool.name, { functionArn, needsApproval: tool.needsApproval });
+    tools.set(tool.name, { functionArn, needsApproval: tool.needsApproval, budget: tool.budget });
   }
+  const offered = agent.tools.filter((tool) => policies.decide({ principal, action: 'discoverTool', tool }).allowed);
   const history = records.filter((r) => r.kind !== 'model' || r.step < step);
-  const context = planContext(history, agent.context);
+  // Every body, also of the results the plan replaces: summaries and the output pipeline read them.
+  const loadedHistory = await loadBodies(history, deps);
+  const toolSpecs = offered.map(toolSpec);
+  const context = planContext(loadedHistory, agent.context, { system: agent.systemPrompt, tools: toolSpecs, maxOutputTokens: agent.maxOutputTokens });
   const sk = checkpointKey.model(step);
-  if (context.exceeded) {
-    const cause = `tool results of ${context.bytes} bytes exceed the agent's context limit of ${agent.context?.maxToolResultBytes ?? 0} bytes`;
-    return { failure: { error: 'ContextLimitExceeded', cause } };
-  }
+  if (context.exceeded) return { failure: contextLimitFailure(context) };
   const request: ModelRequest = {
     modelId: agent.model.script.modelId,
     system: agent.systemPrompt,
-    messages: buildConversation(await loadBodies(history, context.dropped, deps), context.dropped),
-    tools: agent.tools.map(toolSpec),
+    messages: buildConversation(loadedHistory, context.replaced),
+    tools: toolSpecs,
+    maxTokens: agent.maxOutputTokens,
   };
   const provider = deps.provider();
   const idempotencyKey = modelCallIdempotencyKey(input.sessionId, step, input.branch);
@@ -95,13 +196,33 @@ async function callModel(
   const stored = await deps.once(idempotencyKey, async () => {
     const answer = await provider.converse(request);
     const body = JSON.stringify(answer);
-    return bodies.exceedsInline(body) ? { responseRef: await bodies.put(input.sessionId, sk, body) } : { response: answer };
+    return bodies.exceedsInline(body) ? { responseRef: await bodies.put(input.sessionId, sk, body), usage: answer.usage } : { response: answer, usage: answer.usage };
   });
   const response: ModelResponse = stored.responseRef ? (JSON.parse(await bodies.get(stored.responseRef)) as ModelResponse) : stored.response;
   const durationMs = now() - started;
-  const decision = decideTurn(response, { tools, output: agent.output, repairs: repairsBefore, maxOutputRepairs: agent.maxOutputRepairs });
-  if (decision.outcome === 'final') provider.assertComplete?.(request);
+  const callsSoFar: Record<string, number> = {};
+  for (const r of records) if (r.kind === 'tool' && r.step < step && ranTool(r.status)) callsSoFar[r.tool] = (callsSoFar[r.tool] ?? 0) + 1;
+  const offeredNames = new Set(offered.map((t) => t.name));
+  const decision = decideTurn(response, {
+    tools,
+    authorize: (use) => {
+      const tool = agent.tools.find((t) => t.name === use.name);
+      if (!tool || !offeredNames.has(tool.name)) return { allowed: false, policies: [], errors: [], version: policies.version };
+      return { ...policies.decide({ principal, action: 'callTool', tool, arguments: use.input, step }), version: policies.version };
+    },
+    callsSoFar,
+    final: (answer) =>
+      decideFinalAnswer(answer, {
+        schema: agent.output,
+        pipeline: agent.outputPipeline,
+        context: outputContext(loadedHistory, now()),
+        repairs: repairsBefore,
+        maxOutputRepairs: agent.maxOutputRepairs,
+      }),
+  });
+  if (decision.outcome === 'final' || decision.outcome === 'review') provider.assertComplete?.(request);
 
+  const costUsd = modelCallCostUsd(response.usage, priceOf(response.modelId, agent.model.pricing) ?? priceOf(request.modelId, agent.model.pricing));
   const { record } = await store.putCheckpoint(
     {
       sessionId: input.sessionId,
@@ -110,38 +231,71 @@ async function callModel(
       step,
       provider: provider.name,
       request: { modelId: request.modelId, tools: request.tools.map((t) => t.name), messageCount: request.messages.length },
-      ...stored,
+      ...(stored.responseRef ? { responseRef: stored.responseRef } : { response: stored.response }),
+      usage: response.usage,
+      costUsd,
       idempotencyKey,
-      context: agent.context ? { toolResultBytes: context.bytes, droppedToolResults: context.dropped.size } : undefined,
+      context: contextRecord(context),
       outcome: decision.outcome,
       calls: decision.outcome === 'tool_calls' ? decision.calls : [],
       inlineResults: decision.outcome === 'tool_calls' ? decision.inlineResults : [],
+      denials: decision.outcome === 'tool_calls' && decision.denials.length > 0 ? decision.denials.map(plainDenial) : undefined,
+      offeredTools: [...offeredNames],
       validationErrors: decision.outcome === 'repair' || decision.outcome === 'failed' ? decision.validationErrors : undefined,
-      output: decision.outcome === 'final' ? decision.output : undefined,
+      output: decision.outcome === 'final' || decision.outcome === 'review' ? decision.output : undefined,
+      stages: 'stages' in decision ? decision.stages : undefined,
+      confidence: decision.outcome === 'final' || decision.outcome === 'review' || decision.outcome === 'failed' ? decision.confidence : undefined,
+      reviewReasons: decision.outcome === 'review' ? decision.reasons : undefined,
+      failure: decision.outcome === 'failed' ? decision.failure : undefined,
       durationMs,
     },
     input.executionArn,
   );
   if (record.kind !== 'model') throw new ConfigurationError(`checkpoint ${sk} is not a model checkpoint`);
+  if (decision.outcome === 'tool_calls') {
+    for (const denial of decision.denials.filter((d) => d.reason === 'budget_exceeded')) {
+      await store.putCheckpoint(
+        {
+          sessionId: input.sessionId,
+          sk: checkpointKey.notice('ToolBudgetExceeded', `${step}#${denial.callId}`),
+          kind: 'notice',
+          notice: 'ToolBudgetExceeded',
+          agent: agent.name,
+          step,
+          detail: { tool: denial.tool, callId: denial.callId, callsPerSession: agent.tools.find((t) => t.name === denial.tool)?.budget?.callsPerSession },
+        },
+        input.executionArn,
+      );
+    }
+  }
   return record;
 }
 
-/** The records with their S3 bodies loaded, except the tool results the context limit drops. */
-async function loadBodies(records: CheckpointRecord[], dropped: ReadonlySet<string>, deps: StepDeps): Promise<CheckpointRecord[]> {
+/** Tool statuses that count as a call of the tool (its calls-per-session budget). */
+function ranTool(status: string): boolean {
+  return status === 'succeeded' || status === 'tool_error' || status === 'outcome_unknown';
+}
+
+function plainDenial(d: Denial): { callId: string; tool: string; reason: Denial['reason']; policies?: string[]; policyVersion?: string; errors?: string[] } {
+  return { ...d, policies: d.policies ? [...d.policies] : undefined, errors: d.errors ? [...d.errors] : undefined };
+}
+
+/** The records with their S3 bodies loaded: model answers and tool results. */
+async function loadBodies(records: CheckpointRecord[], deps: StepDeps): Promise<CheckpointRecord[]> {
   return Promise.all(
     records.map(async (r) => {
       if (r.kind === 'model' && !r.response && r.responseRef) return { ...r, response: JSON.parse(await deps.bodies.get(r.responseRef)) as ModelResponse };
-      if (r.kind === 'tool' && r.result === undefined && r.resultRef && !dropped.has(r.sk)) return { ...r, result: await deps.bodies.get(r.resultRef) };
+      if (r.kind === 'tool' && r.result === undefined && r.resultRef) return { ...r, result: await deps.bodies.get(r.resultRef) };
       return r;
     }),
   );
 }
 
-type TurnResult = Omit<ModelTurnResult, 'events' | 'execution' | 'branch' | 'toolRuns'>;
+type TurnResult = Omit<ModelTurnResult, keyof Progress>;
 
 function resultOf(record: ModelCheckpoint, repairsBefore: number, maxOutputRepairs: number): TurnResult {
   const repairs = repairsBefore + (record.outcome === 'repair' ? 1 : 0);
   const result: TurnResult = { sessionId: record.sessionId, step: record.step, repairs, outcome: record.outcome, calls: record.calls };
-  if (record.outcome === 'failed') result.failure = outputValidationFailure(maxOutputRepairs, record.validationErrors ?? []);
+  if (record.outcome === 'failed') result.failure = record.failure ?? outputValidationFailure(maxOutputRepairs, record.validationErrors ?? []);
   return result;
 }

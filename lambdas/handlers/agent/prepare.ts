@@ -11,7 +11,10 @@ import { checkpointKey, type ExecutionReason } from '../../core/contracts/checkp
 import type { PrepareResult } from '../../core/contracts/loop';
 import { resumePoint, takeoverStatuses } from '../../core/durable';
 import { startEvents } from '../../core/history';
-import { parseTrigger, type ContinuationTrigger } from '../../core/trigger';
+import { effectiveBudgets } from '../../core/budget';
+import type { EventBridgeTrigger } from '../../core/define';
+import { PrincipalSchema, type Principal } from '../../core/policy';
+import { matchTrigger, parseTrigger, type ContinuationTrigger, type ParsedTrigger } from '../../core/trigger';
 import { formatIssues } from '../../core/validation';
 import type { StepDeps } from './deps';
 
@@ -34,7 +37,7 @@ export interface PrepareEvent {
 export async function prepare(event: PrepareEvent, deps: StepDeps): Promise<PrepareResult> {
   const { agent, store } = deps;
   const events = startEvents(event.retryCount ?? 0);
-  const progress = { events, execution: 1, branch: 0, toolRuns: null };
+  const progress = { events, execution: 1, branch: 0, toolRuns: null, decision: null };
   const trigger = parseTrigger(agent.name, event.trigger);
   if (!trigger.ok) {
     return { sessionId: event.executionName, step: 0, repairs: 0, outcome: 'failed', failure: { error: 'InvalidInput', cause: trigger.error }, ...progress };
@@ -49,11 +52,21 @@ export async function prepare(event: PrepareEvent, deps: StepDeps): Promise<Prep
     const cause = formatIssues(input.error, where).join('; ');
     return { ...base, outcome: 'failed', failure: { error: 'InvalidInput', cause } };
   }
+  const matched = trigger.event ? matchTrigger(agent.triggers, trigger.event) : undefined;
+  const budgets = effectiveBudgets(agent.budgets, matched?.budgets, trigger.request?.budgets);
+  const depth = trigger.request?.depth ?? 0;
+  if (budgets.subAgentDepth !== undefined && depth > budgets.subAgentDepth) {
+    const cause = `the run is ${depth} sub-agent(s) deep; the agent allows at most ${budgets.subAgentDepth}`;
+    return { ...base, outcome: 'failed', failure: { error: 'SubAgentDepthExceeded', cause } };
+  }
   const { session } = await store.createSession({
     sessionId: trigger.sessionId,
     agent: agent.name,
     executionArn: event.executionArn,
     trigger: trigger.info,
+    principal: principalOf(trigger, matched),
+    budgets,
+    depth,
   });
   if (session.executionArn !== event.executionArn) return { ...base, outcome: 'duplicate' };
 
@@ -73,7 +86,7 @@ export async function prepare(event: PrepareEvent, deps: StepDeps): Promise<Prep
 
 async function continueSession(c: ContinuationTrigger['continuation'], event: PrepareEvent, events: number, deps: StepDeps): Promise<PrepareResult> {
   const { store } = deps;
-  const superseded: PrepareResult = { sessionId: c.sessionId, step: 0, repairs: 0, outcome: 'superseded', events, execution: c.execution, branch: 0, toolRuns: null };
+  const superseded: PrepareResult = { sessionId: c.sessionId, step: 0, repairs: 0, outcome: 'superseded', events, execution: c.execution, branch: 0, toolRuns: null, decision: null };
   let session = await store.getSession(c.sessionId);
   if (!session) return superseded;
   if (session.executionArn !== event.executionArn) {
@@ -92,7 +105,7 @@ async function continueSession(c: ContinuationTrigger['continuation'], event: Pr
   const records = await store.listCheckpoints(c.sessionId);
   const step = resumePoint(records);
   await recordExecution(deps, { sessionId: c.sessionId, execution: c.execution, executionArn: event.executionArn, parentExecutionArn: c.parentExecutionArn, reason: c.reason, step });
-  return { sessionId: c.sessionId, step, repairs: 0, outcome: 'ready', events, execution: c.execution, branch: session.branch, toolRuns: null };
+  return { sessionId: c.sessionId, step, repairs: 0, outcome: 'ready', events, execution: c.execution, branch: session.branch, toolRuns: null, decision: null };
 }
 
 async function recordExecution(
@@ -100,4 +113,18 @@ async function recordExecution(
   props: { sessionId: string; execution: number; executionArn: string; parentExecutionArn?: string; reason: ExecutionReason; step: number },
 ): Promise<void> {
   await deps.store.putCheckpoint({ ...props, sk: checkpointKey.execution(props.execution), kind: 'execution' });
+}
+
+/**
+ * Who a new run acts for: the API request's principal; for an EventBridge event, its
+ * trigger's (fixed, or derived from the event), else `eventbridge:<source>` in the
+ * event's account. Never anything the model said.
+ * @throws ZodError when a trigger's principal function returns something malformed (a fault of the agent's code).
+ */
+function principalOf(trigger: Extract<ParsedTrigger, { ok: true; continuation?: undefined }>, matched: EventBridgeTrigger | undefined): Principal | undefined {
+  if (trigger.request) return trigger.request.principal;
+  if (!trigger.event) return undefined;
+  const declared = matched?.principal;
+  if (declared) return PrincipalSchema.parse(typeof declared === 'function' ? declared(trigger.event) : declared);
+  return { user: `eventbridge:${trigger.event.source}`, tenant: trigger.event.account, roles: [] };
 }

@@ -1,9 +1,13 @@
 /**
- * A tool call: runs one tool for one call id, once. The arguments come from the
+ * A tool call: runs one tool for one call id, once. The call is authorised again
+ * (Cedar `callTool` with the session's principal and the arguments), so a
+ * permission revoked since the model turn applies: a denied call is answered
+ * exactly like a call of a tool that does not exist. The arguments come from the
  * model checkpoint (not the payload); they are validated against the tool's
  * input schema before it runs; a rejected or timed-out approval is recorded as
  * the result without running it; the result is validated against the output
- * schema, stored in S3 when large, and checkpointed. A retried call whose
+ * schema, stored in S3 when large, and checkpointed with the tool's declared cost
+ * per call. An HTTP tool (manifest) is called by the runtime. A retried call whose
  * checkpoint exists returns it.
  *
  * Side effects happen at most once per call id:
@@ -21,8 +25,10 @@ import type { ToolDefinition } from '../../core/define';
 import { ConfigurationError, SessionFencedError, ToolError, ToolOutputInvalidError } from '../../core/errors';
 import { toolIterationEvents } from '../../core/history';
 import { toolCallIdempotencyKey } from '../../core/ids';
-import { toolUseOf } from '../../core/loop';
-import { formatIssues } from '../../core/validation';
+import { toolUseOf, unknownToolResult } from '../../core/loop';
+import { DEFAULT_PRINCIPAL } from '../../core/policy';
+import { argumentIssues, formatIssues } from '../../core/validation';
+import { logger } from '../../observability/powertools';
 import type { StepDeps } from './deps';
 
 /**
@@ -74,6 +80,7 @@ export async function runTool(input: ToolTaskInput, toolName: string, deps: Step
   const idempotencyKey = toolCallIdempotencyKey(sessionId, step, call.callId, input.branch);
   const started = now();
   const outcome = await deps.once(idempotencyKey, () => execute(tool, use.input, input, idempotencyKey, sk, deps));
+  const ran = outcome.status === 'succeeded' || outcome.status === 'tool_error' || outcome.status === 'outcome_unknown';
   const record = {
     sessionId,
     sk,
@@ -86,6 +93,7 @@ export async function runTool(input: ToolTaskInput, toolName: string, deps: Step
     approval: input.approval,
     idempotencyKey,
     ...outcome,
+    costUsd: ran ? (tool.budget?.costPerCallUsd ?? 0) : 0,
     durationMs: now() - started,
   };
   const { record: stored } = await store.putCheckpoint(record, input.executionArn);
@@ -106,17 +114,28 @@ async function execute(tool: ToolDefinition, args: unknown, input: ToolTaskInput
       result: JSON.stringify({ status: 'rejected', reason, message: `A human did not approve this call (${reason}); it was not run.` }),
     };
   }
-  const parsed = tool.input.safeParse(args);
+  // Authorised again at call time: a permission revoked since the model turn (during an approval wait) applies now.
+  const session = await deps.store.getSession(sessionId);
+  const policies = await deps.policies();
+  const authorization = policies.decide({ principal: session?.principal ?? DEFAULT_PRINCIPAL, action: 'callTool', tool, arguments: args, step });
+  if (!authorization.allowed) {
+    // An earlier attempt that recorded its intent may have acted before the permission went: a denial cannot undo that.
+    if (!tool.idempotent && (await deps.store.getCheckpoint(sessionId, checkpointKey.intent(step, call.callId)))) return outcomeUnknown(tool);
+    logger.warn('tool call denied by policy', { tool: tool.name, policies: authorization.policies, errors: authorization.errors, policyVersion: policies.version });
+    return { status: 'denied', isError: true, result: unknownToolResult(call.callId, tool.name).content };
+  }
+  const parsed = tool.input.safeParse(args, { reportInput: true });
   if (!parsed.success) {
+    const issues = argumentIssues(parsed.error);
+    logger.warn('tool call rejected: invalid arguments', { tool: tool.name, issues });
     return {
       status: 'invalid_input',
       isError: true,
-      result: JSON.stringify({ error: 'INVALID_ARGUMENTS', message: `The arguments do not match ${tool.name}'s input schema.`, issues: formatIssues(parsed.error) }),
+      result: JSON.stringify({ error: 'INVALID_ARGUMENTS', message: `The arguments do not match ${tool.name}'s input schema; it was not run. Fix them and call it again.`, issues }),
     };
   }
   if (tool.idempotent) {
     // No intent record fences it: check that the session is still this execution's before acting.
-    const session = await deps.store.getSession(sessionId);
     if (session?.executionArn !== input.executionArn || session.status !== 'RUNNING') {
       throw new SessionFencedError(`execution ${input.executionArn} no longer owns session ${sessionId} (or it is not RUNNING); ${tool.name} was not run`);
     }
@@ -125,26 +144,23 @@ async function execute(tool: ToolDefinition, args: unknown, input: ToolTaskInput
       { sessionId, sk: checkpointKey.intent(step, call.callId), kind: 'intent', step, callId: call.callId, tool: tool.name, idempotencyKey, executionArn: input.executionArn },
       input.executionArn,
     );
-    if (!intent.created) {
-      return {
-        status: 'outcome_unknown',
-        isError: true,
-        result: JSON.stringify({
-          error: 'OUTCOME_UNKNOWN',
-          message: `An earlier attempt of this ${tool.name} call started and did not report back; it may or may not have taken effect. It was not run again: check its effect before calling it again.`,
-        }),
-      };
-    }
+    if (!intent.created) return outcomeUnknown(tool);
   }
   let value: unknown;
   try {
-    value = await tool.handler(parsed.data, {
-      sessionId,
-      callId: call.callId,
-      step,
-      idempotencyKey,
-      approval: approval.decision === 'approved' ? { approvalId: approval.approvalId, decidedBy: approval.decidedBy, reason: approval.reason } : undefined,
-    });
+    if (tool.http) {
+      value = await deps.callHttp(tool.http, parsed.data, { idempotencyKey, timeoutMs: tool.http.timeoutMs ?? tool.timeoutSeconds * 1000, toolName: tool.name });
+    } else if (tool.handler) {
+      value = await tool.handler(parsed.data, {
+        sessionId,
+        callId: call.callId,
+        step,
+        idempotencyKey,
+        approval: approval.decision === 'approved' ? { approvalId: approval.approvalId, decidedBy: approval.decidedBy, reason: approval.reason } : undefined,
+      });
+    } else {
+      throw new ConfigurationError(`tool ${tool.name} has neither a handler nor an HTTP endpoint`);
+    }
   } catch (err) {
     if (err instanceof ToolError) {
       return { status: 'tool_error', isError: true, result: JSON.stringify({ error: 'TOOL_ERROR', message: err.message }) };
@@ -168,4 +184,16 @@ async function execute(tool: ToolDefinition, args: unknown, input: ToolTaskInput
   }
   if (deps.bodies.exceedsInline(result)) return { status: 'succeeded', isError: false, resultRef: await deps.bodies.put(sessionId, sk, result) };
   return { status: 'succeeded', isError: false, result };
+}
+
+/** The outcome of a call an earlier attempt started (its intent is recorded) and never reported: it may have acted. */
+function outcomeUnknown(tool: ToolDefinition): Outcome {
+  return {
+    status: 'outcome_unknown',
+    isError: true,
+    result: JSON.stringify({
+      error: 'OUTCOME_UNKNOWN',
+      message: `An earlier attempt of this ${tool.name} call started and did not report back; it may or may not have taken effect. It was not run again: check its effect before calling it again.`,
+    }),
+  };
 }

@@ -5,6 +5,9 @@
  * header or `idempotencyKey` in the body; a random one when absent) and is the
  * execution name, so Step Functions itself refuses a second execution for a key.
  *
+ * The run acts for the body's `principal`, else the caller's IAM identity with no roles;
+ * `budgets` override the agent's; `depth` is the sub-agent depth.
+ *
  * Answers 202 `{sessionId, executionArn, created: true}`; 200 with `created:
  * false` when the key already started this run with the same input; 400 naming
  * the fields (of the body, the header, or the agent's input schema as `input.<path>`);
@@ -39,7 +42,9 @@ export async function startRun(event: APIGatewayProxyEvent, agent: AgentDefiniti
   const sessionId = sessionIdFor(agent.name, idempotencyKey);
   logStep({ agent: agent.name, sessionId });
   // The raw input (not the parsed one): Prepare validates it again, as it does for every trigger.
-  const trigger: ApiTrigger = { source: 'api', sessionId, idempotencyKey, input: body.value.input };
+  const identity = event.requestContext?.identity;
+  const principal = body.value.principal ?? { user: identity?.userArn ?? identity?.caller ?? 'anonymous', tenant: 'default', roles: [] };
+  const trigger: ApiTrigger = { source: 'api', sessionId, idempotencyKey, input: body.value.input, principal, budgets: body.value.budgets, depth: body.value.depth };
   const executionInput = JSON.stringify(trigger);
   const started = await startNamedExecution(stateMachineArn, sessionId, executionInput, requestedAt);
   if (!started.started && started.reason === 'other-input') {

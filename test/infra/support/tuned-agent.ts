@@ -1,15 +1,19 @@
 /**
  * An agent that exists only for the CDK assertion tests: every limit differs from
  * its default and from the other agents' (a tool timeout of 45 s and one of 90 s,
- * 7 steps, 3 concurrent tools, a 15-minute approval timeout, a 60 s model turn),
- * so that a construct ignoring a declared value cannot pass by accident.
+ * a tool retry of its own, 7 steps, 3 concurrent tools, a 15-minute approval
+ * timeout, a 60 s model turn, a one-hour budget pause), so that a construct
+ * ignoring a declared value cannot pass by accident.
  * Never deployed; the model script is borrowed from a fixture agent.
  */
 import { z } from 'zod';
 import { defineAgent, defineTool } from '../../../lambdas/core/define';
 import { stepLimitAgent } from '../../fixtures/agents';
 
-/** A slow read-only tool (timeout 45 s). */
+/** The retry of {@link slowLookup}: 6 attempts, 3 s apart growing 1.5 times, at most 60 s apart, no jitter. */
+export const SLOW_LOOKUP_RETRY = { maxAttempts: 6, intervalSeconds: 3, backoffRate: 1.5, maxDelaySeconds: 60, jitter: 'none' } as const;
+
+/** A slow read-only tool (timeout 45 s, a retry of its own). */
 export const slowLookup = defineTool({
   name: 'slow_lookup',
   version: '1.0.0',
@@ -17,6 +21,7 @@ export const slowLookup = defineTool({
   input: z.object({ key: z.string() }),
   output: z.object({ value: z.string() }),
   timeoutSeconds: 45,
+  retry: SLOW_LOOKUP_RETRY,
   handler: async ({ key }) => ({ value: key }),
 });
 
@@ -52,5 +57,6 @@ export const tunedAgent = defineAgent({
   toolConcurrency: 3,
   approvalTimeoutSeconds: 900,
   modelTimeoutSeconds: 60,
+  budgetPauseTimeoutSeconds: 3600,
   triggers: [{ type: 'eventbridge', eventPattern: TUNED_TRIGGER_PATTERN }],
 });

@@ -144,6 +144,14 @@ describe('ScriptedModelProvider', () => {
     });
   });
 
+  it('cuts an answer longer than the request allows at maxTokens, as a provider does', async () => {
+    const provider = new ScriptedModelProvider(SCRIPT);
+    const answer = await provider.converse({ ...turn1(), maxTokens: 1 });
+    expect(answer).toMatchObject({ stopReason: 'max_tokens', usage: { inputTokens: 10, outputTokens: 1 } });
+    const within = await new ScriptedModelProvider(SCRIPT).converse({ ...turn1(), maxTokens: 2 });
+    expect(within).toMatchObject({ stopReason: 'tool_use', usage });
+  });
+
   it('names itself scripted', () => {
     expect(new ScriptedModelProvider(SCRIPT).name).toBe('scripted');
   });

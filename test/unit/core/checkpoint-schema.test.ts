@@ -29,10 +29,10 @@ import { buildConversation } from '../../../lambdas/core/loop';
 import { omit } from '../support/records';
 
 const CORPUS = join(__dirname, '../../fixtures/checkpoints');
-/** The kinds of each version: version 1 had five; version 2 adds intents, executions and rollbacks. */
+/** The kinds of each version: version 1 had five; version 2 adds intents, executions, rollbacks, governance notices and budget pauses. */
 const KINDS: Readonly<Record<number, readonly string[]>> = {
   1: ['session', 'input', 'model', 'approval', 'tool'],
-  2: ['session', 'input', 'model', 'approval', 'intent', 'tool', 'execution', 'rollback'],
+  2: ['session', 'input', 'model', 'approval', 'intent', 'tool', 'execution', 'rollback', 'notice', 'pause'],
 };
 
 interface CorpusFile {
@@ -195,6 +195,13 @@ describe('version 2 records', () => {
         tool: () => (record.kind === 'tool' ? checkpointKey.tool(record.step, record.callId) : ''),
         execution: () => (record.kind === 'execution' ? checkpointKey.execution(record.execution) : ''),
         rollback: () => (record.kind === 'rollback' ? checkpointKey.rollback(record.branch) : ''),
+        // A threshold notice is keyed by its budget, a tool budget notice by its step and call.
+        notice: () =>
+          record.kind === 'notice'
+            ? checkpointKey.notice(record.notice, record.notice === 'BudgetThresholdReached' ? String(record.detail.budget) : `${record.step}#${String(record.detail.callId)}`)
+            : '',
+        // The corpus's one pause is its session's first.
+        pause: () => checkpointKey.pause(1),
       };
       expect(record.sk, record.kind).toBe(expected[record.kind]());
     }
@@ -249,7 +256,10 @@ describe('parseStoredRecord', () => {
   it('fails when a version 1 record uses what only version 2 has (a CANCELLED head, an outcome_unknown tool, a result by reference)', () => {
     const v1Head = file('v1/session.json').raw;
     expect(() => parseStoredRecord({ ...v1Head, status: 'CANCELLED' }, StoredSessionRecordSchema)).toThrow(CorruptCheckpointError);
+    expect(() => parseStoredRecord({ ...v1Head, status: 'PAUSED_BUDGET' }, StoredSessionRecordSchema)).toThrow(CorruptCheckpointError);
+    expect(() => parseStoredRecord({ ...v1Head, status: 'STOPPED' }, StoredSessionRecordSchema)).toThrow(CorruptCheckpointError);
     expect(() => parseStoredRecord({ ...tool, status: 'outcome_unknown' }, StoredCheckpointRecordSchema)).toThrow(CorruptCheckpointError);
+    expect(() => parseStoredRecord({ ...tool, status: 'denied' }, StoredCheckpointRecordSchema)).toThrow(CorruptCheckpointError);
     expect(() => parseStoredRecord({ ...omit(tool, 'result'), resultRef: { bucket: 'b', key: 'k', bytes: 1, sha256: '0'.repeat(64) } }, StoredCheckpointRecordSchema)).toThrow(CorruptCheckpointError);
   });
 
@@ -271,6 +281,17 @@ describe('CheckpointRecordSchema', () => {
 
   it('fails when the kind is unknown', () => {
     expect(CheckpointRecordSchema.safeParse({ ...session, kind: 'mystery' }).success).toBe(false);
+  });
+
+  it('takes the statuses of a paused and a stopped run, and a denied tool call', () => {
+    expect(CheckpointRecordSchema.safeParse({ ...session, status: 'PAUSED_BUDGET' }).success).toBe(true);
+    expect(CheckpointRecordSchema.safeParse({ ...session, status: 'STOPPED', stop: { reason: 'too expensive', by: 'alice', at: '2026-11-20T09:00:00.000Z' } }).success).toBe(true);
+    expect(CheckpointRecordSchema.safeParse({ ...file('v2/tool.json').raw, status: 'denied', costUsd: 0 }).success).toBe(true);
+  });
+
+  it('fails when a notice is of an unknown kind, or a pause names an unknown budget', () => {
+    expect(CheckpointRecordSchema.safeParse({ ...file('v2/notice.json').raw, notice: 'BudgetAlmostGone' }).success).toBe(false);
+    expect(CheckpointRecordSchema.safeParse({ ...file('v2/pause.json').raw, budget: 'dollars' }).success).toBe(false);
   });
 
   it('fails when a session head lacks its executions or branch', () => {
@@ -307,15 +328,28 @@ describe('checkpointKey', () => {
     for (const key of [checkpointKey.input(), checkpointKey.model(1), checkpointKey.approval(1, 'c'), checkpointKey.intent(1, 'c'), checkpointKey.tool(1, 'c')]) {
       expect(key.startsWith('CP#')).toBe(true);
     }
-    for (const key of [SESSION_SK, checkpointKey.execution(2), checkpointKey.rollback(1), checkpointKey.abandoned(1, checkpointKey.model(3))]) {
+    for (const key of [
+      SESSION_SK,
+      checkpointKey.execution(2),
+      checkpointKey.rollback(1),
+      checkpointKey.abandoned(1, checkpointKey.model(3)),
+      checkpointKey.notice('BudgetThresholdReached', 'costUsd'),
+      checkpointKey.pause(1),
+    ]) {
       expect(key.startsWith('CP#'), key).toBe(false);
     }
   });
 
-  it('numbers executions and rollbacks with four digits, and moves an abandoned checkpoint under its branch', () => {
+  it('numbers executions, rollbacks and pauses with four digits, and moves an abandoned checkpoint under its branch', () => {
     expect(checkpointKey.execution(2)).toBe('EXEC#0002');
     expect(checkpointKey.rollback(1)).toBe('ROLLBACK#0001');
+    expect(checkpointKey.pause(3)).toBe('PAUSE#0003');
     expect(checkpointKey.abandoned(1, 'CP#000004#model')).toBe('ABANDONED#0001#CP#000004#model');
     expect([checkpointKey.execution(10), checkpointKey.execution(9)].sort()).toEqual(['EXEC#0009', 'EXEC#0010']);
+  });
+
+  it('keys a notice once per notice and key', () => {
+    expect(checkpointKey.notice('BudgetThresholdReached', 'costUsd')).toBe('NOTICE#BudgetThresholdReached#costUsd');
+    expect(checkpointKey.notice('ToolBudgetExceeded', '3#toolu_07')).toBe('NOTICE#ToolBudgetExceeded#3#toolu_07');
   });
 });

@@ -7,7 +7,6 @@ import { describe, expect, it } from 'vitest';
 import { checkpointKey, type CheckpointRecord, type ModelCheckpoint, type SessionRecord } from '../../../lambdas/core/contracts/checkpoint';
 import {
   NOT_RESUMABLE_ERRORS,
-  planContext,
   resumePoint,
   rollbackPlan,
   takeoverStatuses,
@@ -93,8 +92,19 @@ describe('whyNotResumable', () => {
     expect(why).toContain('roll back to an earlier step instead');
   });
 
-  it('lists the outcomes the loop returns as values: invalid input, invalid answers, the step limit, the context limit, an unknown outcome', () => {
-    expect([...NOT_RESUMABLE_ERRORS].sort()).toEqual(['ContextLimitExceeded', 'InvalidInput', 'OutputValidationFailed', 'StepLimitReached', 'UnexpectedOutcome']);
+  it('lists the outcomes the loop returns as values: invalid input, answers the pipeline or a reviewer refused, the step and context limits, the sub-agent depth, a budget not raised in time, an unknown outcome', () => {
+    expect([...NOT_RESUMABLE_ERRORS].sort()).toEqual([
+      'BudgetExhausted',
+      'ContextLimitExceeded',
+      'InvalidInput',
+      'LowConfidence',
+      'OutputRejected',
+      'OutputRuleFailed',
+      'OutputValidationFailed',
+      'StepLimitReached',
+      'SubAgentDepthExceeded',
+      'UnexpectedOutcome',
+    ]);
   });
 
   // ContextLimitExceeded is returned by the model turn as a value (outcome `failed`), like
@@ -206,65 +216,5 @@ describe('toolResultBytes', () => {
   it('is the UTF-8 size of an inline result, or the size a reference records', () => {
     expect(toolResultBytes(toolRecord(1, 'c1', '{"a":"é"}'))).toBe(10);
     expect(toolResultBytes(toolRecordByRef(1, 'c1', { bucket: 'b', key: 'k', bytes: 51_234, sha256: '0'.repeat(64) }))).toBe(51_234);
-  });
-});
-
-describe('planContext', () => {
-  const sized = (step: number, callId: string, bytes: number) => toolRecord(step, callId, 'x'.repeat(bytes));
-  const history = (): CheckpointRecord[] => [inputRecord('q'), tools(1, 'a'), sized(1, 'a', 100), tools(2, 'b'), sized(2, 'b', 100), tools(3, 'c'), sized(3, 'c', 100)];
-
-  it('sends everything without a limit', () => {
-    expect(planContext(history(), undefined)).toEqual({ dropped: new Set(), exceeded: false, bytes: 300 });
-  });
-
-  it('sends everything when the results fit the limit exactly', () => {
-    expect(planContext(history(), { maxToolResultBytes: 300, strategy: 'drop-oldest-tool-results' })).toEqual({ dropped: new Set(), exceeded: false, bytes: 300 });
-    expect(planContext(history(), { maxToolResultBytes: 300, strategy: 'fail' })).toEqual({ dropped: new Set(), exceeded: false, bytes: 300 });
-  });
-
-  it('drops the oldest results until the newest fit, and counts what it keeps', () => {
-    expect(planContext(history(), { maxToolResultBytes: 250, strategy: 'drop-oldest-tool-results' })).toEqual({
-      dropped: new Set([checkpointKey.tool(1, 'a')]),
-      exceeded: false,
-      bytes: 200,
-    });
-    expect(planContext(history(), { maxToolResultBytes: 199, strategy: 'drop-oldest-tool-results' }).dropped).toEqual(
-      new Set([checkpointKey.tool(1, 'a'), checkpointKey.tool(2, 'b')]),
-    );
-  });
-
-  it('keeps the newest results contiguous: once one is dropped, every older one is too, even a small one', () => {
-    const records = [sized(1, 'a', 10), sized(2, 'b', 200), sized(3, 'c', 100)];
-    expect(planContext(records, { maxToolResultBytes: 250, strategy: 'drop-oldest-tool-results' })).toEqual({
-      dropped: new Set([checkpointKey.tool(2, 'b'), checkpointKey.tool(1, 'a')]),
-      exceeded: false,
-      bytes: 100,
-    });
-  });
-
-  it('drops every result when even the newest is larger than the limit', () => {
-    expect(planContext(history(), { maxToolResultBytes: 99, strategy: 'drop-oldest-tool-results' })).toEqual({
-      dropped: new Set([checkpointKey.tool(1, 'a'), checkpointKey.tool(2, 'b'), checkpointKey.tool(3, 'c')]),
-      exceeded: false,
-      bytes: 0,
-    });
-  });
-
-  it('treats the calls of one turn in reverse key order (the later call id is the newer)', () => {
-    const records = [sized(2, 'c1', 100), sized(2, 'c2', 100)];
-    expect(planContext(records, { maxToolResultBytes: 150, strategy: 'drop-oldest-tool-results' }).dropped).toEqual(new Set([checkpointKey.tool(2, 'c1')]));
-  });
-
-  it('counts results stored by reference by their recorded size', () => {
-    const records = [toolRecordByRef(1, 'a', { bucket: 'b', key: 'k', bytes: 5000, sha256: '0'.repeat(64) }), sized(2, 'b', 100)];
-    expect(planContext(records, { maxToolResultBytes: 1000, strategy: 'drop-oldest-tool-results' })).toEqual({
-      dropped: new Set([checkpointKey.tool(1, 'a')]),
-      exceeded: false,
-      bytes: 100,
-    });
-  });
-
-  it('reports the limit exceeded, dropping nothing, under the fail strategy', () => {
-    expect(planContext(history(), { maxToolResultBytes: 250, strategy: 'fail' })).toEqual({ dropped: new Set(), exceeded: true, bytes: 300 });
   });
 });

@@ -1,12 +1,15 @@
 import { describe, expect, it } from 'vitest';
 import { EVENT_SCHEMA_VERSION } from '../../../lambdas/core/constants';
-import { EventLogRecordSchema, toEventLogRecord, type CheckpointChange } from '../../../lambdas/core/contracts/events';
+import { EventLogRecordSchema, PUBLISHED_EVENT_TYPES, publishedDetail, toEventLogRecord, type CheckpointChange } from '../../../lambdas/core/contracts/events';
 import { checkpointKey } from '../../../lambdas/core/contracts/checkpoint';
 import { inputRecord, modelRecord, SESSION_ID, text, toolRecord, sessionHeadItem, sessionRecord } from '../support/records';
 import intentV2 from '../../fixtures/checkpoints/v2/intent.json';
 import executionV2 from '../../fixtures/checkpoints/v2/execution.json';
 import rollbackV2 from '../../fixtures/checkpoints/v2/rollback.json';
 import modelRefV2 from '../../fixtures/checkpoints/v2/model-ref.json';
+import noticeV2 from '../../fixtures/checkpoints/v2/notice.json';
+import toolBudgetNoticeV2 from '../../fixtures/checkpoints/v2/notice-tool-budget.json';
+import pauseV2 from '../../fixtures/checkpoints/v2/pause.json';
 
 const head = sessionHeadItem;
 
@@ -109,6 +112,28 @@ describe('toEventLogRecord', () => {
       expect(toEventLogRecord(change({ eventName: 'MODIFY', oldImage: cancelled, newImage: cancelled })).type).toBe('SessionUpdated');
     });
 
+    it.each([
+      ['BudgetThresholdReached notice', 'BudgetThresholdReached', noticeV2 as Record<string, unknown>],
+      ['ToolBudgetExceeded notice', 'ToolBudgetExceeded', toolBudgetNoticeV2 as Record<string, unknown>],
+      ['pause', 'BudgetExhausted', pauseV2 as Record<string, unknown>],
+    ])('names a %s INSERT %s', (_kind, type, image) => {
+      const row = toEventLogRecord(change({ eventName: 'INSERT', newImage: image }));
+      expect(row).toMatchObject({ type, checkpointKey: image.sk, record: image });
+    });
+
+    it('names a session pausing on a budget SessionPaused, its raise SessionResumed, and its stop SessionStopped', () => {
+      const running = sessionRecord({ budgets: { costUsd: 0.05 } }) as unknown as Record<string, unknown>;
+      const pause = { budget: 'costUsd', used: 0.0506, limit: 0.05, at: '2024-12-10T11:20:00.000Z', approvalId: 'apv_1', step: 2 };
+      const paused = { ...running, status: 'PAUSED_BUDGET', pause, pauses: 1 };
+      const raised = { ...running, budgets: { costUsd: 1 }, pauses: 1, pausedSeconds: 60 };
+      const stopped = { ...paused, status: 'STOPPED', stop: { reason: 'not worth more', by: 'alice', at: '2024-12-10T11:21:00.000Z' } };
+      expect(toEventLogRecord(change({ eventName: 'MODIFY', oldImage: running, newImage: paused })).type).toBe('SessionPaused');
+      expect(toEventLogRecord(change({ eventName: 'MODIFY', oldImage: paused, newImage: raised })).type).toBe('SessionResumed');
+      expect(toEventLogRecord(change({ eventName: 'MODIFY', oldImage: paused, newImage: stopped })).type).toBe('SessionStopped');
+      // A raise of a run that was not paused changes no status.
+      expect(toEventLogRecord(change({ eventName: 'MODIFY', oldImage: running, newImage: raised })).type).toBe('SessionUpdated');
+    });
+
     it('names the copy a rollback makes of an abandoned checkpoint CheckpointAbandoned, whatever its kind', () => {
       const moved = { ...(modelRefV2 as Record<string, unknown>), sk: checkpointKey.abandoned(1, modelRefV2.sk), abandonedBy: 1, abandonedAt: '2026-11-20T09:15:02.101Z' };
       expect(toEventLogRecord(change({ eventName: 'INSERT', newImage: moved }))).toMatchObject({ type: 'CheckpointAbandoned', checkpointKey: 'ABANDONED#0001#CP#000004#model' });
@@ -143,5 +168,51 @@ describe('toEventLogRecord', () => {
 
   it('fails when the checkpoint kind is unknown', () => {
     expect(() => toEventLogRecord(change({ eventName: 'INSERT', newImage: { sessionId: SESSION_ID, sk: 'CP#000001#x', kind: 'mystery' } }))).toThrow(/unknown checkpoint kind mystery/);
+  });
+});
+
+describe('publishedDetail', () => {
+  it('publishes the governance events operators act on, and no checkpoint of the loop itself', () => {
+    expect([...PUBLISHED_EVENT_TYPES].sort()).toEqual(['BudgetExhausted', 'BudgetThresholdReached', 'SessionResumed', 'SessionStopped', 'ToolBudgetExceeded']);
+  });
+
+  it("is a notice's detail with the session, the agent, the step and the event id", () => {
+    const row = toEventLogRecord(change({ eventName: 'INSERT', newImage: noticeV2 as Record<string, unknown> }));
+    expect(publishedDetail(row)).toEqual({
+      eventId: 'c81e728d9d4c2f636f067f89cc14862c',
+      sessionId: noticeV2.sessionId,
+      agent: 'ssh-investigator',
+      type: 'BudgetThresholdReached',
+      step: 2,
+      at: '2024-12-10T11:10:06.000Z',
+      budget: 'costUsd',
+      used: 0.041826,
+      limit: 0.05,
+    });
+  });
+
+  it("is a pause's budget standing, the budgets in force and the wait's approval id and expiry", () => {
+    const row = toEventLogRecord(change({ eventName: 'INSERT', newImage: pauseV2 as Record<string, unknown> }));
+    expect(publishedDetail(row)).toEqual({
+      eventId: 'c81e728d9d4c2f636f067f89cc14862c',
+      sessionId: pauseV2.sessionId,
+      agent: 'ssh-investigator',
+      type: 'BudgetExhausted',
+      step: 2,
+      at: '2024-12-10T11:10:06.000Z',
+      budget: 'costUsd',
+      used: 0.050631,
+      limit: 0.05,
+      budgets: { costUsd: 0.05, steps: 12 },
+      approvalId: 'apv_1c8d6da4e9e8182137d12005',
+      expiresAt: '2026-11-27T08:42:19.870Z',
+    });
+  });
+
+  it("is a stopped head's status, budgets and stop", () => {
+    const paused = { ...(sessionRecord({ budgets: { costUsd: 0.05 } }) as unknown as Record<string, unknown>), status: 'PAUSED_BUDGET' };
+    const stop = { reason: 'not worth more', by: 'alice', at: '2024-12-10T11:21:00.000Z' };
+    const row = toEventLogRecord(change({ eventName: 'MODIFY', oldImage: paused, newImage: { ...paused, status: 'STOPPED', stop } }));
+    expect(publishedDetail(row)).toMatchObject({ type: 'SessionStopped', sessionId: SESSION_ID, agent: 'unit-agent', step: 0, status: 'STOPPED', budgets: { costUsd: 0.05 }, stop });
   });
 });

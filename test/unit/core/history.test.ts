@@ -10,6 +10,8 @@ import {
   executionArnOf,
   executionName,
   HISTORY_EVENTS,
+  LOOP_WAIT_EVENTS,
+  maxToolRetries,
   minimumHistoryEventLimit,
   modelTurnEvents,
   runToolsEvents,
@@ -63,18 +65,25 @@ describe('history events per state', () => {
     expect(modelTurnEvents(2)).toBe(13);
   });
 
-  it('counts a tool iteration with its approval wait and timeout Pass when there was one', () => {
+  it('counts a tool iteration with its approval wait, AfterApproval and the timeout Pass when there was one', () => {
+    // Iteration markers 2 + Dispatch 2 + RunTool-<tool> 5.
     expect(toolIterationEvents({ approval: 'not_required', retries: 0 })).toBe(9);
-    expect(toolIterationEvents({ approval: 'approved', retries: 0 })).toBe(15);
-    expect(toolIterationEvents({ approval: 'rejected', retries: 0 })).toBe(15);
-    expect(toolIterationEvents({ approval: 'timed_out', retries: 0 })).toBe(17);
+    // ... + RequestApproval 6 + AfterApproval 2.
+    expect(toolIterationEvents({ approval: 'approved', retries: 0 })).toBe(17);
+    expect(toolIterationEvents({ approval: 'rejected', retries: 0 })).toBe(17);
+    // ... + ApprovalTimedOut 2.
+    expect(toolIterationEvents({ approval: 'timed_out', retries: 0 })).toBe(19);
     expect(toolIterationEvents({ approval: 'not_required', retries: 2 })).toBe(15);
+  });
+
+  it("counts a wait of the loop itself (PauseForBudget and Raised?, or ReviewOutput and ReviewTimedOut) as a wait and a 2-event state", () => {
+    expect(LOOP_WAIT_EVENTS).toBe(6 + 2);
   });
 
   it('counts the Map and its iterations', () => {
     expect(runToolsEvents([])).toBe(4);
     expect(runToolsEvents([9])).toBe(13);
-    expect(runToolsEvents([9, 15, 17])).toBe(45);
+    expect(runToolsEvents([9, 17, 19])).toBe(49);
   });
 
   it('counts a turn with one tool call and no retries as 20 events', () => {
@@ -85,16 +94,31 @@ describe('history events per state', () => {
 describe('worstTurnEvents', () => {
   it(`is a model turn retried to the limit and ${MAX_TOOL_CALLS_PER_TURN} calls, each approved after a timeout with every task retried to the limit`, () => {
     const retries = TASK_RETRY.maxAttempts;
-    // NeedsApproval? 2 + iteration markers 2 + RunTool with retries 14 + the wait 6 with its retries 9 + ApprovalTimedOut 2.
-    const iteration = 35;
+    // Dispatch 2 + iteration markers 2 + RunTool with retries 14 + the wait 6 with its retries 9 + ApprovalTimedOut 2 + AfterApproval 2.
+    const iteration = 37;
     expect(toolIterationEvents({ approval: 'timed_out', retries }) + 3 * retries).toBe(iteration);
     expect(worstTurnEvents()).toBe(modelTurnEvents(retries) + 4 + MAX_TOOL_CALLS_PER_TURN * iteration);
-    expect(worstTurnEvents()).toBe(580);
+    // ModelTurn with retries 14 + Route 2 + the Map 4 + 16 iterations of 37.
+    expect(worstTurnEvents()).toBe(16 + 4 + 16 * 37);
+    expect(worstTurnEvents()).toBe(612);
   });
 
   it('scales with the calls one turn may make', () => {
     expect(worstTurnEvents(0)).toBe(16 + 4);
-    expect(worstTurnEvents(1)).toBe(16 + 4 + 35);
+    expect(worstTurnEvents(1)).toBe(16 + 4 + 37);
+  });
+
+  it("counts a tool's declared retries when they exceed the default: 3 events per retry of its Task", () => {
+    // One call whose Task retries 9 times instead of 3: 6 more retries of 3 events each.
+    expect(worstTurnEvents(1, 9)).toBe(16 + 4 + 37 + 6 * 3);
+    expect(minimumHistoryEventLimit(undefined, 9)).toBe(minimumHistoryEventLimit() + MAX_TOOL_CALLS_PER_TURN * 6 * 3);
+  });
+
+  it('takes the most retries any tool declares, at least the default', () => {
+    const tool = (maxAttempts: number) => ({ retry: { maxAttempts } });
+    expect(maxToolRetries([])).toBe(TASK_RETRY.maxAttempts);
+    expect(maxToolRetries([tool(2), tool(4)])).toBe(TASK_RETRY.maxAttempts);
+    expect(maxToolRetries([tool(2), tool(10)])).toBe(9);
   });
 
   it('reserves the events of the longest way an execution can end (the failure path with its retries)', () => {
@@ -110,8 +134,9 @@ describe('shouldContinueAsNew', () => {
     expect(STANDARD_EXECUTION_HISTORY_LIMIT).toBe(25_000);
     expect(shouldContinueAsNew(25_000 - room - 1)).toBe(false);
     expect(shouldContinueAsNew(25_000 - room)).toBe(true);
-    expect(shouldContinueAsNew(24_374)).toBe(false);
-    expect(shouldContinueAsNew(24_375)).toBe(true);
+    // room = 612 + 45 = 657; 25,000 - 657 = 24,343.
+    expect(shouldContinueAsNew(24_342)).toBe(false);
+    expect(shouldContinueAsNew(24_343)).toBe(true);
   });
 
   it('takes a lower limit', () => {
@@ -120,9 +145,10 @@ describe('shouldContinueAsNew', () => {
   });
 
   it('leaves more room for turns that may make fewer calls', () => {
-    expect(shouldContinueAsNew(24_374, 25_000, 1)).toBe(false);
-    expect(shouldContinueAsNew(24_899, 25_000, 1)).toBe(false);
-    expect(shouldContinueAsNew(24_900, 25_000, 1)).toBe(true);
+    // room = 57 + 45 = 102; 25,000 - 102 = 24,898.
+    expect(shouldContinueAsNew(24_342, 25_000, 1)).toBe(false);
+    expect(shouldContinueAsNew(24_897, 25_000, 1)).toBe(false);
+    expect(shouldContinueAsNew(24_898, 25_000, 1)).toBe(true);
   });
 
   it('lets about 1,200 one-tool turns run in one execution under the quota', () => {
@@ -140,8 +166,9 @@ describe('shouldContinueAsNew', () => {
 describe('minimumHistoryEventLimit', () => {
   it('is the start with retries, one worst-case turn and the end, plus one', () => {
     expect(minimumHistoryEventLimit()).toBe(startEvents(TASK_RETRY.maxAttempts) + worstTurnEvents() + END_RESERVE_EVENTS + 1);
-    expect(minimumHistoryEventLimit()).toBe(643);
-    expect(minimumHistoryEventLimit(1)).toBe(17 + 55 + 45 + 1);
+    // 17 + 612 + 45 + 1.
+    expect(minimumHistoryEventLimit()).toBe(675);
+    expect(minimumHistoryEventLimit(1)).toBe(17 + 57 + 45 + 1);
   });
 
   it('lets every execution take its first turn, even after Prepare was retried to the limit', () => {

@@ -2,7 +2,20 @@ import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { MAX_TOOL_CALLS_PER_TURN } from '../../../lambdas/core/constants';
 import type { TextBlock, ToolResultBlock } from '../../../lambdas/core/contracts/model';
-import { buildConversation, decideTurn, droppedResultNote, errorResult, loaded, parseFinalAnswer, REPAIR_PREFIX, toolUseOf, type TurnContext } from '../../../lambdas/core/loop';
+import {
+  buildConversation,
+  decideTurn,
+  droppedResultNote,
+  errorResult,
+  loaded,
+  parseFinalAnswer,
+  REPAIR_PREFIX,
+  toolUseOf,
+  unknownToolResult,
+  type CallAuthorization,
+  type TurnContext,
+} from '../../../lambdas/core/loop';
+import { decideFinalAnswer, OUTPUT_REPAIR_PREFIX, type FinalDecision } from '../../../lambdas/core/output';
 import { inputRecord, modelRecord, omit, response, text, toolRecord, toolRecordByRef, toolUse } from '../support/records';
 
 const AnswerSchema = z.object({ answer: z.string(), confidence: z.number().min(0).max(1) });
@@ -10,14 +23,21 @@ const AnswerSchema = z.object({ answer: z.string(), confidence: z.number().min(0
 const ECHO_ARN = 'arn:aws:lambda:us-east-1:123456789012:function:unit-echo';
 const BLOCK_ARN = 'arn:aws:lambda:us-east-1:123456789012:function:unit-block';
 
-const context = (repairs = 0, maxOutputRepairs = 2): TurnContext<typeof AnswerSchema> => ({
+const ALLOWED: CallAuthorization = { allowed: true, policies: [], errors: [] };
+
+/**
+ * The turn context of an agent with `echo` and `block` (needs approval): every call
+ * allowed, no calls so far, final answers decided by the output pipeline (schema only).
+ */
+const context = (repairs = 0, maxOutputRepairs = 2, overrides: Partial<TurnContext> = {}): TurnContext => ({
   tools: new Map([
     ['echo', { functionArn: ECHO_ARN, needsApproval: false }],
     ['block', { functionArn: BLOCK_ARN, needsApproval: true }],
   ]),
-  output: AnswerSchema,
-  repairs,
-  maxOutputRepairs,
+  authorize: () => ALLOWED,
+  callsSoFar: {},
+  final: (answer) => decideFinalAnswer(answer, { schema: AnswerSchema, context: { toolResults: [], now: 0 }, repairs, maxOutputRepairs }),
+  ...overrides,
 });
 
 const userText = (message: { content: readonly unknown[] } | undefined): string =>
@@ -79,7 +99,8 @@ describe('buildConversation', () => {
     expect(messages).toHaveLength(3);
     expect(messages[2]?.role).toBe('user');
     const repair = userText(messages[2]);
-    expect(repair.startsWith(REPAIR_PREFIX)).toBe(true);
+    expect(REPAIR_PREFIX).toBe(OUTPUT_REPAIR_PREFIX);
+    expect(repair.startsWith('Your final answer was rejected. Fix these problems and answer again with JSON only:\n')).toBe(true);
     for (const error of errors) expect(repair).toContain(`- ${error}`);
   });
 
@@ -102,27 +123,32 @@ describe('buildConversation', () => {
     expect(() => buildConversation(records)).toThrow(/c1/);
   });
 
-  it('replaces a result the context limit dropped by a note, keeping its error flag, and sends the others as they are', () => {
+  it('replaces a result the context plan replaced by its text (a note or a summary), keeping its error flag, and sends the others as they are', () => {
     const records = [
       inputRecord('q'),
-      modelRecord(1, [toolUse('c1', 'echo'), toolUse('c2', 'echo')]),
+      modelRecord(1, [toolUse('c1', 'echo'), toolUse('c2', 'echo'), toolUse('c3', 'echo')]),
       toolRecord(1, 'c1', '{"text":"old"}', true),
       toolRecord(1, 'c2', '{"text":"kept"}'),
+      toolRecord(1, 'c3', '{"text":"long"}'),
     ];
     const dropped = toolRecord(1, 'c1', '{"text":"old"}', true);
+    const summarised = toolRecord(1, 'c3', '{"text":"long"}');
 
-    const messages = buildConversation(records, new Set([dropped.sk]));
+    const messages = buildConversation(records, new Map([[dropped.sk, droppedResultNote(dropped)], [summarised.sk, 'summary: one field']]));
 
     expect(messages[2]?.content).toEqual([
       { type: 'tool_result', toolUseId: 'c1', content: droppedResultNote(dropped), isError: true },
       { type: 'tool_result', toolUseId: 'c2', content: '{"text":"kept"}', isError: false },
+      { type: 'tool_result', toolUseId: 'c3', content: 'summary: one field', isError: false },
     ]);
   });
 
-  it('sends a dropped result stored by reference as a note, without needing its body', () => {
+  it('sends a replaced result stored by reference as its replacement, without needing its body', () => {
     const ref = { bucket: 'b', key: 'ses/CP#000001#tool#c1/0.json', bytes: 70_000, sha256: '0'.repeat(64) };
     const records = [inputRecord('q'), modelRecord(1, [toolUse('c1', 'echo')]), toolRecordByRef(1, 'c1', ref)];
-    const messages = buildConversation(records, new Set([records[2]?.sk ?? '']));
+    const tool = records[2];
+    if (tool?.kind !== 'tool') throw new Error('the third record is the tool checkpoint');
+    const messages = buildConversation(records, new Map([[tool.sk, droppedResultNote(tool)]]));
     expect(JSON.parse((messages[2]?.content[0] as ToolResultBlock).content)).toMatchObject({ error: 'CONTEXT_DROPPED', message: expect.stringContaining('echo (70000 bytes)') as unknown });
   });
 
@@ -212,18 +238,70 @@ describe('decideTurn', () => {
         { callId: 'c2', tool: 'block', functionArn: BLOCK_ARN, needsApproval: true },
       ],
       inlineResults: [],
+      denials: [],
     });
   });
 
-  it('answers a call of an unknown tool with an UNKNOWN_TOOL error result and does not run it', () => {
+  it('answers a call of an undeclared tool with an UNKNOWN_TOOL error result, does not run it, and records why', () => {
     const decision = decideTurn(response([toolUse('c1', 'rm_rf'), toolUse('c2', 'echo')]), context());
     expect(decision.outcome).toBe('tool_calls');
     if (decision.outcome !== 'tool_calls') return;
     expect(decision.calls.map((c) => c.callId)).toEqual(['c2']);
-    expect(decision.inlineResults).toHaveLength(1);
+    expect(decision.inlineResults).toEqual([unknownToolResult('c1', 'rm_rf')]);
     const [result] = decision.inlineResults;
     expect(result).toMatchObject({ type: 'tool_result', toolUseId: 'c1', isError: true });
     expect(JSON.parse(result?.content ?? '')).toEqual({ error: 'UNKNOWN_TOOL', message: 'No tool named "rm_rf" is available.' });
+    expect(decision.denials).toEqual([{ callId: 'c1', tool: 'rm_rf', reason: 'not_declared' }]);
+  });
+
+  it('authorises each call of a declared tool with its arguments', () => {
+    const asked: unknown[] = [];
+    decideTurn(
+      response([toolUse('c1', 'echo', { text: 'x' }), toolUse('c2', 'nope'), toolUse('c3', 'block', { address: '203.0.113.7' })]),
+      context(0, 2, {
+        authorize: (use) => {
+          asked.push(use);
+          return ALLOWED;
+        },
+      }),
+    );
+    expect(asked).toEqual([toolUse('c1', 'echo', { text: 'x' }), toolUse('c3', 'block', { address: '203.0.113.7' })]);
+  });
+
+  it('answers a call the policy denies exactly as a call of a tool that does not exist, and records the real reason', () => {
+    const denied: CallAuthorization = { allowed: false, policies: ['forbid-block-outside-hours'], errors: [], version: 'v7' };
+    const decision = decideTurn(
+      response([toolUse('c1', 'block', { address: '203.0.113.7' }), toolUse('c2', 'echo')]),
+      context(0, 2, { authorize: (use) => (use.name === 'block' ? denied : ALLOWED) }),
+    );
+    if (decision.outcome !== 'tool_calls') throw new Error(`unexpected outcome ${decision.outcome}`);
+    expect(decision.calls.map((c) => c.callId)).toEqual(['c2']);
+    expect(decision.inlineResults).toEqual([unknownToolResult('c1', 'block')]);
+    expect(decision.denials).toEqual([{ callId: 'c1', tool: 'block', reason: 'denied', policies: ['forbid-block-outside-hours'], policyVersion: 'v7', errors: undefined }]);
+  });
+
+  it('keeps the errors of a policy evaluation in the denial', () => {
+    const broken: CallAuthorization = { allowed: false, policies: [], errors: ['policy0: unknown attribute'], version: 'v8' };
+    const decision = decideTurn(response([toolUse('c1', 'echo')]), context(0, 2, { authorize: () => broken }));
+    if (decision.outcome !== 'tool_calls') throw new Error(`unexpected outcome ${decision.outcome}`);
+    expect(decision.denials).toEqual([{ callId: 'c1', tool: 'echo', reason: 'denied', policies: [], policyVersion: 'v8', errors: ['policy0: unknown attribute'] }]);
+  });
+
+  it("answers the calls past a tool's calls per session with TOOL_BUDGET_EXCEEDED, counting the session's calls and this turn's", () => {
+    const tools: TurnContext['tools'] = new Map([
+      ['echo', { functionArn: ECHO_ARN, needsApproval: false, budget: { callsPerSession: 3 } }],
+      ['block', { functionArn: BLOCK_ARN, needsApproval: true }],
+    ]);
+    const decision = decideTurn(
+      response([toolUse('c1', 'echo'), toolUse('c2', 'block'), toolUse('c3', 'echo'), toolUse('c4', 'echo')]),
+      context(0, 2, { tools, callsSoFar: { echo: 1, block: 40 } }),
+    );
+    if (decision.outcome !== 'tool_calls') throw new Error(`unexpected outcome ${decision.outcome}`);
+    expect(decision.calls.map((c) => c.callId)).toEqual(['c1', 'c2', 'c3']);
+    expect(decision.inlineResults).toEqual([
+      errorResult('c4', 'TOOL_BUDGET_EXCEEDED', 'echo may be called at most 3 time(s) per session; this call was not run. Continue without it.'),
+    ]);
+    expect(decision.denials).toEqual([{ callId: 'c4', tool: 'echo', reason: 'budget_exceeded' }]);
   });
 
   it(`answers the calls past ${MAX_TOOL_CALLS_PER_TURN} in one turn with TOO_MANY_CALLS and runs the first ${MAX_TOOL_CALLS_PER_TURN}`, () => {
@@ -236,24 +314,54 @@ describe('decideTurn', () => {
       expect(r.isError).toBe(true);
       expect((JSON.parse(r.content) as { error: string }).error).toBe('TOO_MANY_CALLS');
     }
+    expect(decision.denials).toEqual([]);
   });
 
-  it('does not count calls of unknown tools towards the per-turn limit', () => {
-    const uses = [toolUse('x', 'nope'), ...Array.from({ length: MAX_TOOL_CALLS_PER_TURN }, (_, i) => toolUse(`c${i + 1}`, 'echo'))];
-    const decision = decideTurn(response(uses), context());
+  it('does not count calls of unknown, denied or over-budget tools towards the per-turn limit', () => {
+    const tools: TurnContext['tools'] = new Map([
+      ['echo', { functionArn: ECHO_ARN, needsApproval: false }],
+      ['block', { functionArn: BLOCK_ARN, needsApproval: true, budget: { callsPerSession: 1 } }],
+    ]);
+    const uses = [
+      toolUse('x', 'nope'),
+      toolUse('d', 'echo', { deny: true }),
+      toolUse('b', 'block'),
+      ...Array.from({ length: MAX_TOOL_CALLS_PER_TURN }, (_, i) => toolUse(`c${i + 1}`, 'echo')),
+    ];
+    const decision = decideTurn(
+      response(uses),
+      context(0, 2, { tools, callsSoFar: { block: 1 }, authorize: (use) => ((use.input as { deny?: boolean }).deny ? { ...ALLOWED, allowed: false } : ALLOWED) }),
+    );
     if (decision.outcome !== 'tool_calls') throw new Error(`unexpected outcome ${decision.outcome}`);
     expect(decision.calls).toHaveLength(MAX_TOOL_CALLS_PER_TURN);
-    expect(decision.inlineResults.map((r) => r.toolUseId)).toEqual(['x']);
+    expect(decision.inlineResults.map((r) => r.toolUseId)).toEqual(['x', 'd', 'b']);
+  });
+
+  it('hands an answer without tool calls to the output pipeline and returns its decision as it is', () => {
+    const answer = response([text('anything')]);
+    const decided: FinalDecision = { outcome: 'review', output: { answer: 'a' }, confidence: 0.4, reasons: ['confidence 0.4 is below the threshold 0.7'], stages: [] };
+    const seen: unknown[] = [];
+    const decision = decideTurn(
+      answer,
+      context(0, 2, {
+        final: (r) => {
+          seen.push(r);
+          return decided;
+        },
+      }),
+    );
+    expect(seen).toEqual([answer]);
+    expect(decision).toBe(decided);
   });
 
   it('returns final with the parsed output for a valid answer', () => {
     const decision = decideTurn(response([text('```json\n{"answer":"42","confidence":0.9}\n```')]), context());
-    expect(decision).toEqual({ outcome: 'final', output: { answer: '42', confidence: 0.9 } });
+    expect(decision).toMatchObject({ outcome: 'final', output: { answer: '42', confidence: 0.9 } });
   });
 
   it('joins the text blocks of the answer before parsing it', () => {
     const decision = decideTurn(response([text('{"answer":"42",'), text('"confidence":1}')]), context());
-    expect(decision).toEqual({ outcome: 'final', output: { answer: '42', confidence: 1 } });
+    expect(decision).toMatchObject({ outcome: 'final', output: { answer: '42', confidence: 1 } });
   });
 
   it('asks for a repair of an invalid answer while repairs remain, with errors naming the field', () => {

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { SESSION_ID_PATTERN } from '../../../lambdas/core/constants';
 import { SessionIdSchema } from '../../../lambdas/core/contracts/loop';
 import { approvalIdFor, modelCallIdempotencyKey, sessionIdFor, toolCallIdempotencyKey } from '../../../lambdas/core/ids';
-import { parseTrigger, type ApiTrigger, type EventBridgeEnvelope } from '../../../lambdas/core/trigger';
+import { matchTrigger, parseTrigger, type ApiTrigger, type EventBridgeEnvelope } from '../../../lambdas/core/trigger';
 import guardDutyEvent from '../../../examples/ssh-brute-force/events/guardduty-ssh-brute-force.json';
 
 const AGENT = 'ssh-investigator';
@@ -22,6 +22,8 @@ describe('parseTrigger', () => {
         eventSource: 'aws.guardduty',
         time: '2024-12-10T11:10:06Z',
       },
+      // The envelope itself: its trigger's principal and budgets are derived from it.
+      event: EVENT,
     });
   });
 
@@ -42,7 +44,33 @@ describe('parseTrigger', () => {
       sessionId: trigger.sessionId,
       input: { question: 'why?' },
       info: { source: 'api', dedupeKey: 'alert-42' },
+      request: {},
     });
+  });
+
+  it("carries an API trigger's principal, budgets and sub-agent depth", () => {
+    const principal = { user: 'alice', tenant: 'acme', roles: ['analyst'] };
+    const trigger: ApiTrigger = {
+      source: 'api',
+      sessionId: sessionIdFor(AGENT, 'alert-43'),
+      idempotencyKey: 'alert-43',
+      input: { question: 'why?' },
+      principal,
+      budgets: { costUsd: 0.5, steps: 4 },
+      depth: 1,
+    };
+    const parsed = parseTrigger(AGENT, trigger);
+    expect(parsed).toMatchObject({ ok: true, request: { principal, budgets: { costUsd: 0.5, steps: 4 }, depth: 1 } });
+  });
+
+  it.each([
+    ['a principal without a tenant', { principal: { user: 'alice', roles: [] } }],
+    ['a budget of zero steps', { budgets: { steps: 0 } }],
+    ['an unknown budget', { budgets: { dollars: 3 } }],
+    ['a negative depth', { depth: -1 }],
+  ])('fails when an API trigger has %s', (_what, change) => {
+    const trigger = { source: 'api', sessionId: sessionIdFor(AGENT, 'alert-44'), idempotencyKey: 'alert-44', input: {}, ...change };
+    expect(parseTrigger(AGENT, trigger)).toMatchObject({ ok: false });
   });
 
   it('recognises a continuation: the session it continues, no input or trigger info of its own', () => {
@@ -157,5 +185,23 @@ describe('modelCallIdempotencyKey', () => {
     ]);
     expect(keys.size).toBe(4);
     expect(modelCallIdempotencyKey(session, 2).slice(3)).not.toBe(toolCallIdempotencyKey(session, 2, '').slice(3));
+  });
+});
+
+describe('matchTrigger', () => {
+  const triggers = [
+    { name: 'findings', eventPattern: { source: ['aws.guardduty'], detailType: ['GuardDuty Finding'] } },
+    { name: 'any-guardduty', eventPattern: { source: ['aws.guardduty'] } },
+    { name: 'anything', eventPattern: {} },
+  ];
+
+  it('is the first trigger whose source and detail-type lists contain the event\'s', () => {
+    expect(matchTrigger(triggers, EVENT)?.name).toBe('findings');
+    expect(matchTrigger(triggers, { ...EVENT, 'detail-type': 'GuardDuty Runtime Finding' })?.name).toBe('any-guardduty');
+    expect(matchTrigger(triggers, { ...EVENT, source: 'aws.securityhub' })?.name).toBe('anything');
+  });
+
+  it('is undefined when no trigger admits the event', () => {
+    expect(matchTrigger(triggers.slice(0, 2), { ...EVENT, source: 'aws.securityhub' })).toBeUndefined();
   });
 });

@@ -16,6 +16,7 @@ import { toolSpec, type ToolContext, type ToolDefinition, type TriggerMeta } fro
 import { ConfigurationError, ToolError } from '../../../lambdas/core/errors';
 import { parseFinalAnswer } from '../../../lambdas/core/loop';
 import { EventBridgeEnvelopeSchema } from '../../../lambdas/core/trigger';
+import { PRICE_TABLE } from '../../../lambdas/core/budget';
 import {
   agent,
   approvedConversation,
@@ -74,6 +75,7 @@ async function run<I extends z.ZodType, O extends z.ZodType>(
   input: unknown,
   context: ToolContext = CONTEXT,
 ): Promise<z.infer<O>> {
+  if (!tool.handler) throw new Error(`${tool.name} has no handler (an HTTP tool)`);
   const output = await tool.handler(tool.input.parse(input), context);
   return tool.output.parse(output);
 }
@@ -591,7 +593,8 @@ describe('the agent', () => {
     expect(agent.tools.map((t) => t.name)).toEqual(['search_log_lines', 'count_failed_attempts', 'show_log_lines', 'block_address']);
     expect(agent.tools).toEqual([...tools]);
     expect(agent.tools.filter((t) => t.needsApproval).map((t) => t.name)).toEqual(['block_address']);
-    expect(agent.model).toEqual({ provider: 'scripted', script: approvedConversation });
+    // Priced as the Claude Sonnet 4.5-class model the conversation was recorded from.
+    expect(agent.model).toEqual({ provider: 'scripted', script: approvedConversation, pricing: PRICE_TABLE['claude-sonnet-4-5'] });
     expect(agent.triggers).toEqual([
       {
         type: 'eventbridge',
@@ -600,8 +603,22 @@ describe('the agent', () => {
           detailType: ['GuardDuty Finding'],
           detail: { type: ['UnauthorizedAccess:EC2/SSHBruteForce'] },
         },
+        principal: expect.any(Function) as unknown,
       },
     ]);
+  });
+
+  it('investigates a finding on behalf of the account it came from, as its security responder', () => {
+    const principal = agent.triggers[0]?.principal;
+    if (typeof principal !== 'function') throw new Error('the trigger derives its principal from the event');
+    expect(principal(ENVELOPE)).toEqual({ user: 'guardduty:123456789012', tenant: '123456789012', roles: ['security-responder'] });
+  });
+
+  it('declares budgets that leave room for a longer run than the recorded one, its Cedar policies and its output pipeline', () => {
+    expect(agent.budgets).toEqual({ costUsd: 0.5, inputTokens: 150_000, outputTokens: 10_000, steps: 8, wallClockSeconds: 3600 });
+    expect(agent.policies?.source).toBe('examples/ssh-brute-force/policies.cedar');
+    expect(agent.policies?.text).toContain('permit');
+    expect(agent.outputPipeline).toBeDefined();
   });
 
   it('describes every input field of every tool to the model', () => {

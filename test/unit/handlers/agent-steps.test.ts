@@ -6,19 +6,23 @@
  */
 import { describe, expect, it, vi } from 'vitest';
 import { z } from 'zod';
-import { APPROVAL_TIMED_OUT_REASON, MAX_TOOL_RESULT_BYTES } from '../../../lambdas/core/constants';
+import { APPROVAL_TIMED_OUT_REASON, DEFAULT_MAX_OUTPUT_TOKENS, MAX_TOOL_RESULT_BYTES } from '../../../lambdas/core/constants';
 import { checkpointKey, type ModelCheckpoint, type ToolCheckpoint } from '../../../lambdas/core/contracts/checkpoint';
-import type { ApprovalOutcome, ModelTurnResult, PrepareResult, ToolCallRef, ToolRun } from '../../../lambdas/core/contracts/loop';
+import type { ApprovalOutcome, ModelTurnResult, PrepareResult, ToolCallRef, ToolRun, WaitDecision } from '../../../lambdas/core/contracts/loop';
 import type { ModelProvider, ModelRequest, ToolUseBlock } from '../../../lambdas/core/contracts/model';
 import type { ScriptedConversation, ScriptedTurn } from '../../../lambdas/core/contracts/scripted';
 import { defineAgent, defineTool, toolSpec, type AgentDefinition, type ToolContext } from '../../../lambdas/core/define';
 import { ConfigurationError, ScriptMismatchError, SessionFencedError, ToolError, ToolOutputInvalidError } from '../../../lambdas/core/errors';
 import { minimumHistoryEventLimit } from '../../../lambdas/core/history';
 import { modelCallIdempotencyKey, sessionIdFor, toolCallIdempotencyKey } from '../../../lambdas/core/ids';
-import { REPAIR_PREFIX } from '../../../lambdas/core/loop';
+import { errorResult, REPAIR_PREFIX, unknownToolResult } from '../../../lambdas/core/loop';
+import type { Budgets, ModelPrice } from '../../../lambdas/core/budget';
+import type { OutputPipeline } from '../../../lambdas/core/output';
+import { authorizationRequest, DEFAULT_PRINCIPAL, policySchema, type PolicyDecision, type Principal } from '../../../lambdas/core/policy';
 import type { ApiTrigger, EventBridgeEnvelope } from '../../../lambdas/core/trigger';
 import { ScriptedModelProvider } from '../../../lambdas/adapters/providers/scripted';
-import type { StepDeps } from '../../../lambdas/handlers/agent/deps';
+import type { PolicySnapshot, StepDeps } from '../../../lambdas/handlers/agent/deps';
+import { effectivePolicies, PolicyEngine } from '../../../lambdas/adapters/policy-engine';
 import { modelTurn } from '../../../lambdas/handlers/agent/model-turn';
 import { prepare, type PrepareEvent } from '../../../lambdas/handlers/agent/prepare';
 import { runTool, type ToolTaskResult } from '../../../lambdas/handlers/agent/run-tool';
@@ -27,7 +31,7 @@ import { countFailedAttempts, createBlockAddressTool, searchLogLines, showLogLin
 import guardDutyEvent from '../../../examples/ssh-brute-force/events/guardduty-ssh-brute-force.json';
 import { AnswerSchema, declinedAgent, neverValidAgent, repairAgent, stepLimitAgent } from '../../fixtures/agents';
 import { MemoryCheckpointStore } from './memory-store';
-import { BODY_BUCKET, MemoryBodyStore, MemoryOnce, ScriptedFault, ScriptedFaults, sha256 } from '../support/fakes';
+import { ALLOW, BODY_BUCKET, MemoryBodyStore, MemoryOnce, ScriptedFault, ScriptedFaults, ScriptedHttp, ScriptedPolicies, sha256 } from '../support/fakes';
 import { rejection } from '../support/rejection';
 
 // ---------------------------------------------------------------------------
@@ -40,11 +44,15 @@ const STEP_MS = 7;
 const START_EVENTS = 8;
 /** One model turn and its Route: Task 5, Choice 2. */
 const TURN_EVENTS = 7;
-/** One RunTools iteration without approval: iteration markers 2, NeedsApproval? 2, RunTool 5. */
+/** One RunTools iteration without approval: iteration markers 2, Dispatch 2, RunTool-<tool> 5. */
 const ITERATION_EVENTS = 9;
+/** The approval wait of an iteration and the AfterApproval Choice back to the tool's Task: 6 + 2. */
+const APPROVAL_EVENTS = 8;
+/** A wait of the loop itself after a model turn (PauseForBudget and Raised?, or ReviewOutput and ReviewTimedOut): 6 + 2. */
+const LOOP_WAIT = 8;
 /** The RunTools Map state itself. */
 const MAP_EVENTS = 4;
-const FIRST_EXECUTION = { execution: 1, branch: 0 } as const;
+const FIRST_EXECUTION = { execution: 1, branch: 0, decision: null } as const;
 
 const arnOf = (tool: string): string => `arn:aws:lambda:us-east-1:123456789012:function:unit-tool-${tool}`;
 const executionArn = (agent: AgentDefinition, name: string): string => `arn:aws:states:us-east-1:123456789012:execution:${agent.name}:${name}`;
@@ -56,6 +64,10 @@ interface Harness {
   readonly bodies: MemoryBodyStore;
   readonly once: MemoryOnce;
   readonly faults: ScriptedFaults;
+  /** The policies in force (everything allowed until a test says otherwise). */
+  readonly policies: ScriptedPolicies;
+  /** HTTP tool calls (failing unless a test sets an answer). */
+  readonly http: ScriptedHttp;
   readonly deps: StepDeps;
   /** Every request that reached the model, over all provider instances. */
   readonly modelCalls: ModelRequest[];
@@ -67,12 +79,17 @@ interface Harness {
  * factory hands out a fresh scripted provider per turn (as the Lambda does),
  * wrapped to count calls.
  */
-function harness(agent: AgentDefinition, options: { toolFunctions?: Record<string, string>; inlineLimitBytes?: number } = {}): Harness {
+function harness(
+  agent: AgentDefinition,
+  options: { toolFunctions?: Record<string, string>; inlineLimitBytes?: number; policies?: () => Promise<PolicySnapshot> } = {},
+): Harness {
   const toolFunctions = options.toolFunctions ?? arnsOf(agent);
   const store = new MemoryCheckpointStore();
   const bodies = new MemoryBodyStore(options.inlineLimitBytes);
   const once = new MemoryOnce();
   const faults = new ScriptedFaults();
+  const policies = new ScriptedPolicies();
+  const http = new ScriptedHttp();
   const modelCalls: ModelRequest[] = [];
   const provider = (): ModelProvider => {
     const inner = new ScriptedModelProvider(agent.model.script);
@@ -94,9 +111,11 @@ function harness(agent: AgentDefinition, options: { toolFunctions?: Record<strin
     provider,
     toolFunctions: () => toolFunctions,
     fault: faults.fire,
+    policies: options.policies ?? policies.snapshot,
+    callHttp: http.call,
     now: () => (clock += STEP_MS),
   };
-  return { agent, store, bodies, once, faults, deps, modelCalls, executionArn: executionArn(agent, 'run-1') };
+  return { agent, store, bodies, once, faults, policies, http, deps, modelCalls, executionArn: executionArn(agent, 'run-1') };
 }
 
 const apiTrigger = (agent: AgentDefinition, input: unknown, key = 'alert-42'): ApiTrigger => ({ source: 'api', sessionId: sessionIdFor(agent.name, key), idempotencyKey: key, input });
@@ -125,10 +144,11 @@ const nextTurn = (
   h: Harness,
   previous: Pointer,
   toolRuns: readonly ToolRun[] | null = null,
-  options: { executionArn?: string; retryCount?: number } = {},
+  options: { executionArn?: string; retryCount?: number; decision?: WaitDecision } = {},
 ): Promise<ModelTurnResult> =>
   modelTurn(
     {
+      decision: options.decision ?? null,
       sessionId: previous.sessionId,
       step: previous.step,
       repairs: previous.repairs,
@@ -362,9 +382,14 @@ describe('modelTurn', () => {
       outcome: 'tool_calls',
       calls: turn.calls,
       inlineResults: [],
+      // The scripted model has no price: its tokens count, its cost is 0.
+      usage: { inputTokens: expect.any(Number) as unknown, outputTokens: expect.any(Number) as unknown },
+      costUsd: 0,
+      offeredTools: ['echo'],
       durationMs: STEP_MS,
     });
     expect(recorded.responseRef).toBeUndefined();
+    expect(recorded).not.toHaveProperty('denials');
     expect(await h.store.getSession(prepared.sessionId)).toMatchObject({ status: 'RUNNING', step: 1 });
     // The provider was called once, under the turn's idempotency key.
     expect(h.once.runs).toEqual([modelCallIdempotencyKey(prepared.sessionId, 1)]);
@@ -379,6 +404,7 @@ describe('modelTurn', () => {
         system: stepLimitAgent.systemPrompt,
         messages: [{ role: 'user', content: [{ type: 'text', text: 'Say one.' }] }],
         tools: stepLimitAgent.tools.map(toolSpec),
+        maxTokens: DEFAULT_MAX_OUTPUT_TOKENS,
       },
     ]);
   });
@@ -650,7 +676,7 @@ describe('prepare: a continuation', () => {
 
     const result = await prepare(prepareEvent(h, continuation(turn1.sessionId, h.executionArn, 2), exec2), h.deps);
 
-    expect(result).toEqual({ sessionId: turn1.sessionId, step: 0, repairs: 0, outcome: 'ready', events: START_EVENTS, execution: 2, branch: 0, toolRuns: null });
+    expect(result).toEqual({ sessionId: turn1.sessionId, step: 0, repairs: 0, outcome: 'ready', events: START_EVENTS, execution: 2, branch: 0, toolRuns: null, decision: null });
     expect(await h.store.getSession(turn1.sessionId)).toMatchObject({ status: 'RUNNING', executionArn: exec2, parentExecutionArn: h.executionArn, executions: 2, step: 1 });
     expect(await h.store.getCheckpoint(turn1.sessionId, checkpointKey.execution(2))).toMatchObject({
       kind: 'execution',
@@ -705,7 +731,7 @@ describe('prepare: a continuation', () => {
 
     const result = await prepare(prepareEvent(h, continuation(turn1.sessionId, h.executionArn, 2), exec2), h.deps);
 
-    expect(result).toEqual({ sessionId: turn1.sessionId, step: 0, repairs: 0, outcome: 'superseded', events: START_EVENTS, execution: 2, branch: 0, toolRuns: null });
+    expect(result).toEqual({ sessionId: turn1.sessionId, step: 0, repairs: 0, outcome: 'superseded', events: START_EVENTS, execution: 2, branch: 0, toolRuns: null, decision: null });
     expect(h.store.writes).toHaveLength(writes);
   });
 
@@ -950,6 +976,8 @@ describe('runTool', () => {
       result: '{"id":7,"name":"host-7"}',
       isError: false,
       idempotencyKey,
+      // The tool declares no cost.
+      costUsd: 0,
       durationMs: STEP_MS,
     });
     expect(h.once.runs).toContain(idempotencyKey);
@@ -1066,11 +1094,24 @@ describe('runTool', () => {
     expect(handled).toEqual([]);
     const recorded = await toolCheckpoint(h, turn.sessionId, 1, 'c1');
     expect(recorded).toMatchObject({ status: 'invalid_input', isError: true, input: { id: 'seven' } });
-    const body = JSON.parse(resultOf(recorded)) as { error: string; issues: string[] };
+    const body = JSON.parse(resultOf(recorded)) as { error: string; issues: unknown[] };
     expect(body.error).toBe('INVALID_ARGUMENTS');
-    expect(body.issues).toEqual([expect.stringMatching(/^id: /)]);
-    // It never ran, so there is no intent.
+    expect(body.issues).toEqual([{ field: 'id', expected: 'number', got: '"seven"', message: expect.stringContaining('expected number') as unknown }]);
+    // It never ran, so there is no intent, and it cost nothing.
     expect(await h.store.getCheckpoint(turn.sessionId, checkpointKey.intent(1, 'c1'))).toBeUndefined();
+    expect(recorded.costUsd).toBe(0);
+  });
+
+  it('tells the model, for each invalid argument, the field, what the schema expects and what it got', async () => {
+    const { h, turn } = await opsTurn(use('c1', 'lookup', { id: -3, verbose: 'yes' }), use('c2', 'lookup', {}));
+    for (const c of turn.calls) await callTool(h, turn, c);
+
+    const issuesOf = async (callId: string): Promise<unknown> => (JSON.parse(resultOf(await toolCheckpoint(h, turn.sessionId, 1, callId))) as { issues: unknown }).issues;
+    expect(await issuesOf('c1')).toEqual([
+      { field: 'id', expected: 'number > 0', got: '-3', message: expect.any(String) as unknown },
+      { field: 'verbose', expected: 'boolean', got: '"yes"', message: expect.any(String) as unknown },
+    ]);
+    expect(await issuesOf('c2')).toEqual([{ field: 'id', expected: 'number', got: 'missing', message: expect.any(String) as unknown }]);
   });
 
   it('records a rejected approval as rejected with the reason, without running the tool', async () => {
@@ -1078,7 +1119,7 @@ describe('runTool', () => {
     const approval: ApprovalOutcome = { decision: 'rejected', reason: 'address belongs to our VPN', approvalId: 'apv_1', decidedBy: 'alice' };
     expect(onlyCall(turn).needsApproval).toBe(true);
 
-    await expect(callTool(h, turn, onlyCall(turn), approval)).resolves.toMatchObject({ status: 'rejected', events: ITERATION_EVENTS + 6 });
+    await expect(callTool(h, turn, onlyCall(turn), approval)).resolves.toMatchObject({ status: 'rejected', events: ITERATION_EVENTS + APPROVAL_EVENTS });
 
     expect(handled).toEqual([]);
     const recorded = await toolCheckpoint(h, turn.sessionId, 1, 'c1');
@@ -1089,8 +1130,8 @@ describe('runTool', () => {
 
   it('records a timed-out approval as rejected with reason "timed out"', async () => {
     const { h, turn, handled } = await opsTurn(use('c1', 'block', { address: '183.62.140.253' }));
-    // The iteration's events include the wait (6) and the ApprovalTimedOut Pass (2).
-    await expect(callTool(h, turn, onlyCall(turn), { decision: 'timed_out' })).resolves.toMatchObject({ status: 'rejected', events: ITERATION_EVENTS + 6 + 2 });
+    // The iteration's events include the wait (6), the ApprovalTimedOut Pass (2) and AfterApproval (2).
+    await expect(callTool(h, turn, onlyCall(turn), { decision: 'timed_out' })).resolves.toMatchObject({ status: 'rejected', events: ITERATION_EVENTS + 6 + 2 + 2 });
     expect(handled).toEqual([]);
     expect(JSON.parse(resultOf(await toolCheckpoint(h, turn.sessionId, 1, 'c1')))).toMatchObject({ status: 'rejected', reason: APPROVAL_TIMED_OUT_REASON });
     expect(APPROVAL_TIMED_OUT_REASON).toBe('timed out');
@@ -1275,16 +1316,17 @@ describe('fencing a tool before it acts', () => {
     expect(handled.map((x) => x.tool)).toEqual(['read']);
   });
 
-  it('checks the head of an idempotent tool right before running it; a non-idempotent one is fenced by its intent write instead, without reading the head', async () => {
+  it('reads the head once per call that may run: its principal for the call-time policy check, and for an idempotent tool also its fence', async () => {
     const idempotent = await opsTurn(use('c1', 'read', { id: 7 }));
     const readsOfIdempotent = vi.spyOn(idempotent.h.store, 'getSession');
     await expect(callTool(idempotent.h, idempotent.turn, onlyCall(idempotent.turn))).resolves.toMatchObject({ status: 'succeeded' });
     expect(readsOfIdempotent).toHaveBeenCalledTimes(1);
 
+    // A non-idempotent tool is fenced by its intent write; the head it reads is for the principal only.
     const other = await opsTurn(use('c1', 'lookup', { id: 7 }));
     const readsOfOther = vi.spyOn(other.h.store, 'getSession');
     await expect(callTool(other.h, other.turn, onlyCall(other.turn))).resolves.toMatchObject({ status: 'succeeded' });
-    expect(readsOfOther).not.toHaveBeenCalled();
+    expect(readsOfOther).toHaveBeenCalledTimes(1);
   });
 
   it('does not run a non-idempotent tool once another execution owns the session: its fenced intent write is refused', async () => {
@@ -1446,7 +1488,7 @@ describe("modelTurn: the agent's context limit", () => {
     return { h, turn2, runs };
   }
 
-  it('drops the oldest tool results past the limit: the model sees a note instead, and the dropped body is not even read', async () => {
+  it('drops the oldest tool results past the limit: the model sees a note instead, though the dropped body is still read (for the output pipeline)', async () => {
     const { h, turn2, runs } = await twoResults('drop-oldest-tool-results');
     const dropped = (await toolCheckpoint(h, turn2.sessionId, 1, 'c1')).resultRef?.key;
     const kept = (await toolCheckpoint(h, turn2.sessionId, 2, 'c2')).resultRef?.key;
@@ -1460,21 +1502,38 @@ describe("modelTurn: the agent's context limit", () => {
     expect(JSON.parse((note as { content: string }).content)).toMatchObject({ error: 'CONTEXT_DROPPED', message: expect.stringContaining(`dump (${RESULT_BYTES} bytes)`) as unknown });
     expect(messages[4]?.content[0]).toMatchObject({ type: 'tool_result', toolUseId: 'c2', content: expect.stringContaining('second') as unknown });
     expect(h.bodies.gets.slice(reads)).toContain(kept);
-    expect(h.bodies.gets.slice(reads)).not.toContain(dropped);
+    // Loaded, not sent: semantic rules and summaries read every result of the session.
+    expect(h.bodies.gets.slice(reads)).toContain(dropped);
   });
 
-  it('records in each model checkpoint the tool-result bytes it sent and how many results it dropped', async () => {
+  /** What the context limit recorded for a request: its estimated tokens are a count, whatever the estimate. */
+  const contextOf = (strategy: 'drop-oldest-tool-results' | 'fail', toolResultBytes: number, droppedToolResults: number): unknown => ({
+    toolResultBytes,
+    droppedToolResults,
+    summarisedToolResults: 0,
+    estimatedTokens: expect.any(Number) as unknown,
+    strategy,
+  });
+
+  it('records in each model checkpoint the tool-result bytes it sent, how many results it dropped or summarised, its estimated tokens and the strategy', async () => {
     const { h, turn2, runs } = await twoResults('drop-oldest-tool-results');
     await nextTurn(h, turn2, runs);
 
-    expect((await model(h, turn2.sessionId, 1)).context).toEqual({ toolResultBytes: 0, droppedToolResults: 0 });
-    expect((await model(h, turn2.sessionId, 2)).context).toEqual({ toolResultBytes: RESULT_BYTES, droppedToolResults: 0 });
-    expect((await model(h, turn2.sessionId, 3)).context).toEqual({ toolResultBytes: RESULT_BYTES, droppedToolResults: 1 });
+    const contexts = await Promise.all([1, 2, 3].map(async (step) => (await model(h, turn2.sessionId, step)).context));
+    expect(contexts).toEqual([
+      contextOf('drop-oldest-tool-results', 0, 0),
+      contextOf('drop-oldest-tool-results', RESULT_BYTES, 0),
+      contextOf('drop-oldest-tool-results', RESULT_BYTES, 1),
+    ]);
+    // The second request is the first plus its answer and a result.
+    const [first, second] = contexts.map((c) => c?.estimatedTokens ?? 0);
+    expect(first).toBeGreaterThan(0);
+    expect(second).toBeGreaterThan(first ?? 0);
   });
 
   it('records the bytes under the fail strategy too, while the results fit', async () => {
     const { h, turn2 } = await twoResults('fail');
-    expect((await model(h, turn2.sessionId, 2)).context).toEqual({ toolResultBytes: RESULT_BYTES, droppedToolResults: 0 });
+    expect((await model(h, turn2.sessionId, 2)).context).toEqual(contextOf('fail', RESULT_BYTES, 0));
   });
 
   it('records no context in the model checkpoint of an agent without a context limit', async () => {
@@ -1505,6 +1564,620 @@ describe("modelTurn: the agent's context limit", () => {
 });
 
 // ---------------------------------------------------------------------------
+// Governance: budgets, policies, tool budgets, the output pipeline
+// ---------------------------------------------------------------------------
+
+/** 1,000 USD per million input tokens, output free: a scripted turn (50 input tokens) costs 0.05 USD. */
+const ROUND_PRICING: ModelPrice = { inputUsdPerMillionTokens: 1000, outputUsdPerMillionTokens: 0, source: 'unit test: a round price', asOf: '2026-11-21' };
+const TURN_USD = 0.05;
+const ALICE: Principal = { user: 'alice', tenant: 'acme', roles: ['analyst'] };
+const ADMIN: Principal = { user: 'root', tenant: 'acme', roles: ['admin'] };
+const DENY: PolicyDecision = { allowed: false, policies: [], errors: [] };
+const RAISED: WaitDecision = { decision: 'raised', decidedBy: 'alice', approvalId: 'apv_pause' };
+
+const textIO = { input: z.object({ text: z.string() }), output: z.object({ text: z.string() }) };
+const echoTool = defineTool({ name: 'echo', version: '1.0.0', idempotent: true, description: 'Returns its text.', ...textIO, handler: async ({ text }) => ({ text }) });
+/** May run once per session. */
+const limitedTool = defineTool({
+  name: 'limited',
+  version: '1.0.0',
+  idempotent: true,
+  description: 'Returns its text; once per session.',
+  ...textIO,
+  budget: { callsPerSession: 1 },
+  handler: async ({ text }) => ({ text }),
+});
+/** Costs 0.03 USD per call. */
+const pricedTool = defineTool({
+  name: 'priced',
+  version: '1.0.0',
+  idempotent: true,
+  description: 'Returns its text, for 0.03 USD.',
+  ...textIO,
+  budget: { costPerCallUsd: 0.03 },
+  handler: async ({ text }) => ({ text }),
+});
+const secretTool = defineTool({
+  name: 'secret',
+  version: '1.0.0',
+  idempotent: true,
+  description: 'Reads the vault.',
+  input: z.object({}),
+  output: z.object({ secret: z.string() }),
+  tags: ['restricted'],
+  classification: 'restricted',
+  handler: async () => ({ secret: 'hunter2' }),
+});
+
+/** An agent with the tools above whose model is priced at {@link ROUND_PRICING}: each turn costs {@link TURN_USD}. */
+function governedAgent(
+  turns: ScriptedTurn[],
+  extra: { budgets?: Budgets; outputPipeline?: OutputPipeline<z.infer<typeof AnswerSchema>> } = {},
+): AgentDefinition {
+  return defineAgent({
+    ...small,
+    name: 'unit-governed',
+    tools: [echoTool, limitedTool, pricedTool, secretTool],
+    model: { provider: 'scripted', script: script('scripted/unit-governed-v1', ...turns), pricing: ROUND_PRICING },
+    ...extra,
+  });
+}
+
+/** Prepare with an API trigger on behalf of `principal`; fails the test unless ready. */
+async function readyAs(h: Harness, principal: Principal, extra: Pick<ApiTrigger, 'budgets' | 'depth'> = {}): Promise<PrepareResult> {
+  const result = await prepare(prepareEvent(h, { ...apiTrigger(h.agent, { question: 'q' }), principal, ...extra }), h.deps);
+  if (result.outcome !== 'ready') throw new Error(`prepare: ${result.outcome} ${JSON.stringify(result.failure)}`);
+  return result;
+}
+
+/** Pauses the session as the PauseForBudget wait does, then raises its budgets as raise-budget does. */
+async function pauseAndRaise(h: Harness, turn: ModelTurnResult, budgets: Budgets): Promise<void> {
+  if (!turn.pause) throw new Error(`turn ${turn.step} did not pause`);
+  await h.store.pause(turn.sessionId, h.executionArn, { ...turn.pause, at: '2024-12-10T11:15:00.000Z', approvalId: 'apv_pause', step: turn.step });
+  const head = await h.store.getSession(turn.sessionId);
+  if (!head) throw new Error('no head');
+  if (!(await h.store.setBudgets(head, budgets))) throw new Error('the raise did not apply');
+}
+
+const noticeWrites = (h: Harness): string[] => h.store.writes.filter((w) => w.sk.startsWith('NOTICE#')).map((w) => w.sk);
+
+describe('modelTurn: budgets', () => {
+  const echoes = (n: number): ScriptedTurn[] => [...Array.from({ length: n }, (_, i) => call(use(`g${i + 1}`, 'echo', { text: `t${i + 1}` }))), say(ANSWER)];
+
+  /** Two turns of 0.05 USD under a budget of 0.1 USD, their tools run: the third turn finds it used up. */
+  async function spent(): Promise<{ h: Harness; turn2: ModelTurnResult; runs: ToolTaskResult[] }> {
+    const h = harness(governedAgent(echoes(2), { budgets: { costUsd: 2 * TURN_USD } }));
+    const turn1 = await nextTurn(h, await ready(h));
+    const turn2 = await nextTurn(h, turn1, await runTools(h, turn1));
+    return { h, turn2, runs: await runTools(h, turn2) };
+  }
+
+  it('records the usage and cost of each model call, priced by the model pricing of the agent', async () => {
+    const pricing: ModelPrice = { inputUsdPerMillionTokens: 3, outputUsdPerMillionTokens: 15, source: 'unit test', asOf: '2026-11-21' };
+    const agent = defineAgent({ ...small, name: 'unit-priced', tools: [], model: { provider: 'scripted', script: script('scripted/unit-priced-v1', say(ANSWER)), pricing } });
+    const h = harness(agent);
+    const turn = await nextTurn(h, await ready(h));
+
+    // 50 input tokens at 3 USD per million, 5 output tokens at 15 USD per million.
+    expect(await model(h, turn.sessionId, 1)).toMatchObject({ usage: { inputTokens: 50, outputTokens: 5 }, costUsd: (50 * 3 + 5 * 15) / 1_000_000 });
+  });
+
+  it('records a cost of 0 for a model neither the agent nor the price table prices, and its usage still', async () => {
+    const h = harness(repairAgent);
+    const turn = await nextTurn(h, await ready(h));
+    expect(await model(h, turn.sessionId, 1)).toMatchObject({ usage: { inputTokens: expect.any(Number) as unknown }, costUsd: 0 });
+  });
+
+  it('pauses before the model call once a budget is used up: no model call, no checkpoint, the step unchanged, the wait counted', async () => {
+    const { h, turn2, runs } = await spent();
+    const writes = h.store.writes.length;
+
+    const paused = await nextTurn(h, turn2, runs);
+
+    expect(paused).toEqual({
+      sessionId: turn2.sessionId,
+      step: 2,
+      repairs: 0,
+      outcome: 'paused',
+      calls: [],
+      pause: { budget: 'costUsd', used: 2 * TURN_USD, limit: 2 * TURN_USD },
+      events: turn2.events + MAP_EVENTS + ITERATION_EVENTS + TURN_EVENTS + LOOP_WAIT,
+      ...FIRST_EXECUTION,
+      toolRuns: null,
+    });
+    expect(h.modelCalls).toHaveLength(2);
+    expect(h.store.writes).toHaveLength(writes);
+    expect(await h.store.getCheckpoint(turn2.sessionId, checkpointKey.model(3))).toBeUndefined();
+    expect(await h.store.getSession(turn2.sessionId)).toMatchObject({ status: 'RUNNING', step: 2 });
+  });
+
+  it('goes on after a raise: the next model turn checks the budgets again and calls the model', async () => {
+    const { h, turn2, runs } = await spent();
+    const paused = await nextTurn(h, turn2, runs);
+    await pauseAndRaise(h, paused, { costUsd: 1 });
+
+    const resumed = await nextTurn(h, paused, null, { decision: RAISED });
+
+    expect(resumed).toMatchObject({ step: 3, outcome: 'final', events: paused.events + TURN_EVENTS, decision: null });
+    expect(h.modelCalls).toHaveLength(3);
+    expect(await h.store.getSession(turn2.sessionId)).toMatchObject({ status: 'SUCCEEDED', budgets: { costUsd: 1 }, pausedSeconds: expect.any(Number) as unknown });
+  });
+
+  it('pauses again when a raise is not enough', async () => {
+    const { h, turn2, runs } = await spent();
+    const paused = await nextTurn(h, turn2, runs);
+    await pauseAndRaise(h, paused, { costUsd: 2 * TURN_USD, steps: 10 });
+
+    await expect(nextTurn(h, paused, null, { decision: RAISED })).resolves.toMatchObject({ step: 2, outcome: 'paused', pause: { budget: 'costUsd' } });
+    expect(h.modelCalls).toHaveLength(2);
+  });
+
+  it('checks the budgets of the run (request overrides), not only those of the agent', async () => {
+    const h = harness(governedAgent(echoes(1), { budgets: { costUsd: 1 } }));
+    const prepared = await readyAs(h, ALICE, { budgets: { steps: 1 } });
+    const turn1 = await nextTurn(h, prepared);
+
+    await expect(nextTurn(h, turn1, await runTools(h, turn1))).resolves.toMatchObject({ outcome: 'paused', pause: { budget: 'steps', used: 1, limit: 1 } });
+  });
+
+  it('writes a BudgetThresholdReached notice when a budget reaches 80%, and not again on the next turn', async () => {
+    const h = harness(governedAgent(echoes(3), { budgets: { costUsd: 0.12 } }));
+    const turn1 = await nextTurn(h, await ready(h));
+    // 0.05 of 0.12 USD: below 80%.
+    expect(noticeWrites(h)).toEqual([]);
+
+    const turn2 = await nextTurn(h, turn1, await runTools(h, turn1));
+    // 0.10 of 0.12 USD: 83%.
+    expect(noticeWrites(h)).toEqual(['NOTICE#BudgetThresholdReached#costUsd']);
+    expect(await h.store.getCheckpoint(turn2.sessionId, 'NOTICE#BudgetThresholdReached#costUsd')).toEqual({
+      sessionId: turn2.sessionId,
+      sk: checkpointKey.notice('BudgetThresholdReached', 'costUsd'),
+      schemaVersion: 2,
+      createdAt: expect.any(String) as unknown,
+      kind: 'notice',
+      notice: 'BudgetThresholdReached',
+      agent: 'unit-governed',
+      step: 2,
+      detail: { budget: 'costUsd', used: 0.1, limit: 0.12 },
+    });
+
+    // 0.15 of 0.12 USD: past the limit; the next turn pauses.
+    const turn3 = await nextTurn(h, turn2, await runTools(h, turn2));
+    expect(turn3).toMatchObject({ step: 3, outcome: 'tool_calls' });
+    await expect(nextTurn(h, turn3, await runTools(h, turn3))).resolves.toMatchObject({ outcome: 'paused' });
+    expect(noticeWrites(h)).toEqual(['NOTICE#BudgetThresholdReached#costUsd']);
+  });
+
+  it('records what a budget stands at in USD without float noise (0.1 + 0.05 is 0.15)', async () => {
+    const h = harness(governedAgent(echoes(3), { budgets: { costUsd: 0.18 } }));
+    const turn1 = await nextTurn(h, await ready(h));
+    const turn2 = await nextTurn(h, turn1, await runTools(h, turn1));
+    // 0.15 of 0.18 USD: 83%.
+    const turn3 = await nextTurn(h, turn2, await runTools(h, turn2));
+    expect(await h.store.getCheckpoint(turn3.sessionId, checkpointKey.notice('BudgetThresholdReached', 'costUsd'))).toMatchObject({ step: 3, detail: { used: 0.15, limit: 0.18 } });
+  });
+
+  it("pauses before a turn's tool calls run when their declared cost does not fit, and runs them after a raise without asking the model again", async () => {
+    const agent = governedAgent(
+      [call(use('p1', 'priced', { text: 'a' })), call(use('p2', 'priced', { text: 'b' }), use('p3', 'priced', { text: 'c' })), say(ANSWER)],
+      { budgets: { costUsd: 0.15 } },
+    );
+    const h = harness(agent);
+    // Turn 1: 0.05 for the model and 0.03 declared for its call fit under 0.15.
+    const turn1 = await nextTurn(h, await ready(h));
+    expect(turn1).toMatchObject({ outcome: 'tool_calls', calls: [{ callId: 'p1' }] });
+    const runs1 = await runTools(h, turn1);
+    expect(await toolCheckpoint(h, turn1.sessionId, 1, 'p1')).toMatchObject({ status: 'succeeded', costUsd: 0.03 });
+
+    // Turn 2: 0.08 so far + 0.05 for the model fit, but 2 x 0.03 more do not.
+    const paused = await nextTurn(h, turn1, runs1);
+
+    expect(paused).toMatchObject({ step: 1, outcome: 'paused', calls: [], events: turn1.events + MAP_EVENTS + ITERATION_EVENTS + TURN_EVENTS + LOOP_WAIT });
+    expect(paused.pause?.budget).toBe('costUsd');
+    expect(paused.pause?.used).toBe(0.19);
+    expect(paused.pause?.limit).toBe(0.15);
+    expect(await model(h, turn1.sessionId, 2)).toMatchObject({ outcome: 'tool_calls', calls: [{ callId: 'p2' }, { callId: 'p3' }], costUsd: TURN_USD });
+    expect(await h.store.getSession(turn1.sessionId)).toMatchObject({ step: 1 });
+
+    await pauseAndRaise(h, paused, { costUsd: 1 });
+    const resumed = await nextTurn(h, paused, null, { decision: RAISED });
+
+    expect(resumed).toMatchObject({ step: 2, outcome: 'tool_calls', calls: [{ callId: 'p2' }, { callId: 'p3' }] });
+    expect(h.modelCalls).toHaveLength(2);
+    await expect(runTools(h, resumed)).resolves.toMatchObject([{ status: 'succeeded' }, { status: 'succeeded' }]);
+  });
+});
+
+describe('modelTurn: policies', () => {
+  it('offers the model only the tools the policy lets the principal of the run discover, and records them', async () => {
+    const agent = governedAgent([say(ANSWER)]);
+    const offeredTo = async (principal: Principal): Promise<{ sent: string[]; recorded: string[] | undefined; asked: unknown[] }> => {
+      const h = harness(agent);
+      h.policies.rule = (r) => (r.tool.name === 'secret' && !r.principal.roles.includes('admin') ? DENY : ALLOW);
+      const turn = await nextTurn(h, await readyAs(h, principal));
+      return {
+        sent: (h.modelCalls[0]?.tools ?? []).map((t) => t.name),
+        recorded: (await model(h, turn.sessionId, 1)).offeredTools,
+        asked: h.policies.requests.map((r) => [r.action, r.principal, r.tool.name]),
+      };
+    };
+
+    const analyst = await offeredTo(ALICE);
+    expect(analyst.sent).toEqual(['echo', 'limited', 'priced']);
+    expect(analyst.recorded).toEqual(['echo', 'limited', 'priced']);
+    expect(analyst.asked).toEqual(agent.tools.map((t) => ['discoverTool', ALICE, t.name]));
+
+    expect((await offeredTo(ADMIN)).sent).toEqual(['echo', 'limited', 'priced', 'secret']);
+  });
+
+  it('decides for the anonymous default principal when the run has none', async () => {
+    const h = harness(governedAgent([say(ANSWER)]));
+    await nextTurn(h, await ready(h));
+    expect(new Set(h.policies.requests.map((r) => r.principal))).toEqual(new Set([DEFAULT_PRINCIPAL]));
+  });
+
+  it('answers a denied call and a call of an undeclared tool identically, but for the echoed name, and records the real reasons', async () => {
+    const agent = governedAgent([
+      call(use('g1', 'secret', {}), use('g2', 'vault', {}), use('g3', 'echo', { text: 'x' })),
+      { expect: { toolResultIncludes: ['UNKNOWN_TOOL'] }, response: { content: [{ type: 'text', text: ANSWER }], stopReason: 'end_turn', usage } },
+    ]);
+    const h = harness(agent);
+    h.policies.version = 'ops-7';
+    h.policies.rule = (r) => (r.action === 'callTool' && r.tool.name === 'secret' ? { allowed: false, policies: ['forbid-restricted'], errors: [] } : ALLOW);
+
+    const turn1 = await nextTurn(h, await readyAs(h, ALICE));
+
+    expect(turn1.calls.map((c) => c.callId)).toEqual(['g3']);
+    const recorded = await model(h, turn1.sessionId, 1);
+    expect(recorded.inlineResults).toEqual([unknownToolResult('g1', 'secret'), unknownToolResult('g2', 'vault')]);
+    const [denied, undeclared] = recorded.inlineResults;
+    expect(denied?.content.replace('secret', 'vault')).toBe(undeclared?.content);
+    expect(denied?.isError).toBe(undeclared?.isError);
+    expect(recorded.denials).toEqual([
+      { callId: 'g1', tool: 'secret', reason: 'denied', policies: ['forbid-restricted'], policyVersion: 'ops-7' },
+      { callId: 'g2', tool: 'vault', reason: 'not_declared' },
+    ]);
+    // The call was authorised with its arguments, for the run's principal, at its step.
+    expect(h.policies.requests.filter((r) => r.action === 'callTool')).toEqual([
+      expect.objectContaining({ principal: ALICE, tool: secretTool, arguments: {}, step: 1, version: 'ops-7' }),
+      expect.objectContaining({ principal: ALICE, tool: echoTool, arguments: { text: 'x' }, step: 1, version: 'ops-7' }),
+    ]);
+
+    // The model gets both refusals in call order, with the result of the call that ran.
+    await nextTurn(h, turn1, await runTools(h, turn1));
+    expect(h.modelCalls[1]?.messages.at(-1)).toEqual({
+      role: 'user',
+      content: [unknownToolResult('g1', 'secret'), unknownToolResult('g2', 'vault'), { type: 'tool_result', toolUseId: 'g3', content: '{"text":"x"}', isError: false }],
+    });
+  });
+
+  it('answers a call of a tool the model was not offered as unknown, without authorising the call', async () => {
+    const h = harness(governedAgent([call(use('g1', 'secret', {})), say(ANSWER)]));
+    h.policies.rule = (r) => (r.tool.name === 'secret' ? DENY : ALLOW);
+
+    const turn1 = await nextTurn(h, await readyAs(h, ALICE));
+
+    expect(turn1.calls).toEqual([]);
+    const recorded = await model(h, turn1.sessionId, 1);
+    expect(recorded.inlineResults).toEqual([unknownToolResult('g1', 'secret')]);
+    expect(recorded.denials).toEqual([{ callId: 'g1', tool: 'secret', reason: 'denied', policies: [], policyVersion: 'test' }]);
+    expect(h.policies.requests.filter((r) => r.action === 'callTool')).toEqual([]);
+  });
+});
+
+describe('modelTurn: tool budgets', () => {
+  it("answers a call past its tool's calls per session with TOOL_BUDGET_EXCEEDED without running it, and writes a ToolBudgetExceeded notice", async () => {
+    const h = harness(governedAgent([call(use('l1', 'limited', { text: 'a' })), call(use('l2', 'limited', { text: 'b' }), use('e2', 'echo', { text: 'c' })), say(ANSWER)]));
+    const turn1 = await nextTurn(h, await ready(h));
+    expect(turn1.calls.map((c) => c.callId)).toEqual(['l1']);
+
+    const turn2 = await nextTurn(h, turn1, await runTools(h, turn1));
+
+    expect(turn2.calls.map((c) => c.callId)).toEqual(['e2']);
+    const recorded = await model(h, turn2.sessionId, 2);
+    expect(recorded.inlineResults).toEqual([
+      errorResult('l2', 'TOOL_BUDGET_EXCEEDED', 'limited may be called at most 1 time(s) per session; this call was not run. Continue without it.'),
+    ]);
+    expect(recorded.denials).toEqual([{ callId: 'l2', tool: 'limited', reason: 'budget_exceeded' }]);
+    expect(noticeWrites(h)).toEqual(['NOTICE#ToolBudgetExceeded#2#l2']);
+    expect(await h.store.getCheckpoint(turn2.sessionId, checkpointKey.notice('ToolBudgetExceeded', '2#l2'))).toMatchObject({
+      kind: 'notice',
+      notice: 'ToolBudgetExceeded',
+      agent: 'unit-governed',
+      step: 2,
+      detail: { tool: 'limited', callId: 'l2', callsPerSession: 1 },
+    });
+  });
+
+  it('counts only the calls that ran against a tool\'s calls per session (not one refused for invalid arguments)', async () => {
+    const h = harness(governedAgent([call(use('l1', 'limited', { text: 5 })), call(use('l2', 'limited', { text: 'b' })), say(ANSWER)]));
+    const turn1 = await nextTurn(h, await ready(h));
+    await expect(runTools(h, turn1)).resolves.toMatchObject([{ status: 'invalid_input' }]);
+
+    const turn2 = await nextTurn(h, turn1, [{ callId: 'l1', status: 'invalid_input', events: ITERATION_EVENTS }]);
+
+    expect(turn2.calls.map((c) => c.callId)).toEqual(['l2']);
+    expect(noticeWrites(h)).toEqual([]);
+  });
+
+  it('answers every call of a turn past the budget with tool_calls and no call to run', async () => {
+    const h = harness(governedAgent([call(use('l1', 'limited', { text: 'a' })), call(use('l2', 'limited', { text: 'b' })), say(ANSWER)]));
+    const turn1 = await nextTurn(h, await ready(h));
+    const turn2 = await nextTurn(h, turn1, await runTools(h, turn1));
+    expect(turn2).toMatchObject({ step: 2, outcome: 'tool_calls', calls: [] });
+    await expect(nextTurn(h, turn2, [])).resolves.toMatchObject({ step: 3, outcome: 'final' });
+  });
+});
+
+describe('modelTurn: the output pipeline', () => {
+  const unsure = '{"answer":"maybe","confidence":0.4}';
+  const reviewed = (below: 'review' | 'fail'): AgentDefinition =>
+    governedAgent([say(unsure)], { outputPipeline: { confidence: { reportedField: 'confidence' }, gate: { threshold: 0.7, below } } });
+
+  it('sends an answer below the confidence gate to review: no SUCCEEDED, the wait counted, the stages, confidence and reasons recorded', async () => {
+    const h = harness(reviewed('review'));
+    const prepared = await ready(h);
+
+    const review = await nextTurn(h, prepared);
+
+    expect(review).toEqual({ sessionId: prepared.sessionId, step: 0, repairs: 0, outcome: 'review', calls: [], events: START_EVENTS + TURN_EVENTS + LOOP_WAIT, ...FIRST_EXECUTION, toolRuns: null });
+    const recorded = await model(h, prepared.sessionId, 1);
+    expect(recorded).toMatchObject({ outcome: 'review', output: { answer: 'maybe', confidence: 0.4 }, confidence: 0.4 });
+    expect(recorded.reviewReasons?.[0]).toBe('confidence 0.4 is below the threshold 0.7');
+    expect(recorded.stages?.map((s) => [s.stage, s.outcome])).toEqual([
+      ['parse', 'passed'],
+      ['schema', 'passed'],
+      ['rules', 'skipped'],
+      ['confidence', 'passed'],
+      ['gate', 'failed'],
+    ]);
+    expect(await h.store.getSession(prepared.sessionId)).toMatchObject({ status: 'RUNNING', step: 0 });
+  });
+
+  it('accepts the answer once the reviewer approves it: final on the replay, without calling the model again', async () => {
+    const h = harness(reviewed('review'));
+    const review = await nextTurn(h, await ready(h));
+
+    const approved = await nextTurn(h, review, null, { decision: { decision: 'approved', approvalId: 'apv_r', decidedBy: 'alice' } });
+
+    expect(approved).toEqual({ sessionId: review.sessionId, step: 1, repairs: 0, outcome: 'final', calls: [], events: review.events + TURN_EVENTS, ...FIRST_EXECUTION, toolRuns: null });
+    expect(h.modelCalls).toHaveLength(1);
+    expect(await h.store.getSession(review.sessionId)).toMatchObject({ status: 'SUCCEEDED', step: 1, output: { answer: 'maybe', confidence: 0.4 } });
+  });
+
+  it.each([
+    ['rejected', { decision: 'rejected', reason: 'not sure enough', decidedBy: 'alice' }, 'the final answer went to review and the reviewer rejected it (not sure enough)'],
+    ['timed out', { decision: 'timed_out', reason: 'timed out' }, 'the final answer went to review and the review timed out'],
+  ] as const)('fails with OutputRejected when the review was %s', async (_what, decision, cause) => {
+    const h = harness(reviewed('review'));
+    const review = await nextTurn(h, await ready(h));
+
+    const failed = await nextTurn(h, review, null, { decision });
+
+    expect(failed).toMatchObject({ step: 0, outcome: 'failed', calls: [], failure: { error: 'OutputRejected', cause } });
+    expect(h.modelCalls).toHaveLength(1);
+    expect(await h.store.getSession(review.sessionId)).toMatchObject({ status: 'RUNNING', step: 0 });
+  });
+
+  it('does not take a budget raise for the answer to a review: the answer waits for review again', async () => {
+    const h = harness(reviewed('review'));
+    const review = await nextTurn(h, await ready(h));
+
+    const again = await nextTurn(h, review, null, { decision: RAISED });
+
+    expect(again).toMatchObject({ step: 0, outcome: 'review', events: review.events + TURN_EVENTS + LOOP_WAIT });
+    expect(h.modelCalls).toHaveLength(1);
+    expect(await h.store.getSession(review.sessionId)).toMatchObject({ status: 'RUNNING' });
+  });
+
+  it("fails with LowConfidence when the gate fails the run, recording the failure in the checkpoint, and replays it", async () => {
+    const h = harness(reviewed('fail'));
+    const prepared = await ready(h);
+
+    const failed = await nextTurn(h, prepared);
+
+    expect(failed).toMatchObject({ step: 1, outcome: 'failed', failure: { error: 'LowConfidence', cause: expect.stringContaining('below the confidence threshold') as unknown } });
+    const recorded = await model(h, prepared.sessionId, 1);
+    expect(recorded).toMatchObject({ outcome: 'failed', failure: failed.failure, validationErrors: ['confidence 0.4 is below the threshold 0.7', 'confidence: 0.4 (reported by the model)'] });
+    expect(recorded.stages?.at(-1)).toMatchObject({ stage: 'gate', outcome: 'failed', confidence: 0.4, detail: 'the run fails' });
+    await expect(nextTurn(h, prepared)).resolves.toEqual(failed);
+    expect(h.modelCalls).toHaveLength(1);
+  });
+});
+
+describe('runTool: governance', () => {
+  it('does not run a call whose permission was revoked during its approval wait: denied, answered as a tool that does not exist', async () => {
+    const { h, turn, handled } = await opsTurn(use('c1', 'block', { address: '183.62.140.253' }));
+    h.policies.version = 'ops-8';
+    h.policies.rule = (r) => (r.action === 'callTool' && r.tool.name === 'block' ? { allowed: false, policies: ['revoke-block'], errors: [] } : ALLOW);
+    const approval: ApprovalOutcome = { decision: 'approved', approvalId: 'apv_1', decidedBy: 'alice' };
+
+    const result = await callTool(h, turn, onlyCall(turn), approval);
+
+    expect(result).toEqual({ sessionId: turn.sessionId, step: 1, callId: 'c1', status: 'denied', events: ITERATION_EVENTS + APPROVAL_EVENTS });
+    expect(handled).toEqual([]);
+    const recorded = await toolCheckpoint(h, turn.sessionId, 1, 'c1');
+    expect(recorded).toMatchObject({ status: 'denied', isError: true, result: unknownToolResult('c1', 'block').content, approval, costUsd: 0 });
+    expect(await h.store.getCheckpoint(turn.sessionId, checkpointKey.intent(1, 'c1'))).toBeUndefined();
+    expect(h.policies.requests.at(-1)).toEqual({ principal: DEFAULT_PRINCIPAL, action: 'callTool', tool: expect.objectContaining({ name: 'block' }) as unknown, arguments: { address: '183.62.140.253' }, step: 1, version: 'ops-8' });
+  });
+
+  it('answers outcome_unknown, not denied, when the permission went after an earlier attempt recorded its intent (it may have acted)', async () => {
+    const { h, turn, handled } = await opsTurn(use('c1', 'lookup', { id: 7 }));
+    h.faults.fail('RunTool.afterSideEffect');
+    await expect(callTool(h, turn, onlyCall(turn))).rejects.toBeInstanceOf(ScriptedFault);
+    expect(handled).toHaveLength(1);
+    h.policies.rule = (r) => (r.action === 'callTool' ? { allowed: false, policies: ['revoke-lookup'], errors: [] } : ALLOW);
+
+    const retried = await callTool(h, turn, onlyCall(turn), NOT_REQUIRED, { retryCount: 1 });
+
+    expect(retried.status).toBe('outcome_unknown');
+    expect(handled).toHaveLength(1);
+    expect(JSON.parse(resultOf(await toolCheckpoint(h, turn.sessionId, 1, 'c1')))).toMatchObject({ error: 'OUTCOME_UNKNOWN' });
+  });
+
+  it("authorises the call for the run's principal at call time, and runs it when allowed", async () => {
+    const { agent, handled } = opsAgent(use('c1', 'read', { id: 7 }));
+    const h = harness(agent);
+    const turn = await nextTurn(h, await readyAs(h, ALICE));
+    const before = h.policies.requests.length;
+
+    await expect(callTool(h, turn, onlyCall(turn))).resolves.toMatchObject({ status: 'succeeded' });
+
+    expect(handled).toHaveLength(1);
+    expect(h.policies.requests.slice(before)).toEqual([expect.objectContaining({ principal: ALICE, action: 'callTool', arguments: { id: 7 }, step: 1 })]);
+  });
+
+  it("records each call's declared cost when it ran, and 0 when it did not", async () => {
+    const h = harness(governedAgent([call(use('p1', 'priced', { text: 'a' }), use('p2', 'priced', { text: 5 })), say(ANSWER)]));
+    const turn = await nextTurn(h, await ready(h));
+
+    await expect(runTools(h, turn)).resolves.toMatchObject([{ status: 'succeeded' }, { status: 'invalid_input' }]);
+
+    expect(await toolCheckpoint(h, turn.sessionId, 1, 'p1')).toMatchObject({ costUsd: 0.03 });
+    expect(await toolCheckpoint(h, turn.sessionId, 1, 'p2')).toMatchObject({ costUsd: 0 });
+  });
+
+  describe('an HTTP tool', () => {
+    const HostSchema = z.object({ id: z.number(), name: z.string() });
+    const lookupApi = defineTool({
+      name: 'lookup_api',
+      version: '1.0.0',
+      description: 'Looks a host up over HTTP.',
+      input: z.object({ id: z.number().int(), verbose: z.boolean().default(false) }),
+      output: HostSchema,
+      timeoutSeconds: 12,
+      http: { url: 'https://hosts.internal.example/v1/lookup', method: 'POST', headers: { 'x-api-version': '1' } },
+    });
+    const quickApi = defineTool({
+      name: 'quick_api',
+      version: '1.0.0',
+      description: 'Looks a host up over HTTP, quickly.',
+      input: z.object({ id: z.number().int() }),
+      output: HostSchema,
+      http: { url: 'https://hosts.internal.example/v1/quick', method: 'GET', timeoutMs: 2500 },
+    });
+
+    async function httpTurn(...uses: ToolUseBlock[]): Promise<{ h: Harness; turn: ModelTurnResult }> {
+      const agent = defineAgent({ ...small, name: 'unit-http', tools: [lookupApi, quickApi], model: { provider: 'scripted', script: script('scripted/unit-http-v1', call(...uses)) } });
+      const h = harness(agent);
+      return { h, turn: await nextTurn(h, await ready(h)) };
+    }
+
+    it("calls the endpoint through deps.callHttp with the validated input, the call's idempotency key and the tool's timeout, and records the answer as its schema reads it", async () => {
+      const { h, turn } = await httpTurn(use('h1', 'lookup_api', { id: 7 }));
+      h.http.answer = async () => ({ id: 7, name: 'host-7', internal: 'not for the model' });
+
+      await expect(callTool(h, turn, onlyCall(turn))).resolves.toMatchObject({ status: 'succeeded' });
+
+      expect(h.http.calls).toEqual([
+        { http: lookupApi.http, input: { id: 7, verbose: false }, context: { idempotencyKey: toolCallIdempotencyKey(turn.sessionId, 1, 'h1'), timeoutMs: 12_000, toolName: 'lookup_api' } },
+      ]);
+      expect(resultOf(await toolCheckpoint(h, turn.sessionId, 1, 'h1'))).toBe('{"id":7,"name":"host-7"}');
+    });
+
+    it("uses the endpoint's own timeout when it declares one", async () => {
+      const { h, turn } = await httpTurn(use('h1', 'quick_api', { id: 7 }));
+      h.http.answer = async () => ({ id: 7, name: 'host-7' });
+      await callTool(h, turn, onlyCall(turn));
+      expect(h.http.calls.map((c) => c.context.timeoutMs)).toEqual([2500]);
+    });
+
+    it('records an answer the endpoint refuses (a ToolError) as a tool_error result', async () => {
+      const { h, turn } = await httpTurn(use('h1', 'lookup_api', { id: 404 }));
+      h.http.answer = async () => {
+        throw new ToolError('HTTP 404: no host 404');
+      };
+      await expect(callTool(h, turn, onlyCall(turn))).resolves.toMatchObject({ status: 'tool_error' });
+      expect(JSON.parse(resultOf(await toolCheckpoint(h, turn.sessionId, 1, 'h1')))).toEqual({ error: 'TOOL_ERROR', message: 'HTTP 404: no host 404' });
+    });
+
+    it('fails with ToolOutputInvalidError when the answer breaks the output schema', async () => {
+      const { h, turn } = await httpTurn(use('h1', 'lookup_api', { id: 7 }));
+      h.http.answer = async () => ({ id: 'seven' });
+      await expect(callTool(h, turn, onlyCall(turn))).rejects.toBeInstanceOf(ToolOutputInvalidError);
+    });
+
+    it('does not call the endpoint with invalid arguments', async () => {
+      const { h, turn } = await httpTurn(use('h1', 'lookup_api', { id: 'seven' }));
+      await expect(callTool(h, turn, onlyCall(turn))).resolves.toMatchObject({ status: 'invalid_input' });
+      expect(h.http.calls).toEqual([]);
+    });
+  });
+});
+
+describe('prepare: principal, budgets and depth', () => {
+  it("records the API request's principal, its budgets over the agent's, and its sub-agent depth", async () => {
+    const h = harness(governedAgent([say(ANSWER)], { budgets: { costUsd: 2, steps: 8 } }));
+    const prepared = await readyAs(h, ALICE, { budgets: { steps: 4, outputTokens: 900 }, depth: 1 });
+    expect(await h.store.getSession(prepared.sessionId)).toMatchObject({ principal: ALICE, budgets: { costUsd: 2, steps: 4, outputTokens: 900 }, depth: 1 });
+  });
+
+  it("gives an API run without a principal none (the default principal decides), the agent's budgets and depth 0", async () => {
+    const h = harness(governedAgent([say(ANSWER)], { budgets: { costUsd: 2 } }));
+    const prepared = await ready(h);
+    const head = await h.store.getSession(prepared.sessionId);
+    expect(head).toMatchObject({ budgets: { costUsd: 2 }, depth: 0 });
+    expect(head).not.toHaveProperty('principal');
+  });
+
+  it("derives an EventBridge run's principal from its trigger, and gives it the agent's budgets", async () => {
+    const h = harness(sshInvestigator);
+    const prepared = await prepare(prepareEvent(h, EVENT), h.deps);
+    expect(await h.store.getSession(prepared.sessionId)).toMatchObject({
+      principal: { user: 'guardduty:123456789012', tenant: '123456789012', roles: ['security-responder'] },
+      budgets: sshInvestigator.budgets,
+      depth: 0,
+    });
+  });
+
+  it("applies the matched trigger's fixed principal and its budgets over the agent's", async () => {
+    const agent = defineAgent({
+      ...sshInvestigator,
+      name: 'unit-ssh-triggers',
+      triggers: [
+        { type: 'eventbridge', eventPattern: { source: ['aws.securityhub'] }, budgets: { steps: 2 } },
+        { type: 'eventbridge', eventPattern: { source: ['aws.guardduty'] }, principal: { user: 'responder', tenant: 'acme', roles: [] }, budgets: { steps: 3 } },
+      ],
+    });
+    const h = harness(agent);
+    const prepared = await prepare(prepareEvent(h, EVENT), h.deps);
+    expect(await h.store.getSession(prepared.sessionId)).toMatchObject({ principal: { user: 'responder', tenant: 'acme', roles: [] }, budgets: { ...sshInvestigator.budgets, steps: 3 } });
+  });
+
+  it('acts for eventbridge:<source> in the account of the event when no trigger names a principal', async () => {
+    const h = harness(defineAgent({ ...sshInvestigator, name: 'unit-ssh-untriggered', triggers: [] }));
+    const prepared = await prepare(prepareEvent(h, EVENT), h.deps);
+    expect(await h.store.getSession(prepared.sessionId)).toMatchObject({ principal: { user: 'eventbridge:aws.guardduty', tenant: '123456789012', roles: [] } });
+  });
+
+  it('fails with SubAgentDepthExceeded when the run is deeper than the subAgentDepth budget allows, and creates no session', async () => {
+    const h = harness(governedAgent([say(ANSWER)], { budgets: { subAgentDepth: 1 } }));
+    const trigger = { ...apiTrigger(h.agent, { question: 'q' }), principal: ALICE, depth: 2 };
+
+    const result = await prepare(prepareEvent(h, trigger), h.deps);
+
+    expect(result).toEqual({
+      sessionId: trigger.sessionId,
+      step: 0,
+      repairs: 0,
+      outcome: 'failed',
+      failure: { error: 'SubAgentDepthExceeded', cause: 'the run is 2 sub-agent(s) deep; the agent allows at most 1' },
+      events: START_EVENTS,
+      ...FIRST_EXECUTION,
+      toolRuns: null,
+    });
+    expect(h.store.writes).toEqual([]);
+  });
+
+  it('takes a run exactly as deep as the subAgentDepth budget allows, and a request cannot lift the limit by leaving it out', async () => {
+    const h = harness(governedAgent([say(ANSWER)], { budgets: { subAgentDepth: 1 } }));
+    await expect(readyAs(h, ALICE, { depth: 1, budgets: { steps: 3 } })).resolves.toMatchObject({ outcome: 'ready' });
+    expect(await h.store.getSession(sessionIdFor(h.agent.name, 'alert-42'))).toMatchObject({ budgets: { subAgentDepth: 1, steps: 3 } });
+  });
+});
+
+// ---------------------------------------------------------------------------
 // Whole runs of the example agent
 // ---------------------------------------------------------------------------
 
@@ -1521,7 +2194,54 @@ async function drive(h: Harness, trigger: unknown, approvalFor: (call: ToolCallR
   return turn;
 }
 
+/**
+ * The agent's own Cedar policies (no operator override), evaluated by Cedar as the
+ * Lambda does, in the `production` environment; every decision recorded.
+ */
+function cedarPolicies(agent: AgentDefinition, decisions: Array<{ action: string; tool: string; allowed: boolean }> = []): () => Promise<PolicySnapshot> {
+  const engine = new PolicyEngine();
+  const schema = policySchema(agent.tools);
+  const { text, version } = effectivePolicies(agent.policies, undefined);
+  return async () => ({
+    version,
+    decide: (request) => {
+      const decision = engine.authorize(text, authorizationRequest({ ...request, agent: agent.name, environment: 'production', schema }));
+      decisions.push({ action: request.action, tool: request.tool.name, allowed: decision.allowed });
+      return decision;
+    },
+  });
+}
+
 describe('the ssh-investigator example, driven step by step', () => {
+  it("completes the approved conversation under the agent's own Cedar policies, for the account's security responder", async () => {
+    const blocks: BlockRecord[] = [];
+    const blockAddress = createBlockAddressTool({ putIfAbsent: async (record) => (blocks.push(record), record) }, () => new Date('2024-12-10T11:20:00.000Z'));
+    const agent = defineAgent({ ...sshInvestigator, name: 'unit-ssh-cedar', tools: [searchLogLines, countFailedAttempts, showLogLines, blockAddress] });
+    const decisions: Array<{ action: string; tool: string; allowed: boolean }> = [];
+    const h = harness(agent, { policies: cedarPolicies(agent, decisions) });
+
+    const last = await drive(h, EVENT, () => ({ decision: 'approved', approvalId: 'apv_c', decidedBy: 'alice' }));
+
+    expect(last).toMatchObject({ step: 4, outcome: 'final' });
+    expect(blocks).toHaveLength(1);
+    // Every tool was offered and every call allowed: at the model turn, and again when it ran.
+    expect(decisions.filter((d) => !d.allowed)).toEqual([]);
+    expect(new Set(decisions.filter((d) => d.action === 'discoverTool').map((d) => d.tool))).toEqual(new Set(agent.tools.map((t) => t.name)));
+    expect(decisions.filter((d) => d.action === 'callTool' && d.tool === 'block_address')).toHaveLength(2);
+    for (const step of [1, 2, 3, 4]) expect((await model(h, last.sessionId, step)).offeredTools).toEqual(agent.tools.map((t) => t.name));
+  });
+
+  it("does not offer block_address to a principal who is not a security responder (the agent's Cedar policies)", async () => {
+    // One turn is enough to see what the model is offered.
+    const agent = defineAgent({ ...sshInvestigator, name: 'unit-ssh-analyst', model: { provider: 'scripted', script: script('scripted/unit-ssh-analyst', call(use('s1', 'count_failed_attempts', {}))) } });
+    const h = harness(agent, { policies: cedarPolicies(agent) });
+    const prepared = await prepare(prepareEvent(h, { ...apiTrigger(agent, SshBruteForceFindingSchema.parse(EVENT.detail)), principal: ALICE }), h.deps);
+
+    await nextTurn(h, prepared);
+
+    expect(h.modelCalls[0]?.tools.map((t) => t.name)).toEqual(['search_log_lines', 'count_failed_attempts', 'show_log_lines']);
+  });
+
   it('completes the declined-block conversation on the real log without running block_address', async () => {
     const h = harness(declinedAgent);
     const last = await drive(h, EVENT, () => ({ decision: 'rejected', reason: 'not approved by the reviewer', approvalId: 'apv_x', decidedBy: 'bob' }));

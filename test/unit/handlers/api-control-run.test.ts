@@ -2,7 +2,7 @@ import type { APIGatewayProxyEvent, APIGatewayProxyResult, Context } from 'aws-l
 import { describe, expect, it } from 'vitest';
 import type { StartedExecution } from '../../../lambdas/adapters/executions';
 import { SessionControl, type ControlApprovalStore, type ControlSessionStore, type ExecutionControl } from '../../../lambdas/adapters/session-control';
-import type { PendingApproval } from '../../../lambdas/core/contracts/api';
+import type { ApprovalRecord, PendingApproval } from '../../../lambdas/core/contracts/api';
 import { checkpointKey, type CheckpointRecord, type RollbackRecord, type SessionRecord } from '../../../lambdas/core/contracts/checkpoint';
 import { createControlHandler } from '../../../lambdas/handlers/api-control-run';
 import { SESSION_ID, sessionRecord } from '../support/records';
@@ -76,6 +76,14 @@ class World {
     { status: ExecutionStatus; input: string; stoppedWith?: { error: string; cause: string }; redrivable?: boolean; redriveCount?: number }
   >();
   readonly expired: string[] = [];
+  /** Task tokens of the waits still waiting, by approval id (a budget pause's wait, a tool's approval). */
+  readonly tokens = new Map<string, string>();
+  /** Tokens whose task no longer waits (it timed out or its execution ended): SendTaskSuccess fails. */
+  readonly gone = new Set<string>();
+  /** SendTaskSuccess calls that reached a waiting task, in order. */
+  readonly completed: Array<{ taskToken: string; output: unknown }> = [];
+  /** Decisions recorded on approvals, in order. */
+  readonly decisions: Array<{ approvalId: string; status: string; reason?: string; decidedBy?: string }> = [];
   /** What RedriveExecution throws (a race with the 14-day limit, an emulator without the API…); undefined: it succeeds when redrivable. */
   redriveFails: Error | undefined = undefined;
 
@@ -98,7 +106,7 @@ class World {
       this.calls.push(`cancel ${JSON.stringify(cancellation)}`);
       this.meanwhile();
       const before = this.session;
-      if (!before || before.sessionId !== sessionId || before.status !== 'RUNNING') return undefined;
+      if (!before || before.sessionId !== sessionId || (before.status !== 'RUNNING' && before.status !== 'PAUSED_BUDGET')) return undefined;
       this.session = { ...before, status: 'CANCELLED', cancellation: { ...cancellation, at: NOW.toISOString() } };
       return structuredClone(before);
     },
@@ -120,6 +128,28 @@ class World {
       this.session = { ...now, status: 'FAILED', failure: props.failure };
       return true;
     },
+    setBudgets: async (read, budgets) => {
+      this.calls.push(`setBudgets ${JSON.stringify(budgets)}`);
+      this.meanwhile();
+      const now = this.session;
+      if (!now || now.sessionId !== read.sessionId || now.status !== read.status || (now.status !== 'RUNNING' && now.status !== 'PAUSED_BUDGET')) return undefined;
+      if (now.status === 'PAUSED_BUDGET' && now.pause?.approvalId !== read.pause?.approvalId) return undefined;
+      if (now.status === 'PAUSED_BUDGET' && now.pause) {
+        const { pause, ...rest } = now;
+        this.session = { ...rest, budgets, status: 'RUNNING', pausedSeconds: (now.pausedSeconds ?? 0) + (NOW.getTime() - Date.parse(pause.at)) / 1000 };
+      } else {
+        this.session = { ...now, budgets };
+      }
+      return structuredClone(read);
+    },
+    stop: async (read, stop) => {
+      this.calls.push(`stopSession ${JSON.stringify(stop)}`);
+      this.meanwhile();
+      const now = this.session;
+      if (!now || now.status !== 'PAUSED_BUDGET' || !read.pause || now.pause?.approvalId !== read.pause.approvalId) return undefined;
+      this.session = { ...now, status: 'STOPPED', stop: { ...stop, at: NOW.toISOString() } };
+      return structuredClone(read);
+    },
     reopen: async (sessionId, executionArn) => {
       this.calls.push(`reopen ${executionArn}`);
       this.meanwhile();
@@ -140,6 +170,34 @@ class World {
       this.calls.push(`markExpired ${approvalId}`);
       this.expired.push(approvalId);
     },
+    get: async (approvalId) => {
+      this.calls.push(`get ${approvalId}`);
+      const pendingOne = this.approvals.find((a) => a.approvalId === approvalId);
+      const taskToken = this.tokens.get(approvalId);
+      if (!pendingOne || !taskToken) return undefined;
+      return { ...pendingOne, sessionId: SESSION_ID, agent: 'unit-agent', callId: `call-${approvalId}`, taskToken, status: 'pending' } satisfies ApprovalRecord;
+    },
+    decide: async (approvalId, decision) => {
+      this.calls.push(`decide ${approvalId} ${decision.status}`);
+      const index = this.approvals.findIndex((a) => a.approvalId === approvalId);
+      if (index < 0) return undefined;
+      // Decided: no longer pending.
+      const [decided] = this.approvals.splice(index, 1);
+      this.decisions.push({ approvalId, ...decision });
+      return decided && { ...decided, sessionId: SESSION_ID, agent: 'unit-agent', callId: `call-${approvalId}`, taskToken: this.tokens.get(approvalId) ?? '', ...decision };
+    },
+    markDelivered: async (approvalId) => {
+      this.calls.push(`markDelivered ${approvalId}`);
+    },
+  };
+
+  /** SendTaskSuccess: true when the task still waited. */
+  readonly completeTask = async (taskToken: string, output: unknown): Promise<boolean> => {
+    this.calls.push(`complete ${taskToken}`);
+    if (this.gone.has(taskToken)) return false;
+    this.completed.push({ taskToken, output });
+    this.gone.add(taskToken);
+    return true;
   };
 
   /** Step Functions, with RedriveExecution (a test may replace it by a control without redrive). */
@@ -182,7 +240,7 @@ class World {
   };
 
   handler(): (event: APIGatewayProxyEvent) => Promise<APIGatewayProxyResult> {
-    const control = new SessionControl({ sessions: this.sessions, approvals: this.approvalStore, executions: this.sfn, now: () => NOW });
+    const control = new SessionControl({ sessions: this.sessions, approvals: this.approvalStore, executions: this.sfn, now: () => NOW, completeTask: this.completeTask });
     const handler = createControlHandler(() => control);
     return (event) => handler(event, CONTEXT);
   }
@@ -661,10 +719,256 @@ describe('POST /runs/{sessionId}/rollback', () => {
   });
 });
 
+/** The wait of a budget pause, as the approval request task stores it: tool `budget:<budget>`. */
+const PAUSE_APPROVAL: PendingApproval = {
+  approvalId: 'apv_pause',
+  tool: 'budget:costUsd',
+  input: { budget: 'costUsd', used: 0.0502, limit: 0.05 },
+  step: 4,
+  requestedAt: '2024-12-10T11:50:00.000Z',
+  expiresAt: '2024-12-17T11:50:00.000Z',
+};
+const PAUSE_TOKEN = 'token-of-the-pause';
+
+/** A session paused on its cost budget at step 4 since 11:50, its wait pending. */
+const paused = (overrides: Partial<SessionRecord> = {}): SessionRecord =>
+  head({
+    status: 'PAUSED_BUDGET',
+    failure: undefined,
+    budgets: { costUsd: 0.05, steps: 8 },
+    pause: { budget: 'costUsd', used: 0.0502, limit: 0.05, at: '2024-12-10T11:50:00.000Z', approvalId: 'apv_pause', step: 4 },
+    pauses: 1,
+    ...overrides,
+  });
+
+/** A world with a paused session, its pause's wait and a tool approval of an earlier turn both pending. */
+function pausedWorld(session: SessionRecord = paused(), records: CheckpointRecord[] = chain(4)): World {
+  const world = new World(session, records, [pending('apv_tool', '2024-12-10T11:40:00.000Z'), { ...PAUSE_APPROVAL }]);
+  world.tokens.set('apv_pause', PAUSE_TOKEN);
+  world.tokens.set('apv_tool', 'token-of-the-tool-approval');
+  return world;
+}
+
+describe('POST /runs/{sessionId}/budget', () => {
+  it("raises the budgets of a paused run and resumes it: RUNNING, the paused time kept aside, the pause's wait answered raised, answering 200", async () => {
+    const world = pausedWorld();
+
+    const res = await world.post('budget', { budgets: { costUsd: 1 }, reason: 'the investigation needs more', requestedBy: 'bob' });
+
+    expect(res).toEqual({ status: 200, body: { sessionId: SESSION_ID, status: 'RUNNING', budgets: { costUsd: 1, steps: 8 }, resumed: true } });
+    expect(world.session).toMatchObject({ status: 'RUNNING', budgets: { costUsd: 1, steps: 8 }, pausedSeconds: 600 });
+    expect(world.session?.pause).toBeUndefined();
+    expect(world.completed).toEqual([{ taskToken: PAUSE_TOKEN, output: { decision: 'raised', reason: 'the investigation needs more', decidedBy: 'bob', approvalId: 'apv_pause' } }]);
+    expect(world.decisions).toEqual([{ approvalId: 'apv_pause', status: 'approved', reason: 'the investigation needs more', decidedBy: 'bob' }]);
+    // The tool approval waits for its own answer (POST /approvals/{id}).
+    expect(world.calls).toEqual([
+      'getSession',
+      'setBudgets {"costUsd":1,"steps":8}',
+      'listPending',
+      'get apv_pause',
+      `complete ${PAUSE_TOKEN}`,
+      'decide apv_pause approved',
+      'markDelivered apv_pause',
+    ]);
+  });
+
+  it('takes each field as the new limit, not an increment: it may lower one, and keeps the others', async () => {
+    const world = pausedWorld();
+    const res = await world.post('budget', { budgets: { steps: 4 } });
+    expect(res).toMatchObject({ status: 200, body: { budgets: { costUsd: 0.05, steps: 4 }, resumed: true } });
+  });
+
+  it('sets the budgets of a RUNNING run, resuming nothing', async () => {
+    const world = new World(head({ status: 'RUNNING', failure: undefined, budgets: { costUsd: 0.05 } }), chain(4), [pending('apv_tool', '2024-12-10T11:40:00.000Z')]);
+
+    const res = await world.post('budget', { budgets: { costUsd: 2 } });
+
+    expect(res).toEqual({ status: 200, body: { sessionId: SESSION_ID, status: 'RUNNING', budgets: { costUsd: 2 }, resumed: false } });
+    expect(world.session).toMatchObject({ status: 'RUNNING', budgets: { costUsd: 2 } });
+    expect(world.completed).toEqual([]);
+    expect(world.calls).toEqual(['getSession', 'setBudgets {"costUsd":2}', 'listPending']);
+  });
+
+  it('answers the wait of a pause a cut-short request left waiting on a RUNNING run', async () => {
+    const world = pausedWorld(head({ status: 'RUNNING', failure: undefined, budgets: { costUsd: 1 } }));
+    const res = await world.post('budget', { budgets: { costUsd: 1 } });
+    expect(res).toMatchObject({ status: 200, body: { status: 'RUNNING', resumed: true } });
+    expect(world.completed.map((c) => c.taskToken)).toEqual([PAUSE_TOKEN]);
+  });
+
+  it('marks the pause expired, and does not claim the run resumed, when its wait no longer waits (it timed out)', async () => {
+    const world = pausedWorld();
+    world.gone.add(PAUSE_TOKEN);
+
+    const res = await world.post('budget', { budgets: { costUsd: 1 } });
+
+    expect(res).toMatchObject({ status: 200, body: { resumed: false } });
+    expect(world.expired).toEqual(['apv_pause']);
+    expect(world.calls.slice(-2)).toEqual([`complete ${PAUSE_TOKEN}`, 'markExpired apv_pause']);
+  });
+
+  it("records the caller's IAM identity as the decider when the body names nobody", async () => {
+    const world = pausedWorld();
+    await world.post('budget', { budgets: { costUsd: 1 } });
+    expect(world.completed[0]?.output).toMatchObject({ decision: 'raised', decidedBy: 'arn:aws:iam::123456789012:user/alice' });
+  });
+
+  it.each(['SUCCEEDED', 'FAILED', 'CANCELLED', 'STOPPED'] as const)('fails when the session is %s, answering 409 NotRaisable and changing nothing', async (status) => {
+    const world = pausedWorld(paused({ status }));
+
+    const res = await world.post('budget', { budgets: { costUsd: 1 } });
+
+    expect(res).toMatchObject({ status: 409, body: { error: 'NotRaisable', message: `session ${SESSION_ID} is ${status}; only RUNNING or PAUSED_BUDGET runs have budgets to raise` } });
+    expect(world.calls).toEqual(['getSession']);
+  });
+
+  it('fails when the session changed meanwhile (stopped, or raised by another request), answering 409 Conflict and answering no wait', async () => {
+    const world = pausedWorld();
+    world.meanwhile = () => {
+      world.session = paused({ status: 'STOPPED', stop: { reason: 'enough', at: NOW.toISOString() } });
+    };
+
+    const res = await world.post('budget', { budgets: { costUsd: 1 } });
+
+    expect(res).toMatchObject({ status: 409, body: { error: 'Conflict' } });
+    expect(world.completed).toEqual([]);
+    expect(world.calls).toEqual(['getSession', 'setBudgets {"costUsd":1,"steps":8}']);
+  });
+
+  it('fails when the session is unknown, answering 404', async () => {
+    const world = pausedWorld();
+    await expect(world.post('budget', { budgets: { costUsd: 1 } }, 'ses_unknown')).resolves.toMatchObject({ status: 404, body: { error: 'UnknownSession' } });
+  });
+
+  it.each([
+    ['no budgets', {}, /^budgets: /],
+    ['no budget named', { budgets: {} }, /name at least one budget to raise/],
+    ['an unknown budget', { budgets: { dollars: 5 } }, /^budgets: /],
+    ['a cost of zero', { budgets: { costUsd: 0 } }, /^budgets\.costUsd: /],
+    ['fractional steps', { budgets: { steps: 2.5 } }, /^budgets\.steps: /],
+  ])('fails when the body has %s, answering 400 naming the field and changing nothing', async (_what, body, issue) => {
+    const world = pausedWorld();
+
+    const res = await world.post('budget', body);
+
+    expect(res).toMatchObject({ status: 400, body: { error: 'InvalidRequest' } });
+    expect(res.body.issues).toEqual(expect.arrayContaining([expect.stringMatching(issue)]));
+    expect(world.calls).toEqual([]);
+  });
+});
+
+describe('POST /runs/{sessionId}/stop', () => {
+  /** Checkpoints of four turns whose tool calls ended: three succeeded, one rejected by its approver. */
+  const results = (): CheckpointRecord[] =>
+    chain(4).map((r) => (r.kind === 'tool' ? ({ ...r, status: r.step === 3 ? 'rejected' : 'succeeded' } as CheckpointRecord) : r));
+
+  it("stops a paused run: STOPPED with why, the pause's wait answered stopped, answering 200 with the partial results", async () => {
+    const world = pausedWorld(paused(), results());
+
+    const res = await world.post('stop', { reason: 'not worth more', requestedBy: 'bob' });
+
+    expect(res).toEqual({
+      status: 200,
+      body: { sessionId: SESSION_ID, status: 'STOPPED', step: 4, pause: { budget: 'costUsd', used: 0.0502, limit: 0.05 }, completedToolCalls: 3 },
+    });
+    expect(world.session).toMatchObject({ status: 'STOPPED', stop: { reason: 'not worth more', by: 'bob', at: NOW.toISOString() } });
+    expect(world.completed).toEqual([{ taskToken: PAUSE_TOKEN, output: { decision: 'stopped', reason: 'not worth more', decidedBy: 'bob', approvalId: 'apv_pause' } }]);
+    expect(world.decisions).toEqual([{ approvalId: 'apv_pause', status: 'rejected', reason: 'not worth more', decidedBy: 'bob' }]);
+    expect(world.calls).toEqual([
+      'getSession',
+      'stopSession {"reason":"not worth more","by":"bob"}',
+      'listPending',
+      'get apv_pause',
+      `complete ${PAUSE_TOKEN}`,
+      'decide apv_pause rejected',
+      'markDelivered apv_pause',
+      'listCheckpoints',
+    ]);
+  });
+
+  it("records the caller's IAM identity when the body names nobody", async () => {
+    const world = pausedWorld();
+    await world.post('stop', { reason: 'enough' });
+    expect(world.session?.stop?.by).toBe('arn:aws:iam::123456789012:user/alice');
+  });
+
+  it.each([
+    ['RUNNING', 'cancel a running one'],
+    ['FAILED', 'only runs paused on a budget can be stopped'],
+    ['SUCCEEDED', 'only runs paused on a budget can be stopped'],
+    ['CANCELLED', 'only runs paused on a budget can be stopped'],
+  ] as const)('fails when the session is %s, answering 409 NotStoppable and changing nothing', async (status, why) => {
+    const world = pausedWorld(paused({ status, pause: undefined }));
+
+    const res = await world.post('stop', { reason: 'enough' });
+
+    expect(res).toMatchObject({ status: 409, body: { error: 'NotStoppable' } });
+    expect(String(res.body.message)).toContain(why);
+    expect(world.calls).toEqual(['getSession']);
+  });
+
+  it('fails when the session is already STOPPED, answering 409, after answering the wait a cut-short request left waiting', async () => {
+    const world = pausedWorld(paused({ status: 'STOPPED', stop: { reason: 'first', by: 'bob', at: '2024-12-10T11:55:00.000Z' } }));
+
+    const res = await world.post('stop', { reason: 'again' });
+
+    expect(res).toMatchObject({ status: 409, body: { error: 'NotStoppable' } });
+    expect(world.completed).toEqual([{ taskToken: PAUSE_TOKEN, output: { decision: 'stopped', reason: 'first', decidedBy: 'bob', approvalId: 'apv_pause' } }]);
+    expect(world.session).toMatchObject({ status: 'STOPPED', stop: { reason: 'first' } });
+  });
+
+  it('fails when the run was raised meanwhile, answering 409 Conflict and answering no wait', async () => {
+    const world = pausedWorld();
+    world.meanwhile = () => {
+      world.session = head({ status: 'RUNNING', failure: undefined, budgets: { costUsd: 1 } });
+    };
+
+    const res = await world.post('stop', { reason: 'enough' });
+
+    expect(res).toMatchObject({ status: 409, body: { error: 'Conflict' } });
+    expect(world.completed).toEqual([]);
+    expect(world.session?.status).toBe('RUNNING');
+  });
+
+  it('fails when the session is unknown, answering 404', async () => {
+    const world = pausedWorld();
+    await expect(world.post('stop', { reason: 'enough' }, 'ses_unknown')).resolves.toMatchObject({ status: 404, body: { error: 'UnknownSession' } });
+  });
+
+  it('fails when the reason is missing, answering 400 naming reason', async () => {
+    const world = pausedWorld();
+    await expect(world.post('stop', {})).resolves.toMatchObject({ status: 400, body: { error: 'InvalidRequest', issues: [expect.stringMatching(/^reason: /)] } });
+    expect(world.calls).toEqual([]);
+  });
+});
+
+describe('POST /runs/{sessionId}/cancel of a run paused on a budget', () => {
+  it('refuses to cancel a run paused on a budget (stop it instead), answering 409 NotCancellable', async () => {
+    const world = pausedWorld();
+    const res = await world.post('cancel', { reason: 'enough' });
+    expect(res).toMatchObject({ status: 409, body: { error: 'NotCancellable' } });
+    expect(world.calls).toEqual(['getSession']);
+  });
+
+  it('cancels a run that paused on a budget between the read and the cancel, stopping its execution', async () => {
+    const world = new World(head({ status: 'RUNNING', failure: undefined }));
+    world.executions.set(EXEC_2, { status: 'RUNNING', input: '{}' });
+    world.meanwhile = () => {
+      world.session = paused();
+    };
+
+    const res = await world.post('cancel', { reason: 'enough' });
+
+    expect(res).toMatchObject({ status: 200, body: { status: 'CANCELLED', stoppedExecutions: [EXEC_2] } });
+    expect(world.session?.status).toBe('CANCELLED');
+  });
+});
+
 describe('createControlHandler', () => {
   it('answers 404 for a path that is no control route', async () => {
     const world = new World(head());
     await expect(world.post('pause', {})).resolves.toMatchObject({ status: 404, body: { error: 'UnknownRoute' } });
+    await expect(world.post('raise', { budgets: { costUsd: 1 } })).resolves.toMatchObject({ status: 404, body: { error: 'UnknownRoute' } });
     expect(world.calls).toEqual([]);
   });
 

@@ -9,6 +9,8 @@ import { ItemTooLargeError, MAX_ITEM_BYTES, MemoryCheckpointStore } from './memo
 
 const EXEC_1 = 'arn:aws:states:us-east-1:123456789012:execution:unit:one';
 const EXEC_2 = 'arn:aws:states:us-east-1:123456789012:execution:unit:two';
+/** A pause as the PauseForBudget wait records it (at 11:15). */
+const PAUSE = { budget: 'costUsd', used: 0.0502, limit: 0.05, at: '2024-12-10T11:15:00.000Z', approvalId: 'apv_pause', step: 3 } as const;
 /** A record as a step hands it to putCheckpoint: without the fields the store fills in. */
 const without = <T extends { schemaVersion: number; createdAt: string }>({ schemaVersion: _v, createdAt: _c, ...rest }: T): Omit<T, 'schemaVersion' | 'createdAt'> => rest;
 
@@ -167,11 +169,120 @@ describe('MemoryCheckpointStore: takeOver, cancel and reopen', () => {
     expect(store.dump(SESSION_ID).SESSION).toMatchObject({ schemaVersion: 2, executions: 2, branch: 0 });
   });
 
-  it('cancels a RUNNING session only, returning the head as it was', async () => {
+  it('cancels a RUNNING or budget-paused session only, returning the head as it was', async () => {
     const store = await running();
     await expect(store.cancel(SESSION_ID, { reason: 'wrong host', by: 'alice' })).resolves.toMatchObject({ status: 'RUNNING' });
     expect(await store.getSession(SESSION_ID)).toMatchObject({ status: 'CANCELLED', cancellation: { reason: 'wrong host', by: 'alice', at: '2024-12-10T11:10:07.000Z' } });
     await expect(store.cancel(SESSION_ID, { reason: 'again' })).resolves.toBeUndefined();
+
+    const pausedStore = await running();
+    await pausedStore.pause(SESSION_ID, EXEC_1, PAUSE);
+    await expect(pausedStore.cancel(SESSION_ID, { reason: 'enough' })).resolves.toMatchObject({ status: 'PAUSED_BUDGET' });
+    expect(await pausedStore.getSession(SESSION_ID)).toMatchObject({ status: 'CANCELLED' });
+  });
+
+  it('pauses a RUNNING session for its execution: PAUSED_BUDGET, the pause recorded and numbered; a retry of the same wait changes nothing', async () => {
+    const store = await running();
+    expectTypeOf(store.pause.bind(store)).toEqualTypeOf<CheckpointStore['pause']>();
+
+    await expect(store.pause(SESSION_ID, EXEC_1, PAUSE)).resolves.toBe(1);
+    const writes = store.writes.length;
+    await expect(store.pause(SESSION_ID, EXEC_1, PAUSE)).resolves.toBe(1);
+
+    expect(store.writes).toHaveLength(writes);
+    expect(await store.getSession(SESSION_ID)).toMatchObject({ status: 'PAUSED_BUDGET', pause: PAUSE, pauses: 1 });
+  });
+
+  it('numbers a later pause after the first', async () => {
+    const store = await running();
+    await store.pause(SESSION_ID, EXEC_1, PAUSE);
+    await store.setBudgets((await store.getSession(SESSION_ID))!, { costUsd: 1 });
+    await expect(store.pause(SESSION_ID, EXEC_1, { ...PAUSE, approvalId: 'apv_second', limit: 1, used: 1 })).resolves.toBe(2);
+  });
+
+  it('fails to pause with SessionFencedError for another execution, another wait, or a session not RUNNING, and writes nothing', async () => {
+    const store = await running();
+    await expect(store.pause(SESSION_ID, EXEC_2, PAUSE)).rejects.toBeInstanceOf(SessionFencedError);
+    await store.pause(SESSION_ID, EXEC_1, PAUSE);
+    const writes = store.writes.length;
+    await expect(store.pause(SESSION_ID, EXEC_1, { ...PAUSE, approvalId: 'apv_other' })).rejects.toBeInstanceOf(SessionFencedError);
+    await expect(store.pause('ses_unknown', EXEC_1, PAUSE)).rejects.toBeInstanceOf(SessionFencedError);
+    expect(store.writes).toHaveLength(writes);
+  });
+
+  it('raises the budgets of a paused session: RUNNING again, the paused seconds added up, the pause removed', async () => {
+    let now = new Date('2024-12-10T11:10:07.000Z');
+    const store = new MemoryCheckpointStore(() => now);
+    await store.createSession({ sessionId: SESSION_ID, agent: 'unit', executionArn: EXEC_1, trigger: API_TRIGGER_INFO, budgets: { costUsd: 0.05 } });
+    await store.pause(SESSION_ID, EXEC_1, PAUSE);
+    now = new Date('2024-12-10T11:25:00.000Z');
+    const head = await store.getSession(SESSION_ID);
+    expectTypeOf(store.setBudgets.bind(store)).toEqualTypeOf<CheckpointStore['setBudgets']>();
+
+    await expect(store.setBudgets(head!, { costUsd: 1 })).resolves.toEqual(head);
+
+    const raised = await store.getSession(SESSION_ID);
+    // Paused from 11:15:00 to 11:25:00.
+    expect(raised).toMatchObject({ status: 'RUNNING', budgets: { costUsd: 1 }, pausedSeconds: 600, pauses: 1 });
+    expect(raised).not.toHaveProperty('pause');
+  });
+
+  it('sets the budgets of a RUNNING session without touching anything else', async () => {
+    const store = await running();
+    const head = await store.getSession(SESSION_ID);
+    await expect(store.setBudgets(head!, { steps: 3 })).resolves.toEqual(head);
+    expect(await store.getSession(SESSION_ID)).toEqual({ ...head, budgets: { steps: 3 } });
+  });
+
+  it('refuses a raise (undefined, nothing written) when the head changed since it was read, or the session has ended', async () => {
+    const store = await running();
+    const read = await store.getSession(SESSION_ID);
+    await store.pause(SESSION_ID, EXEC_1, PAUSE);
+    const writes = store.writes.length;
+    await expect(store.setBudgets(read!, { costUsd: 1 })).resolves.toBeUndefined();
+    const pausedHead = await store.getSession(SESSION_ID);
+    await expect(store.setBudgets({ ...pausedHead!, pause: { ...PAUSE, approvalId: 'apv_other' } }, { costUsd: 1 })).resolves.toBeUndefined();
+    await expect(store.setBudgets({ ...pausedHead!, status: 'SUCCEEDED' }, { costUsd: 1 })).resolves.toBeUndefined();
+    expect(store.writes).toHaveLength(writes);
+  });
+
+  it('stops a paused session: STOPPED with why and when, its pause kept', async () => {
+    const store = await running();
+    await store.pause(SESSION_ID, EXEC_1, PAUSE);
+    const head = await store.getSession(SESSION_ID);
+    expectTypeOf(store.stop.bind(store)).toEqualTypeOf<CheckpointStore['stop']>();
+
+    await expect(store.stop(head!, { reason: 'not worth more', by: 'alice' })).resolves.toEqual(head);
+
+    expect(await store.getSession(SESSION_ID)).toMatchObject({ status: 'STOPPED', stop: { reason: 'not worth more', by: 'alice', at: '2024-12-10T11:10:07.000Z' }, pause: PAUSE });
+  });
+
+  it('refuses to stop (undefined, nothing written) a session not paused, or paused by another wait since it was read', async () => {
+    const store = await running();
+    const runningHead = await store.getSession(SESSION_ID);
+    await expect(store.stop(runningHead!, { reason: 'x' })).resolves.toBeUndefined();
+    await store.pause(SESSION_ID, EXEC_1, PAUSE);
+    const pausedHead = await store.getSession(SESSION_ID);
+    const writes = store.writes.length;
+    await expect(store.stop({ ...pausedHead!, pause: { ...PAUSE, approvalId: 'apv_other' } }, { reason: 'x' })).resolves.toBeUndefined();
+    await store.setBudgets(pausedHead!, { costUsd: 1 });
+    await expect(store.stop(pausedHead!, { reason: 'x' })).resolves.toBeUndefined();
+    expect(store.writes).toHaveLength(writes + 1);
+    expect(await store.getSession(SESSION_ID)).toMatchObject({ status: 'RUNNING' });
+  });
+
+  it('refuses fenced checkpoint writes while the session is paused', async () => {
+    const store = await running();
+    await store.pause(SESSION_ID, EXEC_1, PAUSE);
+    await expect(store.putCheckpoint(without(modelRecord(1, [text('{}')])), EXEC_1)).rejects.toBeInstanceOf(SessionFencedError);
+  });
+
+  it('creates a session with its principal, budgets and sub-agent depth', async () => {
+    const store = new MemoryCheckpointStore();
+    const principal = { user: 'alice', tenant: 'acme', roles: ['analyst'] };
+    const { session } = await store.createSession({ sessionId: SESSION_ID, agent: 'unit', executionArn: EXEC_1, trigger: API_TRIGGER_INFO, principal, budgets: { steps: 3 }, depth: 1 });
+    expect(session).toMatchObject({ principal, budgets: { steps: 3 }, depth: 1 });
+    expect(await store.getSession(SESSION_ID)).toEqual(session);
   });
 
   it('reopens a FAILED session for its own execution: RUNNING, the failure removed and returned, the execution unchanged', async () => {

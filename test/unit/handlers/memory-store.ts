@@ -23,9 +23,14 @@
  *   the head must exist, belong to the execution and be RUNNING (or already
  *   SUCCEEDED), SessionFencedError otherwise;
  * - `takeOver` is the conditional update of a continuation (head of the parent
- *   execution, status among `fromStatuses`), `cancel` the API's conditional cancel,
- *   `reopen` the conditional FAILED → RUNNING of a session before its execution is
- *   redriven (same execution, failure removed, the removed failure returned);
+ *   execution, status among `fromStatuses`), `cancel` the API's conditional cancel
+ *   (RUNNING or PAUSED_BUDGET), `reopen` the conditional FAILED → RUNNING of a
+ *   session before its execution is redriven (same execution, failure removed, the
+ *   removed failure returned);
+ * - budgets: `pause` is the conditional RUNNING → PAUSED_BUDGET of the owning
+ *   execution (idempotent for the same wait), `setBudgets` the raise (conditional on
+ *   the head as read; a paused session resumes, its paused time added up), `stop` the
+ *   conditional PAUSED_BUDGET → STOPPED of the pause as read;
  * - an item larger than DynamoDB's 400 KB is refused (ValidationException), its
  *   size taken as the UTF-8 bytes of its JSON (a little above DynamoDB's count).
  */
@@ -43,7 +48,6 @@ import {
   type CheckpointRecord,
   type SessionRecord,
   type SessionStatus,
-  type TriggerInfo,
 } from '../../../lambdas/core/contracts/checkpoint';
 import { SessionFencedError } from '../../../lambdas/core/errors';
 import type { StepStore } from '../../../lambdas/handlers/agent/deps';
@@ -73,7 +77,7 @@ export class MemoryCheckpointStore implements StepStore {
 
   constructor(private readonly now: () => Date = () => new Date('2024-12-10T11:10:07.000Z')) {}
 
-  async createSession(props: { sessionId: string; agent: string; executionArn: string; trigger: TriggerInfo }): Promise<{ created: boolean; session: SessionRecord }> {
+  async createSession(props: Parameters<typeof newSessionRecord>[0]): Promise<{ created: boolean; session: SessionRecord }> {
     const session = newSessionRecord(props, this.now().toISOString());
     const existing = await this.getSession(props.sessionId);
     if (existing) return { created: false, session: existing };
@@ -158,12 +162,12 @@ export class MemoryCheckpointStore implements StepStore {
   }
 
   /**
-   * Cancels a RUNNING session (as `CheckpointStore.cancel`): status CANCELLED with why.
-   * @returns the head as it was before, or undefined when it was not RUNNING (nothing written).
+   * Cancels a RUNNING or budget-paused session (as `CheckpointStore.cancel`): status CANCELLED with why.
+   * @returns the head as it was before, or undefined when it was neither (nothing written).
    */
   async cancel(sessionId: string, cancellation: Omit<Cancellation, 'at'>): Promise<SessionRecord | undefined> {
     const head = this.item(sessionId, SESSION_SK);
-    if (head?.status !== 'RUNNING') return undefined;
+    if (head?.status !== 'RUNNING' && head?.status !== 'PAUSED_BUDGET') return undefined;
     const before = parseStoredRecord(head, StoredSessionRecordSchema);
     const at = this.now().toISOString();
     this.write('update', {
@@ -201,6 +205,63 @@ export class MemoryCheckpointStore implements StepStore {
     return before.failure;
   }
 
+  /**
+   * Pauses the session on a used-up budget for `executionArn` (as `CheckpointStore.pause`):
+   * RUNNING → PAUSED_BUDGET with the pause, the pause count incremented. A retry of the
+   * same wait (same `approvalId`) finds the pause and changes nothing.
+   * @returns the pause's sequence number
+   * @throws SessionFencedError when the execution does not own the session, or it is neither RUNNING nor paused by this wait.
+   */
+  async pause(sessionId: string, executionArn: string, pause: NonNullable<SessionRecord['pause']>): Promise<number> {
+    const head = this.item(sessionId, SESSION_SK);
+    if (head?.executionArn === executionArn && head.status === 'RUNNING') {
+      const pauses = (typeof head.pauses === 'number' ? head.pauses : 0) + 1;
+      this.write('update', { ...this.upgraded(head), status: 'PAUSED_BUDGET', pause, pauses, updatedAt: this.now().toISOString() });
+      return pauses;
+    }
+    const current = head ? parseStoredRecord(head, StoredSessionRecordSchema) : undefined;
+    if (current?.executionArn === executionArn && current.status === 'PAUSED_BUDGET' && current.pause?.approvalId === pause.approvalId) return current.pauses ?? 1;
+    throw new SessionFencedError(`execution ${executionArn} no longer owns session ${sessionId} (or it is not RUNNING); not paused`);
+  }
+
+  /**
+   * Sets the session's budgets (as `CheckpointStore.setBudgets`); a PAUSED_BUDGET session
+   * becomes RUNNING, its paused seconds added to `pausedSeconds` and its pause removed.
+   * Conditional on the head as read: its status (and pause).
+   * @returns `head`, or undefined when it is neither RUNNING nor PAUSED_BUDGET or the stored head differs (nothing written).
+   */
+  async setBudgets(head: SessionRecord, budgets: NonNullable<SessionRecord['budgets']>): Promise<SessionRecord | undefined> {
+    if (head.status !== 'RUNNING' && head.status !== 'PAUSED_BUDGET') return undefined;
+    const now = this.now();
+    const current = this.item(head.sessionId, SESSION_SK);
+    const resume = head.status === 'PAUSED_BUDGET' ? head.pause : undefined;
+    if (current?.status !== head.status) return undefined;
+    if (resume && (current.pause as { approvalId?: unknown } | undefined)?.approvalId !== resume.approvalId) return undefined;
+    const updated: Item = { ...this.upgraded(current), budgets, updatedAt: now.toISOString() };
+    if (resume) {
+      const pausedFor = Math.max(0, (now.getTime() - Date.parse(resume.at)) / 1000);
+      updated.status = 'RUNNING';
+      updated.pausedSeconds = (typeof current.pausedSeconds === 'number' ? current.pausedSeconds : 0) + pausedFor;
+      delete updated.pause;
+    }
+    this.write('update', updated);
+    return head;
+  }
+
+  /**
+   * Stops a PAUSED_BUDGET session (as `CheckpointStore.stop`): status STOPPED with why;
+   * conditional on the pause as read.
+   * @returns `head`, or undefined when it was not paused by that pause (nothing written).
+   */
+  async stop(head: SessionRecord, stop: Omit<NonNullable<SessionRecord['stop']>, 'at'>): Promise<SessionRecord | undefined> {
+    if (head.status !== 'PAUSED_BUDGET' || !head.pause) return undefined;
+    const current = this.item(head.sessionId, SESSION_SK);
+    if (current?.status !== 'PAUSED_BUDGET' || (current.pause as { approvalId?: unknown } | undefined)?.approvalId !== head.pause.approvalId) return undefined;
+    const at = this.now().toISOString();
+    this.write('update', { ...this.upgraded(current), status: 'STOPPED', stop: { ...stop, at }, updatedAt: at });
+    return head;
+  }
+
   /** Makes the next putCheckpoint of `sk` fail before storing anything, as a crash between a step's work and its checkpoint would. */
   loseNextPut(sk: string): void {
     this.lost.add(sk);
@@ -223,6 +284,16 @@ export class MemoryCheckpointStore implements StepStore {
   /** The raw items of a session, by sort key. */
   dump(sessionId: string): Record<string, Item> {
     return Object.fromEntries([...(this.items.get(sessionId) ?? new Map<string, Item>()).entries()].sort(([a], [b]) => byteOrder(a, b)));
+  }
+
+  /** A head item with the attributes every update adds to a version 1 head (`UPGRADE_HEAD` of the real store). */
+  private upgraded(head: Item): Item {
+    return {
+      ...head,
+      schemaVersion: CHECKPOINT_SCHEMA_VERSION,
+      executions: typeof head.executions === 'number' ? head.executions : 1,
+      branch: typeof head.branch === 'number' ? head.branch : 0,
+    };
   }
 
   private item(sessionId: string, sk: string): Item | undefined {

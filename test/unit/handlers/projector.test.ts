@@ -4,8 +4,10 @@ import type { AttributeValue, Context, DynamoDBRecord, DynamoDBStreamEvent } fro
 import { describe, expect, it } from 'vitest';
 import { checkpointKey } from '../../../lambdas/core/contracts/checkpoint';
 import type { EventLogRecord } from '../../../lambdas/core/contracts/events';
-import { createProjector } from '../../../lambdas/handlers/projector';
-import { inputRecord, modelRecord, SESSION_ID, text, toolRecord, toolUse, sessionHeadItem } from '../support/records';
+import { createProjector, type AppendEvent } from '../../../lambdas/handlers/projector';
+import { inputRecord, modelRecord, SESSION_ID, text, toolRecord, toolUse, sessionHeadItem, sessionRecord } from '../support/records';
+import noticeV2 from '../../fixtures/checkpoints/v2/notice.json';
+import pauseV2 from '../../fixtures/checkpoints/v2/pause.json';
 
 const CONTEXT = {
   functionName: 'agent-runtime-projector',
@@ -77,6 +79,34 @@ function fakeAppend(answers: Record<string, boolean | Error>) {
   return { append, rows };
 }
 
+/**
+ * A strict publish: records each event published on the bus, in order, and throws
+ * the error planned for a detail-type (a bus that refuses the event).
+ */
+function fakePublish(failures: Record<string, Error> = {}) {
+  const published: Array<{ detailType: string; detail: Record<string, unknown> }> = [];
+  const publish = async (detailType: string, detail: Record<string, unknown>): Promise<void> => {
+    const failure = failures[detailType];
+    if (failure) throw failure;
+    published.push({ detailType, detail });
+  };
+  return { publish, published };
+}
+
+/** A projector whose bus must stay silent: the loop's own records are not published. */
+function quietProjector(append: AppendEvent) {
+  const bus = fakePublish();
+  const projector = createProjector(append, bus.publish);
+  return Object.assign(
+    async (event: DynamoDBStreamEvent, context: Context) => {
+      const response = await projector(event, context);
+      expect(bus.published).toEqual([]);
+      return response;
+    },
+    { bus },
+  );
+}
+
 const allAppended = (records: DynamoDBRecord[]): Record<string, boolean> =>
   Object.fromEntries(records.map((r) => [r.dynamodb?.SequenceNumber ?? '', true]));
 
@@ -86,7 +116,7 @@ describe('createProjector', () => {
   it('appends every change of a batch in stream order, as event log rows', async () => {
     const { append, rows } = fakeAppend(allAppended(RUN));
 
-    const response = await createProjector(append)(batch(RUN), CONTEXT);
+    const response = await quietProjector(append)(batch(RUN), CONTEXT);
 
     expect(response).toEqual({ batchItemFailures: [] });
     expect(rows.map((r) => r.type)).toEqual(['SessionStarted', 'InputAccepted', 'ModelTurnCompleted', 'SessionUpdated', 'ToolCallCompleted']);
@@ -98,7 +128,7 @@ describe('createProjector', () => {
 
   it('unmarshalls the image into the row, and takes the time from ApproximateCreationDateTime', async () => {
     const { append, rows } = fakeAppend(allAppended(RUN));
-    await createProjector(append)(batch(RUN.slice(2, 3)), CONTEXT);
+    await quietProjector(append)(batch(RUN.slice(2, 3)), CONTEXT);
     expect(rows[0]).toMatchObject({
       seq: seqOf(3).padStart(40, '0'),
       at: new Date((1733829000 + 3) * 1000).toISOString(),
@@ -110,7 +140,7 @@ describe('createProjector', () => {
   it('records a REMOVE from the old image', async () => {
     const removed = streamRecord(9, 'REMOVE', { oldImage: asItem(toolRecord(1, 'c1', '{}')) });
     const { append, rows } = fakeAppend(allAppended([removed]));
-    await expect(createProjector(append)(batch([removed]), CONTEXT)).resolves.toEqual({ batchItemFailures: [] });
+    await expect(quietProjector(append)(batch([removed]), CONTEXT)).resolves.toEqual({ batchItemFailures: [] });
     expect(rows[0]).toMatchObject({ type: 'RecordRemoved', change: 'REMOVE', checkpointKey: checkpointKey.tool(1, 'c1') });
   });
 
@@ -119,7 +149,7 @@ describe('createProjector', () => {
     const records = [RUN[0], RUN[1], bad, RUN[3], RUN[4]] as DynamoDBRecord[];
     const { append, rows } = fakeAppend(allAppended([RUN[0], RUN[1], RUN[3], RUN[4]] as DynamoDBRecord[]));
 
-    const response = await createProjector(append)(batch(records), CONTEXT);
+    const response = await quietProjector(append)(batch(records), CONTEXT);
 
     expect(response).toEqual({ batchItemFailures: [{ itemIdentifier: seqOf(3) }] });
     expect(rows.map((r) => r.eventId)).toEqual(['evt-1', 'evt-2', 'evt-4', 'evt-5']);
@@ -128,7 +158,7 @@ describe('createProjector', () => {
   it('reports a record whose append fails by its sequence number, and appends the others', async () => {
     const { append, rows } = fakeAppend({ ...allAppended(RUN), [seqOf(2)]: new Error('ProvisionedThroughputExceededException') });
 
-    const response = await createProjector(append)(batch(RUN), CONTEXT);
+    const response = await quietProjector(append)(batch(RUN), CONTEXT);
 
     expect(response).toEqual({ batchItemFailures: [{ itemIdentifier: seqOf(2) }] });
     expect(rows.map((r) => r.eventId)).toEqual(['evt-1', 'evt-3', 'evt-4', 'evt-5']);
@@ -138,13 +168,13 @@ describe('createProjector', () => {
     const odd = streamRecord(6, 'INSERT', { newImage: head('RUNNING', 0) });
     if (odd.dynamodb) odd.dynamodb.SequenceNumber = 'shardId-0001';
     const { append } = fakeAppend(allAppended(RUN));
-    await expect(createProjector(append)(batch([...RUN, odd]), CONTEXT)).resolves.toEqual({ batchItemFailures: [{ itemIdentifier: 'shardId-0001' }] });
+    await expect(quietProjector(append)(batch([...RUN, odd]), CONTEXT)).resolves.toEqual({ batchItemFailures: [{ itemIdentifier: 'shardId-0001' }] });
   });
 
   it('does not report a redelivered record (the row was already there)', async () => {
     const { append, rows } = fakeAppend({ ...allAppended(RUN), [seqOf(1)]: false, [seqOf(2)]: false });
 
-    const response = await createProjector(append)(batch(RUN), CONTEXT);
+    const response = await quietProjector(append)(batch(RUN), CONTEXT);
 
     expect(response).toEqual({ batchItemFailures: [] });
     expect(rows).toHaveLength(5);
@@ -152,14 +182,82 @@ describe('createProjector', () => {
 
   it('fails the invocation when every record of the batch fails, so that the batch is retried', async () => {
     const { append } = fakeAppend({});
-    await expect(createProjector(append)(batch([streamRecord(1, 'INSERT', {})]), CONTEXT)).rejects.toBeInstanceOf(FullBatchFailureError);
+    await expect(quietProjector(append)(batch([streamRecord(1, 'INSERT', {})]), CONTEXT)).rejects.toBeInstanceOf(FullBatchFailureError);
   });
 
   it('keeps no state between invocations', async () => {
     const { append, rows } = fakeAppend({ ...allAppended(RUN), [seqOf(2)]: new Error('boom') });
-    const projector = createProjector(append);
+    const projector = quietProjector(append);
     await projector(batch(RUN), CONTEXT);
     await expect(projector(batch(RUN.slice(2)), CONTEXT)).resolves.toEqual({ batchItemFailures: [] });
     expect(rows.map((r) => r.eventId)).toEqual(['evt-1', 'evt-3', 'evt-4', 'evt-5', 'evt-3', 'evt-4', 'evt-5']);
+  });
+});
+
+describe('createProjector: governance events on the bus', () => {
+  const paused = { ...(sessionRecord({ budgets: { costUsd: 0.05 } }) as unknown as Item), status: 'PAUSED_BUDGET', pauses: 1 };
+  const GOVERNED: DynamoDBRecord[] = [
+    streamRecord(11, 'INSERT', { newImage: asItem(modelRecord(2, [text('Checking.'), toolUse('c2', 'echo', { text: 'y' })])) }),
+    streamRecord(12, 'INSERT', { newImage: noticeV2 as Item }),
+    streamRecord(13, 'INSERT', { newImage: pauseV2 as Item }),
+    streamRecord(14, 'MODIFY', { oldImage: asItem(sessionRecord({ budgets: { costUsd: 0.05 } })), newImage: paused }),
+    streamRecord(15, 'MODIFY', { oldImage: paused, newImage: { ...paused, status: 'STOPPED', stop: { reason: 'not worth more', by: 'alice', at: '2024-12-10T11:21:00.000Z' } } }),
+  ];
+
+  it('publishes a notice, a pause and a stop after appending them, and no model turn or pausing head', async () => {
+    const { append, rows } = fakeAppend(allAppended(GOVERNED));
+    const { publish, published } = fakePublish();
+
+    await expect(createProjector(append, publish)(batch(GOVERNED), CONTEXT)).resolves.toEqual({ batchItemFailures: [] });
+
+    expect(rows.map((r) => r.type)).toEqual(['ModelTurnCompleted', 'BudgetThresholdReached', 'BudgetExhausted', 'SessionPaused', 'SessionStopped']);
+    expect(published.map((p) => p.detailType)).toEqual(['BudgetThresholdReached', 'BudgetExhausted', 'SessionStopped']);
+    expect(published[0]?.detail).toEqual({
+      eventId: 'evt-12',
+      sessionId: noticeV2.sessionId,
+      agent: 'ssh-investigator',
+      type: 'BudgetThresholdReached',
+      step: 2,
+      at: new Date((1733829000 + 12) * 1000).toISOString(),
+      budget: 'costUsd',
+      used: 0.041826,
+      limit: 0.05,
+    });
+    expect(published[1]?.detail).toMatchObject({ eventId: 'evt-13', type: 'BudgetExhausted', budget: 'costUsd', used: 0.050631, limit: 0.05, approvalId: pauseV2.approvalId, expiresAt: pauseV2.expiresAt });
+    expect(published[2]?.detail).toMatchObject({ eventId: 'evt-15', type: 'SessionStopped', sessionId: SESSION_ID, status: 'STOPPED', stop: { reason: 'not worth more', by: 'alice' } });
+  });
+
+  it('publishes a redelivered notice again (at least once: eventId tells the repeats apart)', async () => {
+    const notice = GOVERNED.slice(1, 2);
+    const { append } = fakeAppend({ [seqOf(12)]: false });
+    const { publish, published } = fakePublish();
+
+    await createProjector(append, publish)(batch(notice), CONTEXT);
+    await createProjector(append, publish)(batch(notice), CONTEXT);
+
+    expect(published.map((p) => [p.detailType, p.detail.eventId])).toEqual([
+      ['BudgetThresholdReached', 'evt-12'],
+      ['BudgetThresholdReached', 'evt-12'],
+    ]);
+  });
+
+  it('reports a record whose publish fails by its sequence number, after appending it, and goes on with the others', async () => {
+    const { append, rows } = fakeAppend(allAppended(GOVERNED));
+    const { publish, published } = fakePublish({ BudgetExhausted: new Error('EventBridge PutEvents: ThrottlingException') });
+
+    const response = await createProjector(append, publish)(batch(GOVERNED), CONTEXT);
+
+    expect(response).toEqual({ batchItemFailures: [{ itemIdentifier: seqOf(13) }] });
+    expect(rows.map((r) => r.eventId)).toEqual(['evt-11', 'evt-12', 'evt-13', 'evt-14', 'evt-15']);
+    expect(published.map((p) => p.detailType)).toEqual(['BudgetThresholdReached', 'SessionStopped']);
+  });
+
+  it('publishes nothing for a record it could not append', async () => {
+    const { append } = fakeAppend({ [seqOf(12)]: new Error('ProvisionedThroughputExceededException') });
+    const { publish, published } = fakePublish();
+
+    await expect(createProjector(append, publish)(batch(GOVERNED.slice(1, 2)), CONTEXT)).rejects.toBeInstanceOf(FullBatchFailureError);
+
+    expect(published).toEqual([]);
   });
 });

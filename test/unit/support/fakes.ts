@@ -1,9 +1,11 @@
 /**
  * In-memory fakes of the step dependencies other than the checkpoint store
  * (`handlers/memory-store.ts`): bodies by reference (the S3 `BodyStore`), calls
- * run once per idempotency key (Powertools idempotency) and injected faults.
+ * run once per idempotency key (Powertools idempotency), injected faults, the
+ * policies in force (Cedar) and HTTP tool calls.
  * Strict, like the adapters they stand for: a body read back with another
- * SHA-256 or never stored fails with CorruptCheckpointError, and every call is recorded.
+ * SHA-256 or never stored fails with CorruptCheckpointError, an HTTP call no test
+ * expects fails, and every call is recorded.
  */
 import { createHash } from 'node:crypto';
 import type { Once } from '../../../lambdas/adapters/idempotency';
@@ -11,7 +13,9 @@ import type { FaultPoint } from '../../../lambdas/adapters/fault-injection';
 import { DEFAULT_BODY_INLINE_LIMIT_BYTES } from '../../../lambdas/core/constants';
 import type { BodyRef } from '../../../lambdas/core/contracts/checkpoint';
 import { CorruptCheckpointError } from '../../../lambdas/core/errors';
-import type { StepBodies } from '../../../lambdas/handlers/agent/deps';
+import type { HttpImplementation } from '../../../lambdas/core/define';
+import type { PolicyDecision } from '../../../lambdas/core/policy';
+import type { PolicySnapshot, StepBodies, StepDeps } from '../../../lambdas/handlers/agent/deps';
 
 export const BODY_BUCKET = 'unit-bodies';
 
@@ -118,5 +122,58 @@ export class ScriptedFaults {
       this.planned.set(point, left - 1);
       throw new ScriptedFault(`injected throw fault at ${point}`);
     }
+  };
+}
+
+/** A policy request as the steps make it (`PolicySnapshot.decide`). */
+export type PolicyRequest = Parameters<PolicySnapshot['decide']>[0];
+
+/** Allows a request, as the default policy (`permit (principal, action, resource);`) does; no policy determined it. */
+export const ALLOW: PolicyDecision = { allowed: true, policies: [], errors: [] };
+
+/** A snapshot that allows everything (the default policies), under version `test`. */
+export const allowAll = async (): Promise<PolicySnapshot> => ({ version: 'test', decide: () => ALLOW });
+
+/**
+ * The policies in force, scripted: `rule` decides each request (everything allowed
+ * until a test sets it), `version` names the snapshot; both may change between steps,
+ * as an operator's override does. Every request decided is recorded, with the version
+ * of the snapshot that decided it.
+ */
+export class ScriptedPolicies {
+  version = 'test';
+  rule: (request: PolicyRequest) => PolicyDecision = () => ALLOW;
+  /** Every request decided, in order. */
+  readonly requests: Array<PolicyRequest & { version: string }> = [];
+
+  readonly snapshot = async (): Promise<PolicySnapshot> => {
+    const { version, rule } = this;
+    return {
+      version,
+      decide: (request) => {
+        this.requests.push({ ...request, version });
+        return rule(request);
+      },
+    };
+  };
+}
+
+/** One HTTP tool call as the runtime made it. */
+export interface HttpCall {
+  readonly http: HttpImplementation;
+  readonly input: unknown;
+  readonly context: Parameters<StepDeps['callHttp']>[2];
+}
+
+/** HTTP tool calls: every call is recorded; a call fails unless a test set `answer`. */
+export class ScriptedHttp {
+  readonly calls: HttpCall[] = [];
+  answer: ((call: HttpCall) => Promise<unknown>) | undefined = undefined;
+
+  readonly call: StepDeps['callHttp'] = async (http, input, context) => {
+    const made = { http, input, context };
+    this.calls.push(made);
+    if (!this.answer) throw new Error(`unexpected HTTP call of ${context.toolName} (${http.method} ${http.url}): no test expects one`);
+    return this.answer(made);
   };
 }
