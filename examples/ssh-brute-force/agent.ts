@@ -14,7 +14,10 @@ import { ScriptedConversationSchema, type ScriptedConversation } from '../../lam
 import { defineAgent, type TriggerMeta } from '../../lambdas/core/define';
 import approvedJson from './conversation.json';
 import rejectedJson from './conversation.rejected.json';
+import { PRICE_TABLE } from '../../lambdas/core/budget';
 import { LOG_YEAR } from './log';
+import policies from './policies.cedar';
+import { incidentReportPipeline } from './rules';
 import { tools } from './tools';
 
 /** The GuardDuty finding type this agent handles. */
@@ -142,12 +145,17 @@ export const agent = defineAgent({
   name: 'ssh-investigator',
   description: 'Investigates GuardDuty SSH brute-force findings in the sshd log and blocks the attacker after human approval.',
   systemPrompt: SYSTEM_PROMPT,
-  model: { provider: 'scripted', script: approvedConversation },
+  // The recorded conversation came from a Claude Sonnet 4.5-class model; it is priced as one.
+  model: { provider: 'scripted', script: approvedConversation, pricing: PRICE_TABLE['claude-sonnet-4-5'] },
   input: SshBruteForceFindingSchema,
   prompt: findingPrompt,
   output: IncidentReportSchema,
   tools,
   maxSteps: 10,
+  // A run costs about 0.07 USD (priced as Claude Sonnet 4.5); these leave room for a longer one.
+  budgets: { costUsd: 0.5, inputTokens: 150_000, outputTokens: 10_000, steps: 8, wallClockSeconds: 3600 },
+  policies: { text: policies, source: 'examples/ssh-brute-force/policies.cedar' },
+  outputPipeline: incidentReportPipeline,
   triggers: [
     {
       type: 'eventbridge',
@@ -159,6 +167,8 @@ export const agent = defineAgent({
         detailType: ['GuardDuty Finding'],
         detail: { type: [SSH_BRUTE_FORCE_FINDING_TYPE] },
       },
+      // Findings are investigated on behalf of the account they come from, as its automated responder.
+      principal: (event) => ({ user: `guardduty:${event.account}`, tenant: event.account, roles: ['security-responder'] }),
     },
   ],
 });

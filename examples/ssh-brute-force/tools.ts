@@ -96,6 +96,8 @@ export type SearchLogLinesOutput = z.infer<typeof SearchLogLinesOutputSchema>;
  */
 export const searchLogLines = defineTool({
   name: 'search_log_lines',
+  tags: ['read-only', 'sshd-log'],
+  classification: 'confidential',
   // Reads the log only.
   idempotent: true,
   version: '1.0.0',
@@ -179,6 +181,8 @@ export type CountFailedAttemptsOutput = z.infer<typeof CountFailedAttemptsOutput
  */
 export const countFailedAttempts = defineTool({
   name: 'count_failed_attempts',
+  tags: ['read-only', 'sshd-log'],
+  classification: 'confidential',
   // Reads the log only.
   idempotent: true,
   version: '1.0.0',
@@ -217,6 +221,8 @@ export type ShowLogLinesOutput = z.infer<typeof ShowLogLinesOutputSchema>;
  */
 export const showLogLines = defineTool({
   name: 'show_log_lines',
+  tags: ['read-only', 'sshd-log'],
+  classification: 'confidential',
   // Reads the log only.
   idempotent: true,
   version: '1.0.0',
@@ -378,6 +384,9 @@ export function createBlockAddressTool(store: BlockStore, now: () => Date = () =
     input: BlockAddressInputSchema,
     output: BlockAddressOutputSchema,
     needsApproval: true,
+    tags: ['network-change'],
+    // At most one block per investigation: a second call is refused without running.
+    budget: { callsPerSession: 1 },
     // Keyed on ToolContext.idempotencyKey: a repeated call finds its block and creates no second one.
     idempotent: true,
     handler: async (input: BlockAddressInput, context: ToolContext): Promise<BlockAddressOutput> => {

@@ -21,6 +21,7 @@ import {
   sfn,
   startExecution,
   uniqueKey,
+  RESPONDER,
 } from './harness';
 
 const offendingIp = (findingEvent.detail as { service: { action: { networkConnectionAction: { remoteIpDetails: { ipAddressV4: string } } } } }).service.action
@@ -65,11 +66,11 @@ describe('the example agent, ssh-investigator', () => {
 
   it('starts a run through the API; the same idempotency key returns the same session', async () => {
     const key = uniqueKey('api');
-    const first = await api.startRun('ssh-investigator', findingEvent.detail, key);
+    const first = await api.startRun('ssh-investigator', findingEvent.detail, key, { principal: RESPONDER });
     expect(first.created).toBe(true);
-    const again = await api.startRun('ssh-investigator', findingEvent.detail, key);
+    const again = await api.startRun('ssh-investigator', findingEvent.detail, key, { principal: RESPONDER });
     expect(again).toMatchObject({ sessionId: first.sessionId, executionArn: first.executionArn, created: false });
-    await expect(api.startRun('ssh-investigator', { ...findingEvent.detail, severity: 9 }, key)).rejects.toMatchObject({ status: 409 });
+    await expect(api.startRun('ssh-investigator', { ...findingEvent.detail, severity: 9 }, key, { principal: RESPONDER })).rejects.toMatchObject({ status: 409 });
 
     const pending = await api.waitForApproval(first.sessionId);
     await api.decide(pending.approvalId, 'approve');
@@ -89,7 +90,7 @@ describe('the example agent, ssh-investigator', () => {
     const detail = structuredClone(findingEvent.detail) as { service: { action: { networkConnectionAction: { remoteIpDetails: { ipAddressV4: string } } } } };
     detail.service.action.networkConnectionAction.remoteIpDetails.ipAddressV4 = 'not-an-ip';
     const key = uniqueKey('bad-input');
-    await expect(api.startRun('ssh-investigator', detail, key)).rejects.toMatchObject({
+    await expect(api.startRun('ssh-investigator', detail, key, { principal: RESPONDER })).rejects.toMatchObject({
       status: 400,
       body: { error: 'InvalidInput', issues: [expect.stringContaining('input.service.action.networkConnectionAction.remoteIpDetails.ipAddressV4')] },
     });
@@ -113,7 +114,7 @@ describe('the example agent, ssh-investigator', () => {
 
 describe('approvals', () => {
   it('gives a rejection to the model as the tool result, with its reason', async () => {
-    const run = await api.startRun('integ-declined', findingEvent.detail, uniqueKey('reject'));
+    const run = await api.startRun('integ-declined', findingEvent.detail, uniqueKey('reject'), { principal: RESPONDER });
     const pending = await api.waitForApproval(run.sessionId);
     await api.decide(pending.approvalId, 'reject', 'address belongs to our VPN', 'integ-test');
     await expect(api.decide(pending.approvalId, 'approve')).rejects.toMatchObject({ status: 409 });
@@ -127,7 +128,7 @@ describe('approvals', () => {
   });
 
   it('counts an approval that times out as a rejection with reason "timed out"', async () => {
-    const run = await api.startRun('integ-declined', findingEvent.detail, uniqueKey('timeout'));
+    const run = await api.startRun('integ-declined', findingEvent.detail, uniqueKey('timeout'), { principal: RESPONDER });
     const pending = await api.waitForApproval(run.sessionId);
     expect(new Date(pending.expiresAt).getTime() - new Date(pending.requestedAt).getTime()).toBe(10_000);
 
@@ -141,7 +142,7 @@ describe('approvals', () => {
 
 describe('runs that end outside the loop', () => {
   it('records a stopped execution as FAILED and sends its envelope to the DLQ', async () => {
-    const run = await api.startRun('integ-declined', findingEvent.detail, uniqueKey('stopped'));
+    const run = await api.startRun('integ-declined', findingEvent.detail, uniqueKey('stopped'), { principal: RESPONDER });
     await api.waitForApproval(run.sessionId);
     await sfn.send(new StopExecutionCommand({ executionArn: run.executionArn, error: 'OperatorStopped', cause: 'stopped by the integration test' }));
     expect((await finished(run.executionArn)).status).toBe('ABORTED');

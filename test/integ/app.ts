@@ -3,9 +3,16 @@
 import '../../lib/text-assets';
 import { App, CfnOutput, RemovalPolicy } from 'aws-cdk-lib';
 import * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
+import * as events from 'aws-cdk-lib/aws-events';
+import * as targets from 'aws-cdk-lib/aws-events-targets';
+import * as sqs from 'aws-cdk-lib/aws-sqs';
 import { sshInvestigator } from '../../examples/ssh-brute-force/deploy';
 import { AgentRuntimeStack, type AgentSpec } from '../../lib/stacks/agent-runtime-stack';
 import * as fixtures from '../fixtures/agents';
+import * as governance from '../fixtures/governance';
+
+const GOVERNANCE_MODULE = 'test/fixtures/governance.ts';
+const governed = (definition: AgentSpec['definition'], exportName: string): AgentSpec => ({ definition, module: GOVERNANCE_MODULE, exportName });
 
 const MODULE = 'test/fixtures/agents.ts';
 const fixture = (definition: AgentSpec['definition'], exportName: string): AgentSpec => ({ definition, module: MODULE, exportName });
@@ -29,8 +36,10 @@ const durable: AgentSpec = {
 };
 
 const app = new App();
-new AgentRuntimeStack(app, 'AgentRuntimeInteg', {
+const stack = new AgentRuntimeStack(app, 'AgentRuntimeInteg', {
   description: 'Agent runtime integration tests',
+  // Under CloudFormation's 500 resources with every test agent (the alarms have CDK assertion tests).
+  alarms: false,
   runtime: { faultInjection: true },
   agents: [
     sshInvestigator,
@@ -42,6 +51,17 @@ new AgentRuntimeStack(app, 'AgentRuntimeInteg', {
     durable,
     fixture(fixtures.longRunAgent, 'longRunAgent'),
     fixture(fixtures.rollbackAgent, 'rollbackAgent'),
+    governed(governance.budgetAgent, 'budgetAgent'),
+    {
+      ...governed(governance.toolsAgent, 'toolsAgent'),
+      configure: (agent) => agent.toolFunction('count_effect').addEnvironment(fixtures.EFFECT_TABLE_ENV, 'not-used-invalid-arguments-never-run'),
+    },
+    governed(governance.rulesAgent, 'rulesAgent'),
+    governed(governance.escalateAgent, 'escalateAgent'),
   ],
 });
+// Captures what the runtime publishes on its bus (governance events), for the tests to read.
+const published = new sqs.Queue(stack, 'PublishedEvents', { removalPolicy: RemovalPolicy.DESTROY });
+new events.Rule(stack, 'CapturePublished', { eventBus: stack.runtime.eventBus, eventPattern: { source: ['agent-runtime'] } }).addTarget(new targets.SqsQueue(published));
+new CfnOutput(stack, 'PublishedEventsQueueUrl', { value: published.queueUrl });
 app.synth();

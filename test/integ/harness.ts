@@ -52,6 +52,9 @@ export async function startExecution(agent: string, input: unknown): Promise<str
   return out.executionArn ?? '';
 }
 
+/** The example agent's block_address is for security responders only (examples/ssh-brute-force/policies.cedar): API runs of it act for one. */
+export const RESPONDER = { user: 'integ-responder', tenant: '123456789012', roles: ['security-responder'] };
+
 /** A unique idempotency key per test run. */
 export const uniqueKey = (label: string): string => `${label}-${Date.now()}-${Math.random().toString(36).slice(2, 8)}`;
 
