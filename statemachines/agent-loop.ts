@@ -317,7 +317,7 @@ export class AgentLoop extends sfn.StateMachineFragment {
 
   /** ReviewOutput: a human approves or rejects the answer; the model turn records the outcome. */
   private reviewOutput(props: AgentLoopProps, modelTurn: sfn.State, recordFailure: sfn.State): sfn.State {
-    const review = this.approvalWait(STATE.reviewOutput, props.approvalTimeoutSeconds, { kind: 'output_review' }, '$.decision');
+    const review = this.approvalWait(STATE.reviewOutput, props.approvalTimeoutSeconds, { kind: 'output_review', branch: sfn.JsonPath.numberAt('$.branch') }, '$.decision');
     const timedOut = new sfn.Pass(this, STATE.reviewTimedOut, {
       parameters: { decision: 'timed_out', reason: APPROVAL_TIMED_OUT_REASON },
       resultPath: '$.decision',

@@ -39,7 +39,12 @@ export class ApprovalStore {
    * any earlier answer never reached the run: the approval is pending again.
    */
   async putPending(record: Omit<ApprovalRecord, 'status'>): Promise<void> {
-    await this.client.send(new PutCommand({ TableName: this.tableName, Item: { ...record, status: 'pending' } }));
+    await this.client.send(new PutCommand(this.pendingPut(record)));
+  }
+
+  /** The Put of a pending approval, for a transaction with another table (a budget pause with its session head). */
+  pendingPut(record: Omit<ApprovalRecord, 'status'>): { TableName: string; Item: Record<string, unknown> } {
+    return { TableName: this.tableName, Item: { ...record, status: 'pending' } };
   }
 
   /** One approval with its token (for the decide function only). */

@@ -8,6 +8,7 @@ import { ConditionalCheckFailedException, TransactionCanceledException } from '@
 import { GetCommand, PutCommand, QueryCommand, TransactWriteCommand, UpdateCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { CHECKPOINT_SCHEMA_VERSION } from '../core/constants';
 import {
+  ABANDONED_SK_PREFIX,
   CHECKPOINT_SK_PREFIX,
   checkpointKey,
   CheckpointRecordSchema,
@@ -270,6 +271,15 @@ export class CheckpointStore {
 
   /** All checkpoints of a session in sort-key (step) order, every page. */
   async listCheckpoints(sessionId: string): Promise<CheckpointRecord[]> {
+    return this.listByPrefix(sessionId, CHECKPOINT_SK_PREFIX);
+  }
+
+  /** The checkpoints rollbacks abandoned (`ABANDONED#…`), every page: what they spent still counts against the budgets. */
+  async listAbandoned(sessionId: string): Promise<CheckpointRecord[]> {
+    return this.listByPrefix(sessionId, ABANDONED_SK_PREFIX);
+  }
+
+  private async listByPrefix(sessionId: string, prefix: string): Promise<CheckpointRecord[]> {
     const records: CheckpointRecord[] = [];
     let start: Record<string, unknown> | undefined;
     do {
@@ -277,7 +287,7 @@ export class CheckpointStore {
         new QueryCommand({
           TableName: this.tableName,
           KeyConditionExpression: 'sessionId = :s AND begins_with(sk, :p)',
-          ExpressionAttributeValues: { ':s': sessionId, ':p': CHECKPOINT_SK_PREFIX },
+          ExpressionAttributeValues: { ':s': sessionId, ':p': prefix },
           ConsistentRead: true,
           ExclusiveStartKey: start,
         }),
@@ -305,31 +315,62 @@ export class CheckpointStore {
   }
 
   /**
-   * Pauses the session on a used-up budget, on behalf of `executionArn`: RUNNING →
-   * PAUSED_BUDGET with the pause, and the pause count incremented. Idempotent: a
-   * retried request finds the same pause (same `approvalId`) and changes nothing.
-   * @returns the pause's sequence number (its `PAUSE#<n>` record)
-   * @throws SessionFencedError when the execution no longer owns the session, or it is
-   *   neither RUNNING nor paused by this same wait.
+   * Pauses the session on a used-up budget, on behalf of `executionArn`, in one
+   * transaction with `wait` (the approval record holding the wait's task token), so
+   * that whoever sees the pause on the head also finds its wait: RUNNING →
+   * PAUSED_BUDGET with the pause, the pause count incremented. Conditional on the
+   * execution owning the session, on RUNNING, and on the budget's limit still being
+   * `pause.limit` (a raise that came first wins).
+   * @returns `paused`; `already` when a retry finds this very pause; `raised` when the
+   *   budget's limit changed meanwhile (the run should not wait)
+   * @throws SessionFencedError when the execution no longer owns the session, or it is neither RUNNING nor paused by this wait.
+   * @throws TransactionCanceledException (retried) when the head still meets the condition, or the
+   *   transaction was cancelled for another reason than the head's condition (a conflicting write).
    */
-  async pause(sessionId: string, executionArn: string, pause: NonNullable<SessionRecord['pause']>): Promise<number> {
+  async pause(
+    sessionId: string,
+    executionArn: string,
+    pause: NonNullable<SessionRecord['pause']>,
+    wait: { readonly TableName: string; readonly Item: Record<string, unknown> },
+  ): Promise<'paused' | 'already' | 'raised'> {
     try {
-      const out = await this.client.send(
-        new UpdateCommand({
-          TableName: this.tableName,
-          Key: { sessionId, sk: SESSION_SK },
-          UpdateExpression: `SET #status = :paused, #pause = :pause, #updatedAt = :at, #pauses = if_not_exists(#pauses, :zero) + :one, ${UPGRADE_HEAD}`,
-          ConditionExpression: '#executionArn = :exec AND #status = :running',
-          ExpressionAttributeNames: { ...names('status', 'pause', 'updatedAt', 'pauses', 'executionArn'), ...UPGRADE_NAMES },
-          ExpressionAttributeValues: { ':paused': 'PAUSED_BUDGET', ':running': 'RUNNING', ':pause': pause, ':at': this.now().toISOString(), ':exec': executionArn, ...UPGRADE_VALUES },
-          ReturnValues: 'ALL_NEW',
+      await this.client.send(
+        new TransactWriteCommand({
+          TransactItems: [
+            {
+              Update: {
+                TableName: this.tableName,
+                Key: { sessionId, sk: SESSION_SK },
+                UpdateExpression: `SET #status = :paused, #pause = :pause, #updatedAt = :at, #pauses = if_not_exists(#pauses, :zero) + :one, ${UPGRADE_HEAD}`,
+                ConditionExpression: '#executionArn = :exec AND #status = :running AND (attribute_not_exists(#budgets.#budget) OR #budgets.#budget = :limit)',
+                ExpressionAttributeNames: { ...names('status', 'pause', 'updatedAt', 'pauses', 'executionArn', 'budgets'), '#budget': pause.budget, ...UPGRADE_NAMES },
+                ExpressionAttributeValues: {
+                  ':paused': 'PAUSED_BUDGET',
+                  ':running': 'RUNNING',
+                  ':pause': pause,
+                  ':at': this.now().toISOString(),
+                  ':exec': executionArn,
+                  ':limit': pause.limit,
+                  ...UPGRADE_VALUES,
+                },
+              },
+            },
+            { Put: { TableName: wait.TableName, Item: wait.Item } },
+          ],
         }),
       );
-      return Number(out.Attributes?.pauses ?? 1);
+      return 'paused';
     } catch (err) {
-      if (!(err instanceof ConditionalCheckFailedException)) throw err;
+      if (!(err instanceof TransactionCanceledException)) throw err;
       const head = await this.getSession(sessionId);
-      if (head?.executionArn === executionArn && head.status === 'PAUSED_BUDGET' && head.pause?.approvalId === pause.approvalId) return head.pauses ?? 1;
+      const owned = head?.executionArn === executionArn;
+      if (owned && head.status === 'PAUSED_BUDGET' && head.pause?.approvalId === pause.approvalId) return 'already';
+      // The condition's mirror: a limit set, and not the pause's.
+      const limit = head?.budgets?.[pause.budget];
+      if (owned && head.status === 'RUNNING' && limit !== undefined && limit !== pause.limit) return 'raised';
+      // The head's condition holds, or was not what failed (a conflicting write, throttling): a retry decides.
+      const reasons = (err.CancellationReasons ?? []).map((r) => r.Code ?? 'None');
+      if ((owned && head.status === 'RUNNING') || (reasons.length > 0 && reasons[0] !== 'ConditionalCheckFailed')) throw err;
       throw new SessionFencedError(`execution ${executionArn} no longer owns session ${sessionId} (or it is not RUNNING); not paused`);
     }
   }

@@ -279,7 +279,7 @@ export class SessionControl {
     const budgets = raiseBudgets(head.budgets ?? {}, request.budgets);
     const before = await this.sessions('setBudgets').setBudgets!(head, budgets);
     if (!before) return refused(refuse('Conflict', `session ${sessionId} changed meanwhile (status or pause); nothing was raised`));
-    const resumed = await this.answerPauses(sessionId, { decision: 'raised', reason: request.reason, decidedBy: request.requestedBy });
+    const resumed = await this.answerPauses(sessionId, { decision: 'raised', reason: request.reason, decidedBy: request.requestedBy }, head.pause?.approvalId);
     logger.info('budgets raised', { budgets, resumed, requestedBy: request.requestedBy, reason: request.reason });
     return { ok: true, value: { sessionId, status: 'RUNNING', budgets, resumed: resumed.length > 0 } };
   }
@@ -300,7 +300,7 @@ export class SessionControl {
     }
     const before = await this.sessions('stop').stop!(head, { reason: request.reason, by: request.requestedBy });
     if (!before) return refused(refuse('Conflict', `session ${sessionId} changed meanwhile; it was not stopped`));
-    await this.answerPauses(sessionId, { decision: 'stopped', reason: request.reason, decidedBy: request.requestedBy });
+    await this.answerPauses(sessionId, { decision: 'stopped', reason: request.reason, decidedBy: request.requestedBy }, head.pause.approvalId);
     const records = await this.deps.sessions.listCheckpoints(sessionId);
     const completedToolCalls = records.filter((r) => r.kind === 'tool' && r.status === 'succeeded').length;
     const { budget, used, limit } = head.pause;
@@ -309,18 +309,22 @@ export class SessionControl {
   }
 
   /**
-   * Answers the session's pending budget-pause waits (SendTaskSuccess with `decision`).
+   * Answers the session's pending budget-pause waits (SendTaskSuccess with `decision`):
+   * `current` first (the head's pause, read consistently: the pause and its wait are
+   * written together), then any other pending one the session index shows (a wait a
+   * request cut short left behind).
    * @returns the approval ids answered.
    */
-  private async answerPauses(sessionId: string, decision: WaitDecision): Promise<string[]> {
+  private async answerPauses(sessionId: string, decision: WaitDecision, current?: string): Promise<string[]> {
     const { get, decide, markDelivered } = this.deps.approvals;
     const complete = this.deps.completeTask;
     if (!get || !decide || !markDelivered || !complete) throw new ConfigurationError('raise-budget and stop need the approval store and completeTask');
     const answered: string[] = [];
-    for (const pending of await this.deps.approvals.listPending(sessionId)) {
-      if (!pending.tool.startsWith(BUDGET_PAUSE_TOOL_PREFIX)) continue;
-      const record = await get.call(this.deps.approvals, pending.approvalId);
-      if (!record) continue;
+    const others = (await this.deps.approvals.listPending(sessionId)).filter((p) => p.tool.startsWith(BUDGET_PAUSE_TOOL_PREFIX) && p.approvalId !== current);
+    for (const approvalId of [...(current ? [current] : []), ...others.map((p) => p.approvalId)]) {
+      const record = await get.call(this.deps.approvals, approvalId);
+      if (record?.status !== 'pending') continue;
+      const pending = record;
       // The wait first, then the record: a request cut short in between leaves the approval
       // pending, so that a repeated request finds it (and, its wait gone, expires it).
       if (await complete(record.taskToken, { ...decision, approvalId: pending.approvalId })) {

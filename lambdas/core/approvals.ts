@@ -1,10 +1,36 @@
 /** The rules of deciding an approval, pure: what a decision request should do next. */
 import type { ApprovalRecord } from './contracts/api';
+import type { WaitDecision } from './contracts/loop';
 
 /** The tool name approval records of budget pauses carry: `budget:<budget>` (answered by raise-budget and stop, never by POST /approvals). */
 export const BUDGET_PAUSE_TOOL_PREFIX = 'budget:';
 /** The tool name approval records of output reviews carry. */
 export const OUTPUT_REVIEW_TOOL = 'output_review';
+/**
+ * The call id an output review's approval id derives from (with the session and the
+ * model turn): `output`, and `output@b<branch>` after a rollback, so that a review of
+ * the new branch never finds the answer given on an abandoned one.
+ */
+export function outputReviewCallId(branch: number): string {
+  return branch > 0 ? `output@b${branch}` : 'output';
+}
+
+/**
+ * A recorded approval as the answer to an output review: approved, rejected, or
+ * `timed_out` when it expired (the run stopped waiting); undefined while pending.
+ */
+export function reviewAnswer(record: Pick<ApprovalRecord, 'approvalId' | 'status' | 'reason' | 'decidedBy'>): WaitDecision | undefined {
+  const common = { approvalId: record.approvalId, reason: record.reason || undefined, decidedBy: record.decidedBy };
+  switch (record.status) {
+    case 'approved':
+    case 'rejected':
+      return { decision: record.status, ...common };
+    case 'expired':
+      return { decision: 'timed_out', ...common };
+    default:
+      return undefined;
+  }
+}
 
 /** What to do with a decision request, given the approval as stored. */
 export type ApprovalStep =

@@ -14,7 +14,8 @@ import { z } from 'zod';
 import type { CheckpointRecord, ToolCheckpoint } from './contracts/checkpoint';
 import type { Failure } from './contracts/loop';
 import type { ToolSpec } from './contracts/model';
-import { droppedResultNote, REPAIR_PREFIX } from './loop';
+import { droppedResultNote } from './loop';
+import { repairMessage } from './output';
 
 /**
  * UTF-8 bytes per token in {@link estimateTokens}: the providers' rule of thumb of
@@ -225,7 +226,7 @@ function conversationBytes(records: readonly CheckpointRecord[]): number {
     if (r.kind !== 'model') continue;
     bytes += r.response ? Buffer.byteLength(JSON.stringify(r.response.content)) : (r.responseRef?.bytes ?? 0);
     for (const inline of r.inlineResults) bytes += Buffer.byteLength(inline.content);
-    if (r.outcome === 'repair') bytes += Buffer.byteLength(`${REPAIR_PREFIX}\n${(r.validationErrors ?? []).map((e) => `- ${e}`).join('\n')}`);
+    if (r.outcome === 'repair') bytes += Buffer.byteLength(repairMessage(r.validationErrors ?? []));
   }
   return bytes;
 }

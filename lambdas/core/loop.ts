@@ -8,7 +8,9 @@ import type { CheckpointRecord, InputCheckpoint, ModelCheckpoint, ToolCheckpoint
 import { admitToolCalls, type ToolBudget } from './budget';
 import type { Failure, ToolCallRef } from './contracts/loop';
 import type { ContentBlock, Message, ModelResponse, ToolResultBlock, ToolUseBlock } from './contracts/model';
-import { OUTPUT_REPAIR_PREFIX, repairMessage, type FinalDecision } from './output';
+import { answerText, OUTPUT_REPAIR_PREFIX, outputFailure, parseAnswerJson, repairMessage, type FinalDecision } from './output';
+
+export { answerText };
 import { formatIssues } from './validation';
 
 /** Prefix of the user message that sends a rejected final answer back to the model (`core/output.ts`). */
@@ -80,14 +82,6 @@ export function droppedResultNote(tool: ToolCheckpoint): string {
   });
 }
 
-/** The text of a model answer: its text blocks joined. */
-export function answerText(response: ModelResponse): string {
-  return response.content
-    .filter((b): b is Extract<ContentBlock, { type: 'text' }> => b.type === 'text')
-    .map((b) => b.text)
-    .join('');
-}
-
 /**
  * Parses a final answer: JSON (optionally inside a ```json fence), then the output schema.
  * @returns the parsed output, or the problems, one per field.
@@ -96,20 +90,9 @@ export function parseFinalAnswer<O extends z.ZodType>(
   text: string,
   schema: O,
 ): { ok: true; output: z.infer<O> } | { ok: false; errors: string[] } {
-  // The whole text first: a valid answer may contain a ``` code span inside a string.
-  let json: unknown;
-  try {
-    json = JSON.parse(text.trim());
-  } catch (err) {
-    const fenced = /```(?:json)?\s*([\s\S]*?)```/.exec(text);
-    try {
-      if (!fenced?.[1]) throw err;
-      json = JSON.parse(fenced[1].trim());
-    } catch (inner) {
-      return { ok: false, errors: [`(root): not valid JSON (${(inner as Error).message})`] };
-    }
-  }
-  const parsed = schema.safeParse(json);
+  const json = parseAnswerJson(text);
+  if (!json.ok) return { ok: false, errors: [json.error] };
+  const parsed = schema.safeParse(json.json);
   return parsed.success ? { ok: true, output: parsed.data } : { ok: false, errors: formatIssues(parsed.error) };
 }
 
@@ -210,7 +193,7 @@ export function decideTurn(response: ModelResponse, ctx: TurnContext): TurnDecis
 
 /** The failure of a run whose final answer stayed invalid after `maxOutputRepairs` repairs. */
 export function outputValidationFailure(maxOutputRepairs: number, validationErrors: readonly string[]): Failure {
-  return { error: 'OutputValidationFailed', cause: `final answer still invalid after ${maxOutputRepairs} repair(s): ${validationErrors.join('; ')}` };
+  return outputFailure('OutputValidationFailed', maxOutputRepairs, validationErrors);
 }
 
 /** A tool result that reports an error to the model, as JSON `{error, message}`. */

@@ -220,7 +220,7 @@ export function decideFinalAnswer<S extends z.ZodType>(response: ModelResponse, 
       : { outcome: 'failed', validationErrors, failure: outputFailure('OutputValidationFailed', maxOutputRepairs, validationErrors), stages };
 
   // parse
-  const parsed = response.stopReason === 'max_tokens' ? { ok: false as const, error: CUT_OFF_ERROR } : parseAnswerJson(finalText(response));
+  const parsed = response.stopReason === 'max_tokens' ? { ok: false as const, error: CUT_OFF_ERROR } : parseAnswerJson(answerText(response));
   if (!parsed.ok) {
     stages.push({ stage: 'parse', outcome: 'failed', errors: [parsed.error] });
     skipRest('schema', 'the answer could not be parsed');
@@ -336,12 +336,12 @@ export function outputPipelineProblems(pipeline: OutputPipeline<never>, where = 
 const RULE_NAME = /^[a-z][a-z0-9_-]{0,63}$/;
 
 /** The text of a model answer: its text blocks joined. */
-function finalText(response: ModelResponse): string {
+export function answerText(response: ModelResponse): string {
   return response.content.map((b) => (b.type === 'text' ? b.text : '')).join('');
 }
 
 /** The failure of a run whose answer still fails after the repairs; the cause lists the problems. */
-function outputFailure(error: 'OutputValidationFailed' | 'OutputRuleFailed', maxOutputRepairs: number, problems: readonly string[]): Failure {
+export function outputFailure(error: 'OutputValidationFailed' | 'OutputRuleFailed', maxOutputRepairs: number, problems: readonly string[]): Failure {
   const what = error === 'OutputValidationFailed' ? 'still invalid' : 'still breaks its rules';
   return { error, cause: `final answer ${what} after ${maxOutputRepairs} repair(s): ${problems.join('; ')}` };
 }

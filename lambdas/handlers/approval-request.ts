@@ -4,9 +4,10 @@
  *   server-side under an approval id, checkpoints the request (without the token),
  *   and announces it on the runtime's bus as `ApprovalRequested`; the run waits until
  *   POST /approvals/{approvalId} answers or the task times out;
- * - a budget pause: stores the token the same way, marks the session PAUSED_BUDGET
- *   and writes the pause snapshot (`PAUSE#<n>`, published as `BudgetExhausted`);
- *   `raise-budget` and `stop` answer it.
+ * - a budget pause: stores the token and marks the session PAUSED_BUDGET in one
+ *   transaction, then writes the pause snapshot (`PAUSE#<time>`, published as
+ *   `BudgetExhausted`); `raise-budget` and `stop` answer it. When the budget was
+ *   raised after the model turn found it used up, it answers its own wait `raised`.
  */
 import type { Context } from 'aws-lambda';
 import { ApprovalStore } from '../adapters/approval-store';
@@ -15,9 +16,9 @@ import { CheckpointStore } from '../adapters/checkpoint-store';
 import { documentClient, s3Client } from '../adapters/clients';
 import { requireEnv } from '../adapters/config';
 import { injectFault } from '../adapters/fault-injection';
-import { publishEvent } from '../adapters/notifications';
+import { completeTask, publishEvent } from '../adapters/notifications';
 import { checkpointKey } from '../core/contracts/checkpoint';
-import { BUDGET_PAUSE_TOOL_PREFIX, OUTPUT_REVIEW_TOOL } from '../core/approvals';
+import { BUDGET_PAUSE_TOOL_PREFIX, OUTPUT_REVIEW_TOOL, outputReviewCallId } from '../core/approvals';
 import { ApprovalRequestInputSchema, type ApprovalRequestInput } from '../core/contracts/loop';
 import { ENV } from '../core/env-names';
 import { ConfigurationError } from '../core/errors';
@@ -48,7 +49,7 @@ export async function handler(event: unknown, context: Context): Promise<{ appro
   const expiresAt = new Date(requestedAt.getTime() + input.timeoutSeconds * 1000).toISOString();
   const subject = await subjectOf(input);
   const approvalId = approvalIdFor(sessionId, subject.step, subject.callId);
-  await approvals.putPending({
+  const pending = {
     approvalId,
     sessionId,
     agent: input.agent,
@@ -59,14 +60,21 @@ export async function handler(event: unknown, context: Context): Promise<{ appro
     taskToken: input.taskToken,
     requestedAt: requestedAt.toISOString(),
     expiresAt,
-  });
+  };
   if (input.kind === 'budget_pause') {
     const head = await checkpoints.getSession(sessionId);
-    const n = await checkpoints.pause(sessionId, input.executionArn, { ...input.pause, at: requestedAt.toISOString(), approvalId, step });
+    // The head and the wait's token in one transaction: whoever sees the pause finds the wait.
+    const paused = await checkpoints.pause(sessionId, input.executionArn, { ...input.pause, at: requestedAt.toISOString(), approvalId, step }, approvals.pendingPut(pending));
+    if (paused === 'raised') {
+      // A raise came between the model turn and this wait: go on at once.
+      await completeTask(input.taskToken, { decision: 'raised', reason: 'the budget was raised before the run paused', approvalId });
+      logger.info('not paused: the budget was raised meanwhile', { approvalId, ...input.pause });
+      return { approvalId };
+    }
     // The snapshot: logged as BudgetExhausted and published on the bus by the projector.
     await checkpoints.putCheckpoint({
       sessionId,
-      sk: checkpointKey.pause(n),
+      sk: checkpointKey.pause(requestedAt.toISOString()),
       kind: 'pause',
       agent: input.agent,
       step,
@@ -78,6 +86,7 @@ export async function handler(event: unknown, context: Context): Promise<{ appro
     logger.info('paused on a budget', { approvalId, ...input.pause, expiresAt });
     return { approvalId };
   }
+  await approvals.putPending(pending);
   await checkpoints.putCheckpoint({
     sessionId,
     sk: checkpointKey.approval(subject.step, subject.callId),
@@ -107,7 +116,7 @@ async function subjectOf(input: ApprovalRequestInput): Promise<{ step: number; c
       const step = input.step + 1;
       const turn = await checkpoints.getCheckpoint(input.sessionId, checkpointKey.model(step));
       if (turn?.kind !== 'model' || turn.outcome !== 'review') throw new ConfigurationError(`step ${step} has no answer waiting for review`);
-      return { step, callId: 'output', tool: OUTPUT_REVIEW_TOOL, input: { output: turn.output, confidence: turn.confidence, reasons: turn.reviewReasons ?? [] } };
+      return { step, callId: outputReviewCallId(input.branch), tool: OUTPUT_REVIEW_TOOL, input: { output: turn.output, confidence: turn.confidence, reasons: turn.reviewReasons ?? [] } };
     }
     case 'budget_pause':
       // One wait per entry into PauseForBudget: its EnteredTime tells repeated pauses at one step apart.

@@ -10,7 +10,7 @@ import * as apigw from 'aws-cdk-lib/aws-apigateway';
 import * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
 import * as events from 'aws-cdk-lib/aws-events';
 import * as targets from 'aws-cdk-lib/aws-events-targets';
-import type * as iam from 'aws-cdk-lib/aws-iam';
+import * as iam from 'aws-cdk-lib/aws-iam';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as sources from 'aws-cdk-lib/aws-lambda-event-sources';
 import * as s3 from 'aws-cdk-lib/aws-s3';
@@ -109,6 +109,12 @@ export class AgentRuntime extends Construct {
   private readonly agentNames: string[] = [];
   private readonly agentsResource: apigw.Resource;
   private readonly decideApprovalFunction: RuntimeFunction;
+  /**
+   * approval-request's task responses (a budget pause raised ahead of its wait), apart from
+   * its default policy: the state machines invoke approval-request, and a function depends on
+   * its default policy, so a grant there on them would make a dependency cycle.
+   */
+  private approvalRequestTaskResponses?: iam.Policy;
 
   constructor(scope: Construct, id: string, props: AgentRuntimeProps = {}) {
     super(scope, id);
@@ -284,6 +290,11 @@ export class AgentRuntime extends Construct {
     stateMachine.grant(this.decideApprovalFunction, 'states:SendTaskSuccess');
     // raise-budget and stop answer a budget pause's task token.
     stateMachine.grant(this.controlRunFunction, 'states:SendTaskSuccess');
+    // A pause the budget was raised ahead of answers its own (approval-request).
+    const approvalRequestRole = this.approvalRequestFunction.role;
+    if (!approvalRequestRole) throw new Error('AgentRuntime: the approval-request function has no role');
+    this.approvalRequestTaskResponses ??= new iam.Policy(this, 'ApprovalRequestTaskResponses', { roles: [approvalRequestRole] });
+    this.approvalRequestTaskResponses.addStatements(new iam.PolicyStatement({ actions: ['states:SendTaskSuccess'], resources: [stateMachine.stateMachineArn] }));
     stateMachine.grantStartExecution(this.controlRunFunction);
     stateMachine.grantExecution(this.controlRunFunction, 'states:DescribeExecution', 'states:StopExecution', 'states:RedriveExecution');
     // Step Functions publishes execution status changes on the default bus.

@@ -134,9 +134,12 @@ export class Agent extends Construct {
     const toolArns = Object.fromEntries([...this.toolFunctions].map(([name, f]) => [name, f.functionArn]));
     this.modelTurnFunction = fn('ModelTurn', 'modelTurn', 'one model turn', agent.modelTimeoutSeconds, {
       [ENV.toolFunctions]: Stack.of(this).toJsonString(toolArns),
+      [ENV.approvalTable]: runtime.approvalTable.tableName,
       ...policyEnv,
     });
     policyReader(this.modelTurnFunction);
+    // An output review's recorded answer, after a continue-as-new or a resume.
+    runtime.approvalTable.grant(this.modelTurnFunction, 'dynamodb:GetItem');
     runtime.grantCheckpoints(this.modelTurnFunction, 'dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:Query', 'dynamodb:UpdateItem', 'dynamodb:ConditionCheckItem');
     runtime.bodyBucket.grantRead(this.modelTurnFunction);
     runtime.bodyBucket.grantPut(this.modelTurnFunction);

@@ -133,6 +133,14 @@ describe('per-agent functions', () => {
     expect(rt.stack.runtime.environment).toBe('production');
   });
 
+  it('model-turn knows the approval table (the recorded answer to an output review); prepare, start-run and the tools do not', () => {
+    for (const agent of rt.stack.agents) {
+      expect(envOf(agent.modelTurnFunction)[ENV.approvalTable], agent.name).toEqual({ Ref: logicalIdOf(rt.stack.runtime.approvalTable) });
+      const others = [agent.prepareFunction, agent.startRunFunction, ...definitionOf(agent.name).tools.map((t) => agent.toolFunction(t.name))];
+      for (const fn of others) expect(envOf(fn)[ENV.approvalTable], fn.node.path).toBeUndefined();
+    }
+  });
+
   it('no runtime function knows the policy table (only agent functions decide policies)', () => {
     for (const fn of runtimeFunctions()) expect(envOf(fn)[ENV.policyTable], fn.node.path).toBeUndefined();
   });

@@ -257,17 +257,36 @@ describe('start-run functions (one per agent)', () => {
 });
 
 describe('the other runtime functions', () => {
-  it('approval-request is granted exactly: read/write checkpoints and pause the session head, read bodies (a model turn stored by reference), put approvals, put events on the runtime bus', () => {
+  it('approval-request is granted exactly: read/write checkpoints and pause the session head, read bodies (a model turn stored by reference), put approvals, put events on the runtime bus, answer its own budget pauses', () => {
     const approvals = arnOf(runtime().approvalTable);
     expect(grantsOf(runtime().approvalRequestFunction)).toEqual(
       sorted([
         ...lambdaTracing(),
+        // The pause is one transaction: an Update of the head (no ConditionCheckItem) and a Put of the approval.
         ...checkpoints(['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem']),
         ...bodies(S3_READ),
         ...lines(['dynamodb:PutItem'], [approvals, `${approvals}/index/*`]),
         `events:PutEvents ${arnOf(runtime().eventBus)}`,
+        ...rt.stack.agents.flatMap((a) => lines(TASK_RESPONSE_ACTIONS, [refOf(a.stateMachine)])),
       ]),
     );
+  });
+
+  it("approval-request may answer the task tokens of every agent's state machine (a budget raised before its pause), in a policy apart from its default one", () => {
+    const role = roleIdOf(runtime().approvalRequestFunction);
+    for (const agent of rt.stack.agents) {
+      expectStatement(runtime().approvalRequestFunction, ['states:SendTaskSuccess'], { Ref: logicalIdOf(agent.stateMachine) });
+    }
+    // The state machines invoke approval-request, and the function depends on its default
+    // policy: a grant on them there would make a dependency cycle.
+    const defaultPolicy = must(runtime().approvalRequestFunction.role?.node.tryFindChild('DefaultPolicy'), 'the default policy of approval-request');
+    const inDefault = grantLines(
+      allPolicyStatements(rt.template)
+        .filter(({ policy, roles }) => policy === logicalIdOf(defaultPolicy) && roles.includes(`\${${role}}`))
+        .map(({ statement }) => statement),
+    );
+    expect(inDefault).toContain(`events:PutEvents ${arnOf(runtime().eventBus)}`);
+    expect(inDefault.filter((l) => l.startsWith('states:'))).toEqual([]);
   });
 
   it("control-run may answer the task tokens of every agent's state machine (a budget pause's wait, for raise-budget and stop)", () => {
@@ -348,7 +367,8 @@ describe('agent functions', () => {
     }
   });
 
-  it('model-turn may get, put, query and update checkpoints with fenced writes (ConditionCheckItem), read bodies and put new ones (never delete them), keep its idempotency records, read the policy override, and nothing else', () => {
+  it('model-turn may get, put, query and update checkpoints with fenced writes (ConditionCheckItem), read bodies and put new ones (never delete them), keep its idempotency records, read the policy override, get approvals, and nothing else', () => {
+    const approvals = arnOf(runtime().approvalTable);
     for (const agent of rt.stack.agents) {
       expect(grantsOf(agent.modelTurnFunction), agent.name).toEqual(
         sorted([
@@ -357,8 +377,22 @@ describe('agent functions', () => {
           ...readAndPutBodies(),
           ...idempotencyRecords(),
           ...policyOverride(),
+          ...lines(['dynamodb:GetItem'], [approvals, `${approvals}/index/*`]),
         ]),
       );
+    }
+  });
+
+  it('model-turn may get an approval (the recorded answer to an output review), never write or query one', () => {
+    const approvals = logicalIdOf(runtime().approvalTable);
+    for (const agent of rt.stack.agents) {
+      expectStatement(agent.modelTurnFunction, ['dynamodb:GetItem'], { 'Fn::GetAtt': [approvals, 'Arn'] });
+      expect(
+        grantsOf(agent.modelTurnFunction)
+          .filter((l) => l.includes(approvals))
+          .map((l) => l.split(' ')[0]),
+        agent.name,
+      ).toEqual(['dynamodb:GetItem', 'dynamodb:GetItem']);
     }
   });
 

@@ -434,6 +434,8 @@ describe('agent state machine: budget pauses and output reviews', () => {
         'sessionId.$': '$.sessionId',
         'step.$': '$.step',
         kind: 'output_review',
+        // The review's approval id is per branch (a rollback never reuses an abandoned branch's answer).
+        'branch.$': '$.branch',
         'taskToken.$': '$$.Task.Token',
         timeoutSeconds: def.approvalTimeoutSeconds,
         'requestedAt.$': '$$.State.EnteredTime',

@@ -13,7 +13,7 @@
  * | `CP#000003#tool#<call>`           | `tool`      | tool call                           |
  * | `ROLLBACK#0001`                   | `rollback`  | `rollback` (API, CLI)               |
  * | `NOTICE#BudgetThresholdReached#costUsd` | `notice` | a model turn (once per key: 80% of a budget, a tool budget used up) |
- * | `PAUSE#0001`                      | `pause`     | the approval function, when a run pauses on a budget |
+ * | `PAUSE#2026-11-21T10:00:00.000Z`  | `pause`     | the approval function, when a run pauses on a budget |
  * | `ABANDONED#0001#CP#000004#model`  | (any `CP#` kind) | `rollback`: a checkpoint after the step rolled back to |
  *
  * Every record carries `schemaVersion`. Checkpoints (`CP#...`) are written once,
@@ -51,6 +51,7 @@ import {
 } from './checkpoint-v1';
 import { BudgetsSchema, type Budgets } from '../budget';
 import { PrincipalSchema, type Principal } from '../policy';
+import { PauseSchema } from './loop';
 import { ModelResponseSchema, type ToolResultBlockSchema } from './model';
 
 const v2 = { schemaVersion: z.literal(CHECKPOINT_SCHEMA_VERSION) };
@@ -87,11 +88,7 @@ export const SessionStatusSchema = z.enum(['RUNNING', 'PAUSED_BUDGET', 'SUCCEEDE
  * Where a budget stands: which one, how much is used, its limit (units of the budget:
  * tokens, USD, steps, seconds). Example: `{"budget":"costUsd","used":0.0502,"limit":0.05}`
  */
-export const BudgetStandingSchema = z.object({
-  budget: z.enum(['inputTokens', 'outputTokens', 'costUsd', 'steps', 'wallClockSeconds', 'subAgentDepth']),
-  used: z.number().nonnegative(),
-  limit: z.number().nonnegative(),
-});
+export const BudgetStandingSchema = PauseSchema;
 
 /** How a run ended on `stop` (while paused on a budget). Example: `{"reason":"too expensive","by":"alice","at":"2026-11-21T10:00:00.000Z"}` */
 export const StopSchema = z.object({ reason: z.string(), by: z.string().optional(), at: z.string() });
@@ -135,7 +132,7 @@ export const SessionRecordSchema = SessionRecordV1Schema.extend({
   budgets: BudgetsSchema.optional(),
   /** Seconds spent paused on budgets (not counted against `wallClockSeconds`). */
   pausedSeconds: z.number().nonnegative().optional(),
-  /** Pauses so far: the sequence number of `PAUSE#<n>` records. */
+  /** Pauses so far. */
   pauses: z.number().int().nonnegative().optional(),
   /** The current pause (status `PAUSED_BUDGET`): the budget used up, when, and the approval id of the wait. */
   pause: BudgetStandingSchema.extend({ at: z.string(), approvalId: z.string(), step: z.number().int().nonnegative() }).optional(),
@@ -311,8 +308,8 @@ export const NoticeRecordSchema = z.object({
 });
 
 /**
- * A budget ran out and the run paused (`PAUSE#<n>`): the snapshot of where it stood.
- * Example: `{"sessionId":"ses_a1","sk":"PAUSE#0001","schemaVersion":2,"kind":"pause","agent":"ssh-investigator","step":3,"budget":"costUsd","used":0.0502,"limit":0.05,"budgets":{"costUsd":0.05},"approvalId":"apv_…","expiresAt":"…","createdAt":"…"}`
+ * A budget ran out and the run paused (`PAUSE#<when its wait began>`): the snapshot of where it stood.
+ * Example: `{"sessionId":"ses_a1","sk":"PAUSE#2026-11-21T10:00:00.000Z","schemaVersion":2,"kind":"pause","agent":"ssh-investigator","step":3,"budget":"costUsd","used":0.0502,"limit":0.05,"budgets":{"costUsd":0.05},"approvalId":"apv_…","expiresAt":"…","createdAt":"…"}`
  */
 export const PauseRecordSchema = BudgetStandingSchema.extend({
   sessionId: SessionRecordSchema.shape.sessionId,
@@ -449,8 +446,8 @@ export const checkpointKey = {
   execution: (n: number): string => `EXEC#${seq(n)}`,
   /** A governance notice, once per `notice` and `key`. */
   notice: (notice: string, key: string): string => `NOTICE#${notice}#${key}`,
-  /** The session's `n`th budget pause. */
-  pause: (n: number): string => `PAUSE#${seq(n)}`,
+  /** The budget pause whose wait began at `at` (ISO 8601, so that pauses sort by time). */
+  pause: (at: string): string => `PAUSE#${at}`,
   /** The record of the session's `branch`th rollback. */
   rollback: (branch: number): string => `ROLLBACK#${seq(branch)}`,
   /** Where a rollback to branch `branch` moves the checkpoint `sk`. */

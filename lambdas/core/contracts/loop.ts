@@ -202,7 +202,13 @@ export const ApprovalRequestInputSchema = z.preprocess(
   (raw) => (raw && typeof raw === 'object' && !('kind' in raw) ? { ...raw, kind: 'tool_call' } : raw),
   z.discriminatedUnion('kind', [
     z.object({ kind: z.literal('tool_call'), step: z.number().int().positive(), call: ToolCallRefSchema, ...waitFields }),
-    z.object({ kind: z.literal('output_review'), step: z.number().int().nonnegative(), ...waitFields }),
+    z.object({
+    kind: z.literal('output_review'),
+    step: z.number().int().nonnegative(),
+    /** The session's branch: part of the review's approval id. @default 0 */
+    branch: z.number().int().nonnegative().default(0),
+    ...waitFields,
+  }),
     z.object({ kind: z.literal('budget_pause'), step: z.number().int().nonnegative(), pause: PauseSchema, ...waitFields }),
   ]),
 );

@@ -3,6 +3,7 @@ import type { BodyStore } from '../../adapters/body-store';
 import type { CheckpointStore } from '../../adapters/checkpoint-store';
 import type { FaultPoint } from '../../adapters/fault-injection';
 import type { Once } from '../../adapters/idempotency';
+import type { WaitDecision } from '../../core/contracts/loop';
 import type { ModelProvider } from '../../core/contracts/model';
 import type { AgentDefinition, HttpImplementation, ToolDefinition } from '../../core/define';
 import type { PolicyDecision, Principal } from '../../core/policy';
@@ -10,7 +11,7 @@ import type { PolicyDecision, Principal } from '../../core/policy';
 /** The checkpoint operations the steps use. */
 export type StepStore = Pick<
   CheckpointStore,
-  'createSession' | 'getSession' | 'getCheckpoint' | 'putCheckpoint' | 'listCheckpoints' | 'recordStep' | 'markSucceeded' | 'takeOver'
+  'createSession' | 'getSession' | 'getCheckpoint' | 'putCheckpoint' | 'listCheckpoints' | 'listAbandoned' | 'recordStep' | 'markSucceeded' | 'takeOver'
 >;
 
 /**
@@ -46,6 +47,11 @@ export interface StepDeps {
   readonly fault: (point: FaultPoint, sessionId: string) => Promise<void>;
   /** The policies in force now (read before every decision). */
   readonly policies: () => Promise<PolicySnapshot>;
+  /**
+   * The recorded answer to the output review of model turn `step` on `branch` (its approval record),
+   * or undefined while it is pending: the review's answer survives a continue-as-new or a resume.
+   */
+  readonly reviewDecision: (sessionId: string, step: number, branch: number) => Promise<WaitDecision | undefined>;
   /** Calls an HTTP tool's endpoint (`adapters/http-tool.ts` in Lambda). */
   readonly callHttp: (http: HttpImplementation, input: unknown, context: { idempotencyKey: string; timeoutMs: number; toolName: string }) => Promise<unknown>;
   /** The clock, in milliseconds since the epoch (durations in checkpoints). @default Date.now */

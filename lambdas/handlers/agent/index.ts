@@ -4,6 +4,7 @@
  * the Agent construct points one function at each export.
  */
 import type { APIGatewayProxyEvent, APIGatewayProxyResult, Context } from 'aws-lambda';
+import { ApprovalStore } from '../../adapters/approval-store';
 import { BodyStore } from '../../adapters/body-store';
 import { CheckpointStore } from '../../adapters/checkpoint-store';
 import { documentClient, s3Client, takeDynamoDbRequests } from '../../adapters/clients';
@@ -15,7 +16,9 @@ import { effectivePolicies, PolicyEngine, PolicyStore } from '../../adapters/pol
 import { ScriptedModelProvider } from '../../adapters/providers/scripted';
 import { ModelTurnInputSchema, ToolTaskInputSchema, type ModelTurnResult, type PrepareResult } from '../../core/contracts/loop';
 import type { AgentDefinition } from '../../core/define';
+import { outputReviewCallId, reviewAnswer } from '../../core/approvals';
 import { ENV } from '../../core/env-names';
+import { approvalIdFor } from '../../core/ids';
 import { authorizationRequest, policySchema } from '../../core/policy';
 import { logger, logStep } from '../../observability/powertools';
 import type { PolicySnapshot, StepDeps } from './deps';
@@ -38,15 +41,31 @@ export interface AgentHandlers {
  * the policy table when there is one, else the agent's bundled policies (else the
  * default, which permits every declared tool). Never cached, so a change applies at the next call.
  */
-function policySnapshots(agent: AgentDefinition, store: PolicyStore, environment: string): () => Promise<PolicySnapshot> {
-  const engine = new PolicyEngine();
-  const schema = policySchema(agent.tools);
+function policySnapshots(agent: AgentDefinition): () => Promise<PolicySnapshot> {
+  // Made on first use: only the functions that decide policies (model turn, tools) have the table.
+  let ready: { engine: PolicyEngine; store: PolicyStore; environment: string; schema: ReturnType<typeof policySchema> } | undefined;
   return async () => {
+    ready ??= {
+      engine: new PolicyEngine(),
+      store: new PolicyStore(documentClient(), requireEnv(ENV.policyTable)),
+      environment: requireEnv(ENV.environment),
+      schema: policySchema(agent.tools),
+    };
+    const { engine, store, environment, schema } = ready;
     const { text, version } = effectivePolicies(agent.policies, await store.current(agent.name));
     return {
       version,
       decide: (request) => engine.authorize(text, authorizationRequest({ ...request, agent: agent.name, environment, schema })),
     };
+  };
+}
+
+/** The recorded answers to output reviews (only the model turn asks, so the table is named on first use). */
+function reviewDecisions(store: () => ApprovalStore): StepDeps['reviewDecision'] {
+  let approvals: ApprovalStore | undefined;
+  return async (sessionId, step, branch) => {
+    const record = await (approvals ??= store()).get(approvalIdFor(sessionId, step, outputReviewCallId(branch)));
+    return record ? reviewAnswer(record) : undefined;
   };
 }
 
@@ -66,8 +85,9 @@ export function createAgentHandlers(agent: AgentDefinition): AgentHandlers {
       bodies: new BodyStore(s3Client(), requireEnv(ENV.bodyBucket), Number(requireEnv(ENV.bodyInlineLimit))),
       provider: () => new ScriptedModelProvider(agent.model.script),
       toolFunctions: () => requireJsonMapEnv(ENV.toolFunctions),
-      policies: policySnapshots(agent, new PolicyStore(documentClient(), requireEnv(ENV.policyTable)), requireEnv(ENV.environment)),
+      policies: policySnapshots(agent),
       callHttp: callHttpTool,
+      reviewDecision: reviewDecisions(() => new ApprovalStore(documentClient(), requireEnv(ENV.approvalTable))),
     };
     return {
       ...base,

@@ -74,29 +74,35 @@ export async function modelTurn(input: ModelTurnInput, deps: StepDeps): Promise<
   await deps.fault('ModelTurn', input.sessionId);
 
   const step = input.step + 1;
-  const [head, records] = await Promise.all([store.getSession(input.sessionId), store.listCheckpoints(input.sessionId)]);
+  const [head, records, abandoned] = await Promise.all([store.getSession(input.sessionId), store.listCheckpoints(input.sessionId), store.listAbandoned(input.sessionId)]);
   if (!head) throw new ConfigurationError(`session ${input.sessionId} has no head`);
   const repairsBefore = records.filter((r) => r.kind === 'model' && r.step < step && r.outcome === 'repair').length;
   // The loop's own waits (budget pause, output review) come after this turn: count their events now.
   const waiting = { ...progress, events: events + LOOP_WAIT_EVENTS };
   const base = { sessionId: input.sessionId, repairs: repairsBefore, calls: [] };
   const limits: Budgets = head.budgets ?? agent.budgets;
-  const spend = spendOf(records, head, now());
+  // What rolled-back turns spent still counts: a rollback is no way around a budget.
+  const spend = spendOf([...records, ...abandoned], head, now());
+  // Before the checks: a budget may go from under 80% to used up between two turns.
+  await announceThresholds(input.sessionId, spend, limits, input.step, deps, input.executionArn);
 
   let record = records.find((r): r is ModelCheckpoint => r.kind === 'model' && r.step === step);
   const replayed = record !== undefined;
   if (!record) {
     const exhausted = exhaustedBudget(spend, limits);
     if (exhausted) return { ...base, step: input.step, outcome: 'paused', pause: exhausted, ...waiting };
-    const called = await callModel(input, step, repairsBefore, records, head, deps, now);
+    const called = await callModel(input, step, repairsBefore, records, head, spend, deps, now);
     // Not `'failure' in called`: a model checkpoint as parsed on writing has the key, undefined.
     if (!('kind' in called)) return { ...base, step: input.step, outcome: 'failed', failure: called.failure, ...progress };
     record = called;
   }
 
   if (record.outcome === 'review') {
-    // Only a replayed review has been waited for; a decision from an earlier wait (a budget raise) is not its answer.
-    const decision = replayed && input.decision && ['approved', 'rejected', 'timed_out'].includes(input.decision.decision) ? input.decision : undefined;
+    // Only a replayed review has been waited for. Its answer is in the payload, or (after a
+    // continue-as-new or a resume, which start with none) in its approval record; a decision
+    // from another wait (a budget raise) is not its answer.
+    const fromPayload = input.decision && ['approved', 'rejected', 'timed_out'].includes(input.decision.decision) ? input.decision : undefined;
+    const decision = replayed ? (fromPayload ?? (await deps.reviewDecision(input.sessionId, step, input.branch))) : undefined;
     if (!decision) return { ...base, step: input.step, outcome: 'review', ...waiting };
     if (decision.decision !== 'approved') {
       const why = decision.decision === 'timed_out' ? 'the review timed out' : `the reviewer rejected it (${decision.reason ?? 'no reason given'})`;
@@ -106,8 +112,10 @@ export async function modelTurn(input: ModelTurnInput, deps: StepDeps): Promise<
     return { ...base, step, outcome: 'final', ...progress };
   }
 
-  const after = addTurn(spend, record);
+  const after = replayed ? spend : addTurn(spend, record);
   await announceThresholds(input.sessionId, after, limits, step, deps, input.executionArn);
+  // Also on a replay: a crash may have come between the model checkpoint and the notices.
+  await announceToolBudgets(record, deps, input.executionArn);
   if (record.outcome === 'tool_calls') {
     // Before the calls run: their declared cost must fit the cost budget.
     const pending = record.calls.filter((c) => !records.some((r) => r.kind === 'tool' && r.step === step && r.callId === c.callId));
@@ -124,9 +132,8 @@ export async function modelTurn(input: ModelTurnInput, deps: StepDeps): Promise<
   return { ...resultOf(record, repairsBefore, agent.maxOutputRepairs), ...progress };
 }
 
-/** The spend with this turn's model call added, when the records do not hold it yet. */
+/** The spend with this turn's model call added (a turn just called, not yet among the records read). */
 function addTurn(spend: Spend, record: ModelCheckpoint): Spend {
-  if (spend.steps >= record.step) return spend;
   return {
     ...spend,
     steps: spend.steps + 1,
@@ -155,12 +162,31 @@ async function announceThresholds(sessionId: string, spend: Spend, limits: Budge
   }
 }
 
+/** Writes a `ToolBudgetExceeded` notice for each call the turn refused past its tool's calls per session (once per call). */
+async function announceToolBudgets(record: ModelCheckpoint, deps: StepDeps, executionArn: string): Promise<void> {
+  for (const denial of (record.denials ?? []).filter((d) => d.reason === 'budget_exceeded')) {
+    await deps.store.putCheckpoint(
+      {
+        sessionId: record.sessionId,
+        sk: checkpointKey.notice('ToolBudgetExceeded', `${record.step}#${denial.callId}`),
+        kind: 'notice',
+        notice: 'ToolBudgetExceeded',
+        agent: deps.agent.name,
+        step: record.step,
+        detail: { tool: denial.tool, callId: denial.callId, callsPerSession: deps.agent.tools.find((t) => t.name === denial.tool)?.budget?.callsPerSession },
+      },
+      executionArn,
+    );
+  }
+}
+
 async function callModel(
   input: ModelTurnInput,
   step: number,
   repairsBefore: number,
   records: CheckpointRecord[],
   head: SessionRecord,
+  spend: Spend,
   deps: StepDeps,
   now: () => number,
 ): Promise<ModelCheckpoint | { failure: Failure }> {
@@ -200,8 +226,6 @@ async function callModel(
   });
   const response: ModelResponse = stored.responseRef ? (JSON.parse(await bodies.get(stored.responseRef)) as ModelResponse) : stored.response;
   const durationMs = now() - started;
-  const callsSoFar: Record<string, number> = {};
-  for (const r of records) if (r.kind === 'tool' && r.step < step && ranTool(r.status)) callsSoFar[r.tool] = (callsSoFar[r.tool] ?? 0) + 1;
   const offeredNames = new Set(offered.map((t) => t.name));
   const decision = decideTurn(response, {
     tools,
@@ -210,7 +234,8 @@ async function callModel(
       if (!tool || !offeredNames.has(tool.name)) return { allowed: false, policies: [], errors: [], version: policies.version };
       return { ...policies.decide({ principal, action: 'callTool', tool, arguments: use.input, step }), version: policies.version };
     },
-    callsSoFar,
+    // Calls of rolled-back turns count too (the spend includes the abandoned checkpoints).
+    callsSoFar: spend.toolCalls,
     final: (answer) =>
       decideFinalAnswer(answer, {
         schema: agent.output,
@@ -252,28 +277,7 @@ async function callModel(
     input.executionArn,
   );
   if (record.kind !== 'model') throw new ConfigurationError(`checkpoint ${sk} is not a model checkpoint`);
-  if (decision.outcome === 'tool_calls') {
-    for (const denial of decision.denials.filter((d) => d.reason === 'budget_exceeded')) {
-      await store.putCheckpoint(
-        {
-          sessionId: input.sessionId,
-          sk: checkpointKey.notice('ToolBudgetExceeded', `${step}#${denial.callId}`),
-          kind: 'notice',
-          notice: 'ToolBudgetExceeded',
-          agent: agent.name,
-          step,
-          detail: { tool: denial.tool, callId: denial.callId, callsPerSession: agent.tools.find((t) => t.name === denial.tool)?.budget?.callsPerSession },
-        },
-        input.executionArn,
-      );
-    }
-  }
   return record;
-}
-
-/** Tool statuses that count as a call of the tool (its calls-per-session budget). */
-function ranTool(status: string): boolean {
-  return status === 'succeeded' || status === 'tool_error' || status === 'outcome_unknown';
 }
 
 function plainDenial(d: Denial): { callId: string; tool: string; reason: Denial['reason']; policies?: string[]; policyVersion?: string; errors?: string[] } {

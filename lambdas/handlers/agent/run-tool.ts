@@ -18,6 +18,7 @@
  *   may have acted, so the call is answered `OUTCOME_UNKNOWN` and not run again.
  */
 import { withResponse } from '../../adapters/body-store';
+import { TOOL_STATUSES_THAT_RAN } from '../../core/budget';
 import { MAX_TOOL_RESULT_BYTES } from '../../core/constants';
 import { checkpointKey, type BodyRef, type ToolCheckpoint } from '../../core/contracts/checkpoint';
 import type { ToolTaskInput } from '../../core/contracts/loop';
@@ -80,7 +81,7 @@ export async function runTool(input: ToolTaskInput, toolName: string, deps: Step
   const idempotencyKey = toolCallIdempotencyKey(sessionId, step, call.callId, input.branch);
   const started = now();
   const outcome = await deps.once(idempotencyKey, () => execute(tool, use.input, input, idempotencyKey, sk, deps));
-  const ran = outcome.status === 'succeeded' || outcome.status === 'tool_error' || outcome.status === 'outcome_unknown';
+  const ran = TOOL_STATUSES_THAT_RAN.includes(outcome.status);
   const record = {
     sessionId,
     sk,
@@ -117,23 +118,31 @@ async function execute(tool: ToolDefinition, args: unknown, input: ToolTaskInput
   // Authorised again at call time: a permission revoked since the model turn (during an approval wait) applies now.
   const session = await deps.store.getSession(sessionId);
   const policies = await deps.policies();
-  const authorization = policies.decide({ principal: session?.principal ?? DEFAULT_PRINCIPAL, action: 'callTool', tool, arguments: args, step });
-  if (!authorization.allowed) {
+  const principal = session?.principal ?? DEFAULT_PRINCIPAL;
+  const deny = async (): Promise<Outcome> => {
     // An earlier attempt that recorded its intent may have acted before the permission went: a denial cannot undo that.
     if (!tool.idempotent && (await deps.store.getCheckpoint(sessionId, checkpointKey.intent(step, call.callId)))) return outcomeUnknown(tool);
-    logger.warn('tool call denied by policy', { tool: tool.name, policies: authorization.policies, errors: authorization.errors, policyVersion: policies.version });
     return { status: 'denied', isError: true, result: unknownToolResult(call.callId, tool.name).content };
-  }
+  };
+  const authorized = (value: unknown): boolean => {
+    const decision = policies.decide({ principal, action: 'callTool', tool, arguments: value, step });
+    if (!decision.allowed) logger.warn('tool call denied by policy', { tool: tool.name, policies: decision.policies, errors: decision.errors, policyVersion: policies.version });
+    return decision.allowed;
+  };
+  // The arguments as the model gave them first: a forbidden tool must not reveal its schema.
+  if (!authorized(args)) return deny();
   const parsed = tool.input.safeParse(args, { reportInput: true });
   if (!parsed.success) {
     const issues = argumentIssues(parsed.error);
-    logger.warn('tool call rejected: invalid arguments', { tool: tool.name, issues });
+    logger.warn('tool call rejected: invalid arguments', { tool: tool.name, fields: issues.map((i) => i.field) });
     return {
       status: 'invalid_input',
       isError: true,
       result: JSON.stringify({ error: 'INVALID_ARGUMENTS', message: `The arguments do not match ${tool.name}'s input schema; it was not run. Fix them and call it again.`, issues }),
     };
   }
+  // Then the arguments the tool will get, when parsing changed them (defaults, transforms).
+  if (JSON.stringify(parsed.data) !== JSON.stringify(args) && !authorized(parsed.data)) return deny();
   if (tool.idempotent) {
     // No intent record fences it: check that the session is still this execution's before acting.
     if (session?.executionArn !== input.executionArn || session.status !== 'RUNNING') {

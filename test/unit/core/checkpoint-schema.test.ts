@@ -25,6 +25,7 @@ import {
 import { CheckpointRecordV1Schema } from '../../../lambdas/core/contracts/checkpoint-v1';
 import type { ModelResponse } from '../../../lambdas/core/contracts/model';
 import { CorruptCheckpointError } from '../../../lambdas/core/errors';
+import { approvalIdFor } from '../../../lambdas/core/ids';
 import { buildConversation } from '../../../lambdas/core/loop';
 import { omit } from '../support/records';
 
@@ -98,6 +99,11 @@ describe('the checkpoint corpus', () => {
     const v2 = filesOf(2).map((f) => f.raw);
     expect(v2.filter((r) => r.kind === 'model').map((r) => ['response' in r, 'responseRef' in r])).toEqual(expect.arrayContaining([[true, false], [false, true]]));
     expect(v2.filter((r) => r.kind === 'tool').map((r) => ['result' in r, 'resultRef' in r])).toEqual(expect.arrayContaining([[true, false], [false, true]]));
+  });
+
+  it('holds a version 2 pause of an older build (numbered) and one keyed by the time its wait began', () => {
+    const pauses = filesOf(2).filter((f) => f.raw.kind === 'pause').map((f) => f.raw.sk);
+    expect(pauses).toEqual(['PAUSE#2026-11-20T08:58:40.115Z', 'PAUSE#0001']);
   });
 
   it.each(corpus.map((f) => [f.path, f] as const))('%s declares the schema version of its folder', (_path, f) => {
@@ -200,8 +206,15 @@ describe('version 2 records', () => {
           record.kind === 'notice'
             ? checkpointKey.notice(record.notice, record.notice === 'BudgetThresholdReached' ? String(record.detail.budget) : `${record.step}#${String(record.detail.callId)}`)
             : '',
-        // The corpus's one pause is its session's first.
-        pause: () => checkpointKey.pause(1),
+        // A pause is keyed by the time its wait began (the time its approval id derives from);
+        // an older build numbered them (PAUSE#0001).
+        pause: () => {
+          if (record.kind !== 'pause') return '';
+          if (/^PAUSE#\d{4}$/.test(record.sk)) return record.sk;
+          const at = record.sk.slice('PAUSE#'.length);
+          expect(approvalIdFor(record.sessionId, record.step, `budget@${at}`)).toBe(record.approvalId);
+          return checkpointKey.pause(at);
+        },
       };
       expect(record.sk, record.kind).toBe(expected[record.kind]());
     }
@@ -334,18 +347,24 @@ describe('checkpointKey', () => {
       checkpointKey.rollback(1),
       checkpointKey.abandoned(1, checkpointKey.model(3)),
       checkpointKey.notice('BudgetThresholdReached', 'costUsd'),
-      checkpointKey.pause(1),
+      checkpointKey.pause('2026-11-21T10:00:00.000Z'),
     ]) {
       expect(key.startsWith('CP#'), key).toBe(false);
     }
   });
 
-  it('numbers executions, rollbacks and pauses with four digits, and moves an abandoned checkpoint under its branch', () => {
+  it('numbers executions and rollbacks with four digits, and moves an abandoned checkpoint under its branch', () => {
     expect(checkpointKey.execution(2)).toBe('EXEC#0002');
     expect(checkpointKey.rollback(1)).toBe('ROLLBACK#0001');
-    expect(checkpointKey.pause(3)).toBe('PAUSE#0003');
     expect(checkpointKey.abandoned(1, 'CP#000004#model')).toBe('ABANDONED#0001#CP#000004#model');
     expect([checkpointKey.execution(10), checkpointKey.execution(9)].sort()).toEqual(['EXEC#0009', 'EXEC#0010']);
+  });
+
+  it('keys a pause by the time its wait began, so that pauses sort by time', () => {
+    expect(checkpointKey.pause('2026-11-21T10:00:00.000Z')).toBe('PAUSE#2026-11-21T10:00:00.000Z');
+    const later = checkpointKey.pause('2026-11-21T10:00:00.001Z');
+    const earlier = checkpointKey.pause('2026-11-20T23:59:59.999Z');
+    expect([later, checkpointKey.pause('2026-11-21T10:00:00.000Z'), earlier].sort()).toEqual([earlier, 'PAUSE#2026-11-21T10:00:00.000Z', later]);
   });
 
   it('keys a notice once per notice and key', () => {

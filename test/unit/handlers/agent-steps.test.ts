@@ -12,6 +12,7 @@ import type { ApprovalOutcome, ModelTurnResult, PrepareResult, ToolCallRef, Tool
 import type { ModelProvider, ModelRequest, ToolUseBlock } from '../../../lambdas/core/contracts/model';
 import type { ScriptedConversation, ScriptedTurn } from '../../../lambdas/core/contracts/scripted';
 import { defineAgent, defineTool, toolSpec, type AgentDefinition, type ToolContext } from '../../../lambdas/core/define';
+import { decideRollback, isRefusal } from '../../../lambdas/core/control';
 import { ConfigurationError, ScriptMismatchError, SessionFencedError, ToolError, ToolOutputInvalidError } from '../../../lambdas/core/errors';
 import { minimumHistoryEventLimit } from '../../../lambdas/core/history';
 import { modelCallIdempotencyKey, sessionIdFor, toolCallIdempotencyKey } from '../../../lambdas/core/ids';
@@ -31,7 +32,8 @@ import { countFailedAttempts, createBlockAddressTool, searchLogLines, showLogLin
 import guardDutyEvent from '../../../examples/ssh-brute-force/events/guardduty-ssh-brute-force.json';
 import { AnswerSchema, declinedAgent, neverValidAgent, repairAgent, stepLimitAgent } from '../../fixtures/agents';
 import { MemoryCheckpointStore } from './memory-store';
-import { ALLOW, BODY_BUCKET, MemoryBodyStore, MemoryOnce, ScriptedFault, ScriptedFaults, ScriptedHttp, ScriptedPolicies, sha256 } from '../support/fakes';
+import { ALLOW, BODY_BUCKET, MemoryBodyStore, MemoryOnce, ScriptedFault, ScriptedFaults, ScriptedHttp, ScriptedPolicies, ScriptedReviews, sha256 } from '../support/fakes';
+import { budgetWait } from '../support/records';
 import { rejection } from '../support/rejection';
 
 // ---------------------------------------------------------------------------
@@ -68,6 +70,8 @@ interface Harness {
   readonly policies: ScriptedPolicies;
   /** HTTP tool calls (failing unless a test sets an answer). */
   readonly http: ScriptedHttp;
+  /** The recorded answers to output reviews (none, so pending, until a test records one). */
+  readonly reviews: ScriptedReviews;
   readonly deps: StepDeps;
   /** Every request that reached the model, over all provider instances. */
   readonly modelCalls: ModelRequest[];
@@ -90,6 +94,7 @@ function harness(
   const faults = new ScriptedFaults();
   const policies = new ScriptedPolicies();
   const http = new ScriptedHttp();
+  const reviews = new ScriptedReviews();
   const modelCalls: ModelRequest[] = [];
   const provider = (): ModelProvider => {
     const inner = new ScriptedModelProvider(agent.model.script);
@@ -113,9 +118,10 @@ function harness(
     fault: faults.fire,
     policies: options.policies ?? policies.snapshot,
     callHttp: http.call,
+    reviewDecision: reviews.decision,
     now: () => (clock += STEP_MS),
   };
-  return { agent, store, bodies, once, faults, policies, http, deps, modelCalls, executionArn: executionArn(agent, 'run-1') };
+  return { agent, store, bodies, once, faults, policies, http, reviews, deps, modelCalls, executionArn: executionArn(agent, 'run-1') };
 }
 
 const apiTrigger = (agent: AgentDefinition, input: unknown, key = 'alert-42'): ApiTrigger => ({ source: 'api', sessionId: sessionIdFor(agent.name, key), idempotencyKey: key, input });
@@ -1633,13 +1639,32 @@ async function readyAs(h: Harness, principal: Principal, extra: Pick<ApiTrigger,
 /** Pauses the session as the PauseForBudget wait does, then raises its budgets as raise-budget does. */
 async function pauseAndRaise(h: Harness, turn: ModelTurnResult, budgets: Budgets): Promise<void> {
   if (!turn.pause) throw new Error(`turn ${turn.step} did not pause`);
-  await h.store.pause(turn.sessionId, h.executionArn, { ...turn.pause, at: '2024-12-10T11:15:00.000Z', approvalId: 'apv_pause', step: turn.step });
+  const pause = { ...turn.pause, at: '2024-12-10T11:15:00.000Z', approvalId: 'apv_pause', step: turn.step };
+  if ((await h.store.pause(turn.sessionId, h.executionArn, pause, budgetWait(pause, turn.sessionId, h.agent.name))) !== 'paused') throw new Error('the pause did not apply');
   const head = await h.store.getSession(turn.sessionId);
   if (!head) throw new Error('no head');
   if (!(await h.store.setBudgets(head, budgets))) throw new Error('the raise did not apply');
 }
 
 const noticeWrites = (h: Harness): string[] => h.store.writes.filter((w) => w.sk.startsWith('NOTICE#')).map((w) => w.sk);
+
+/**
+ * Rolls the session back to model turn `toStep` as POST /runs/{sessionId}/rollback does
+ * (the plan, the store's rollBack), then prepares the execution it starts (a `rollback`
+ * continuation). @returns that execution's Prepare result and ARN.
+ */
+async function rollBackTo(h: Harness, sessionId: string, toStep: number): Promise<{ prepared: PrepareResult; exec: string }> {
+  const head = await h.store.getSession(sessionId);
+  if (!head) throw new Error('no head');
+  const plan = decideRollback(head, await h.store.listCheckpoints(sessionId), toStep);
+  if (isRefusal(plan)) throw new Error(`rollback refused: ${plan.message}`);
+  if (!(await h.store.rollBack(head, { ...plan, reason: 'try another way', requestedBy: 'alice' }))) throw new Error('the rollback did not apply');
+  const execution = head.executions + 1;
+  const exec = executionArn(h.agent, `${sessionId}-x${execution}`);
+  const prepared = await prepare(prepareEvent(h, { continuation: { sessionId, parentExecutionArn: head.executionArn, reason: 'rollback', execution } }, exec), h.deps);
+  if (prepared.outcome !== 'ready') throw new Error(`prepare after the rollback: ${prepared.outcome}`);
+  return { prepared, exec };
+}
 
 describe('modelTurn: budgets', () => {
   const echoes = (n: number): ScriptedTurn[] => [...Array.from({ length: n }, (_, i) => call(use(`g${i + 1}`, 'echo', { text: `t${i + 1}` }))), say(ANSWER)];
@@ -1746,6 +1771,47 @@ describe('modelTurn: budgets', () => {
     expect(turn3).toMatchObject({ step: 3, outcome: 'tool_calls' });
     await expect(nextTurn(h, turn3, await runTools(h, turn3))).resolves.toMatchObject({ outcome: 'paused' });
     expect(noticeWrites(h)).toEqual(['NOTICE#BudgetThresholdReached#costUsd']);
+  });
+
+  it('writes the BudgetThresholdReached notice before pausing when a budget goes from under 80% to used up between two turns', async () => {
+    // Turn 1 costs 0.05 of 0.08 USD (62.5%); its call's declared 0.03 fits, and uses the budget up.
+    const h = harness(governedAgent([call(use('p1', 'priced', { text: 'a' })), say(ANSWER)], { budgets: { costUsd: 0.08 } }));
+    const turn1 = await nextTurn(h, await ready(h));
+    expect(turn1).toMatchObject({ outcome: 'tool_calls', calls: [{ callId: 'p1' }] });
+    const runs = await runTools(h, turn1);
+    expect(noticeWrites(h)).toEqual([]);
+
+    const paused = await nextTurn(h, turn1, runs);
+
+    expect(paused).toMatchObject({ step: 1, outcome: 'paused', pause: { budget: 'costUsd', used: 0.08, limit: 0.08 } });
+    expect(h.modelCalls).toHaveLength(1);
+    expect(noticeWrites(h)).toEqual(['NOTICE#BudgetThresholdReached#costUsd']);
+    expect(await h.store.getCheckpoint(turn1.sessionId, checkpointKey.notice('BudgetThresholdReached', 'costUsd'))).toMatchObject({
+      kind: 'notice',
+      notice: 'BudgetThresholdReached',
+      step: 1,
+      detail: { budget: 'costUsd', used: 0.08, limit: 0.08 },
+    });
+  });
+
+  it('counts the cost of rolled-back turns: a rollback is no way around the cost budget', async () => {
+    // Two turns of 0.05 under 0.1 USD: the run succeeds, having used the budget up.
+    const h = harness(governedAgent(echoes(1), { budgets: { costUsd: 2 * TURN_USD } }));
+    const turn1 = await nextTurn(h, await ready(h));
+    const turn2 = await nextTurn(h, turn1, await runTools(h, turn1));
+    expect(turn2).toMatchObject({ step: 2, outcome: 'final' });
+
+    // Back to turn 1: turn 2 (0.05) is abandoned, not forgotten.
+    const { prepared, exec } = await rollBackTo(h, turn1.sessionId, 1);
+    expect((await h.store.listAbandoned(turn1.sessionId)).map((r) => r.sk)).toEqual([checkpointKey.abandoned(1, checkpointKey.model(2))]);
+    const replayed = await nextTurn(h, prepared, null, { executionArn: exec });
+    expect(replayed).toMatchObject({ step: 1, outcome: 'tool_calls', branch: 1 });
+
+    const again = await nextTurn(h, replayed, await runTools(h, replayed, undefined, exec), { executionArn: exec });
+
+    expect(again).toMatchObject({ step: 1, outcome: 'paused', pause: { budget: 'costUsd', used: 2 * TURN_USD, limit: 2 * TURN_USD } });
+    expect(h.modelCalls).toHaveLength(2);
+    expect(await h.store.getCheckpoint(turn1.sessionId, checkpointKey.model(2))).toBeUndefined();
   });
 
   it('records what a budget stands at in USD without float noise (0.1 + 0.05 is 0.15)', async () => {
@@ -1907,6 +1973,41 @@ describe('modelTurn: tool budgets', () => {
     expect(turn2).toMatchObject({ step: 2, outcome: 'tool_calls', calls: [] });
     await expect(nextTurn(h, turn2, [])).resolves.toMatchObject({ step: 3, outcome: 'final' });
   });
+
+  it("counts the calls of rolled-back turns against a tool's calls per session", async () => {
+    const h = harness(governedAgent([call(use('l1', 'limited', { text: 'a' })), say(ANSWER)]));
+    const turn1 = await nextTurn(h, await ready(h));
+    const runs = await runTools(h, turn1);
+    expect(runs).toMatchObject([{ status: 'succeeded' }]);
+    await expect(nextTurn(h, turn1, runs)).resolves.toMatchObject({ outcome: 'final' });
+
+    // Back to before turn 1: its call of limited is abandoned, and still counts.
+    const { prepared, exec } = await rollBackTo(h, turn1.sessionId, 0);
+    const retried = await nextTurn(h, prepared, null, { executionArn: exec });
+
+    expect(h.modelCalls).toHaveLength(3);
+    expect(retried).toMatchObject({ step: 1, outcome: 'tool_calls', calls: [], branch: 1 });
+    expect((await model(h, turn1.sessionId, 1)).denials).toEqual([{ callId: 'l1', tool: 'limited', reason: 'budget_exceeded' }]);
+    expect(await h.store.getCheckpoint(turn1.sessionId, checkpointKey.notice('ToolBudgetExceeded', '1#l1'))).toMatchObject({ detail: { tool: 'limited', callId: 'l1', callsPerSession: 1 } });
+  });
+
+  it('writes the ToolBudgetExceeded notice on the replay of a turn whose first attempt died after its checkpoint, without calling the model again', async () => {
+    const h = harness(governedAgent([call(use('l1', 'limited', { text: 'a' })), call(use('l2', 'limited', { text: 'b' }), use('e2', 'echo', { text: 'c' })), say(ANSWER)]));
+    const turn1 = await nextTurn(h, await ready(h));
+    const runs = await runTools(h, turn1);
+    const notice = checkpointKey.notice('ToolBudgetExceeded', '2#l2');
+    h.store.loseNextPut(notice);
+    await expect(nextTurn(h, turn1, runs)).rejects.toThrow(/lost write/);
+    expect(await model(h, turn1.sessionId, 2)).toMatchObject({ denials: [{ callId: 'l2', reason: 'budget_exceeded' }] });
+    expect(await h.store.getCheckpoint(turn1.sessionId, notice)).toBeUndefined();
+
+    const retried = await nextTurn(h, turn1, runs, { retryCount: 1 });
+
+    expect(retried).toMatchObject({ step: 2, outcome: 'tool_calls', calls: [{ callId: 'e2' }] });
+    expect(h.modelCalls).toHaveLength(2);
+    expect(await h.store.getCheckpoint(turn1.sessionId, notice)).toMatchObject({ kind: 'notice', notice: 'ToolBudgetExceeded', step: 2, detail: { tool: 'limited', callId: 'l2', callsPerSession: 1 } });
+    expect(noticeWrites(h)).toEqual([notice]);
+  });
 });
 
 describe('modelTurn: the output pipeline', () => {
@@ -1970,6 +2071,77 @@ describe('modelTurn: the output pipeline', () => {
     expect(await h.store.getSession(review.sessionId)).toMatchObject({ status: 'RUNNING' });
   });
 
+  it('does not look for a recorded answer to a review it has not waited for yet (the turn that sends the answer to review)', async () => {
+    const h = harness(reviewed('review'));
+    const prepared = await ready(h);
+    h.reviews.answer(prepared.sessionId, 1, { decision: 'approved', approvalId: 'apv_stale', decidedBy: 'mallory' });
+
+    await expect(nextTurn(h, prepared)).resolves.toMatchObject({ outcome: 'review' });
+
+    expect(h.reviews.reads).toEqual([]);
+    expect(await h.store.getSession(prepared.sessionId)).toMatchObject({ status: 'RUNNING' });
+  });
+
+  it('takes the answer in the payload over the recorded one, without reading it', async () => {
+    const h = harness(reviewed('review'));
+    const review = await nextTurn(h, await ready(h));
+    h.reviews.answer(review.sessionId, 1, { decision: 'rejected', approvalId: 'apv_r', decidedBy: 'bob' });
+
+    await expect(nextTurn(h, review, null, { decision: { decision: 'approved', approvalId: 'apv_r', decidedBy: 'alice' } })).resolves.toMatchObject({ outcome: 'final' });
+
+    expect(h.reviews.reads).toEqual([]);
+  });
+
+  it('reads the recorded answer when a replayed review comes without one (after a continue-as-new): approved, the answer is final and the session SUCCEEDED', async () => {
+    const h = harness(reviewed('review'));
+    const review = await nextTurn(h, await ready(h));
+    h.reviews.answer(review.sessionId, 1, { decision: 'approved', approvalId: 'apv_r', decidedBy: 'alice' });
+    // The next execution starts with no decision in its payload.
+    const exec2 = executionArn(h.agent, `${review.sessionId}-x2`);
+    const prepared = await prepare(
+      prepareEvent(h, { continuation: { sessionId: review.sessionId, parentExecutionArn: h.executionArn, reason: 'continue-as-new', execution: 2 }, AWS_STEP_FUNCTIONS_STARTED_BY_EXECUTION_ID: h.executionArn }, exec2),
+      h.deps,
+    );
+    expect(prepared).toMatchObject({ outcome: 'ready', step: 0, decision: null });
+
+    const approved = await nextTurn(h, prepared, null, { executionArn: exec2 });
+
+    expect(approved).toMatchObject({ step: 1, outcome: 'final', execution: 2 });
+    expect(h.reviews.reads).toEqual([{ sessionId: review.sessionId, step: 1 }]);
+    expect(h.modelCalls).toHaveLength(1);
+    expect(await h.store.getSession(review.sessionId)).toMatchObject({ status: 'SUCCEEDED', step: 1, output: { answer: 'maybe', confidence: 0.4 } });
+  });
+
+  it.each([
+    ['rejected', { decision: 'rejected', reason: 'not sure enough', decidedBy: 'alice', approvalId: 'apv_r' }, 'the final answer went to review and the reviewer rejected it (not sure enough)'],
+    ['timed out', { decision: 'timed_out', approvalId: 'apv_r' }, 'the final answer went to review and the review timed out'],
+  ] as const)('fails with OutputRejected when a replayed review without an answer in the payload was recorded %s', async (_what, decision, cause) => {
+    const h = harness(reviewed('review'));
+    const review = await nextTurn(h, await ready(h));
+    h.reviews.answer(review.sessionId, 1, decision);
+
+    const failed = await nextTurn(h, review);
+
+    expect(failed).toMatchObject({ step: 0, outcome: 'failed', failure: { error: 'OutputRejected', cause } });
+    expect(h.reviews.reads).toEqual([{ sessionId: review.sessionId, step: 1 }]);
+    expect(await h.store.getSession(review.sessionId)).toMatchObject({ status: 'RUNNING', step: 0 });
+  });
+
+  it('waits for review again when the replayed review is still pending (no recorded answer), or only a budget raise came', async () => {
+    const h = harness(reviewed('review'));
+    const review = await nextTurn(h, await ready(h));
+
+    await expect(nextTurn(h, review)).resolves.toMatchObject({ step: 0, outcome: 'review', events: review.events + TURN_EVENTS + LOOP_WAIT });
+    await expect(nextTurn(h, review, null, { decision: RAISED })).resolves.toMatchObject({ step: 0, outcome: 'review' });
+
+    expect(h.reviews.reads).toEqual([
+      { sessionId: review.sessionId, step: 1 },
+      { sessionId: review.sessionId, step: 1 },
+    ]);
+    expect(h.modelCalls).toHaveLength(1);
+    expect(await h.store.getSession(review.sessionId)).toMatchObject({ status: 'RUNNING', step: 0 });
+  });
+
   it("fails with LowConfidence when the gate fails the run, recording the failure in the checkpoint, and replays it", async () => {
     const h = harness(reviewed('fail'));
     const prepared = await ready(h);
@@ -2026,6 +2198,46 @@ describe('runTool: governance', () => {
 
     expect(handled).toHaveLength(1);
     expect(h.policies.requests.slice(before)).toEqual([expect.objectContaining({ principal: ALICE, action: 'callTool', arguments: { id: 7 }, step: 1 })]);
+  });
+
+  it('fails the call as denied when the arguments parsing fills in (a schema default) are forbidden, though the arguments the model gave were allowed', async () => {
+    const purged: unknown[] = [];
+    const purge = defineTool({
+      name: 'purge',
+      version: '1.0.0',
+      description: 'Purges a host: its cache, or everything.',
+      input: z.object({ host: z.string(), scope: z.enum(['cache', 'all']).default('all') }),
+      output: z.object({ purged: z.string() }),
+      handler: async (input) => {
+        purged.push(input);
+        return { purged: input.host };
+      },
+    });
+    const agent = defineAgent({ ...small, name: 'unit-purge', tools: [purge], model: { provider: 'scripted', script: script('scripted/unit-purge-v1', call(use('u1', 'purge', { host: 'web-1' }))) } });
+    const h = harness(agent);
+    // forbid (…) when { context.arguments has scope && context.arguments.scope == "all" };
+    h.policies.rule = (r) => (r.action === 'callTool' && (r.arguments as { scope?: string }).scope === 'all' ? { allowed: false, policies: ['forbid-purge-all'], errors: [] } : ALLOW);
+    const turn = await nextTurn(h, await ready(h));
+    expect(turn.calls.map((c) => c.callId)).toEqual(['u1']);
+
+    const result = await callTool(h, turn, onlyCall(turn));
+
+    expect(result).toMatchObject({ callId: 'u1', status: 'denied' });
+    expect(purged).toEqual([]);
+    expect(await toolCheckpoint(h, turn.sessionId, 1, 'u1')).toMatchObject({ status: 'denied', isError: true, result: unknownToolResult('u1', 'purge').content, costUsd: 0 });
+    expect(await h.store.getCheckpoint(turn.sessionId, checkpointKey.intent(1, 'u1'))).toBeUndefined();
+    // At the model turn and at call time the arguments as given, then as the tool would get them.
+    expect(h.policies.requests.filter((r) => r.action === 'callTool').map((r) => r.arguments)).toEqual([{ host: 'web-1' }, { host: 'web-1' }, { host: 'web-1', scope: 'all' }]);
+  });
+
+  it('runs the call when the arguments parsing fills in are allowed too, having authorised both', async () => {
+    const { h, turn, handled } = await opsTurn(use('c1', 'lookup', { id: 7 }));
+    const before = h.policies.requests.length;
+
+    await expect(callTool(h, turn, onlyCall(turn))).resolves.toMatchObject({ status: 'succeeded' });
+
+    expect(handled.map((c) => c.input)).toEqual([{ id: 7, verbose: false }]);
+    expect(h.policies.requests.slice(before).map((r) => r.arguments)).toEqual([{ id: 7 }, { id: 7, verbose: false }]);
   });
 
   it("records each call's declared cost when it ran, and 0 when it did not", async () => {

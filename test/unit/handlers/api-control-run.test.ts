@@ -84,6 +84,10 @@ class World {
   readonly completed: Array<{ taskToken: string; output: unknown }> = [];
   /** Decisions recorded on approvals, in order. */
   readonly decisions: Array<{ approvalId: string; status: string; reason?: string; decidedBy?: string }> = [];
+  /** Approvals the session index (listPending) does not show yet, though the table (get) has them: the index is eventually consistent. */
+  readonly unindexed = new Set<string>();
+  /** Approvals the table holds decided while the index still shows them pending (an earlier request answered them). */
+  readonly answeredInTable = new Map<string, 'approved' | 'rejected' | 'expired'>();
   /** What RedriveExecution throws (a race with the 14-day limit, an emulator without the API…); undefined: it succeeds when redrivable. */
   redriveFails: Error | undefined = undefined;
 
@@ -164,7 +168,7 @@ class World {
   readonly approvalStore: ControlApprovalStore = {
     listPending: async (sessionId) => {
       this.calls.push('listPending');
-      return sessionId === SESSION_ID ? structuredClone(this.approvals) : [];
+      return sessionId === SESSION_ID ? structuredClone(this.approvals.filter((a) => !this.unindexed.has(a.approvalId))) : [];
     },
     markExpired: async (approvalId) => {
       this.calls.push(`markExpired ${approvalId}`);
@@ -175,7 +179,8 @@ class World {
       const pendingOne = this.approvals.find((a) => a.approvalId === approvalId);
       const taskToken = this.tokens.get(approvalId);
       if (!pendingOne || !taskToken) return undefined;
-      return { ...pendingOne, sessionId: SESSION_ID, agent: 'unit-agent', callId: `call-${approvalId}`, taskToken, status: 'pending' } satisfies ApprovalRecord;
+      const status = this.answeredInTable.get(approvalId) ?? 'pending';
+      return { ...pendingOne, sessionId: SESSION_ID, agent: 'unit-agent', callId: `call-${approvalId}`, taskToken, status } satisfies ApprovalRecord;
     },
     decide: async (approvalId, decision) => {
       this.calls.push(`decide ${approvalId} ${decision.status}`);
@@ -772,6 +777,60 @@ describe('POST /runs/{sessionId}/budget', () => {
     ]);
   });
 
+  it("answers the head's pause even when the session index does not show its wait yet (the pause and its wait are written together; the index lags): the wait first, then the record", async () => {
+    const world = pausedWorld();
+    world.unindexed.add('apv_pause');
+
+    const res = await world.post('budget', { budgets: { costUsd: 1 }, requestedBy: 'bob' });
+
+    expect(res).toMatchObject({ status: 200, body: { status: 'RUNNING', resumed: true } });
+    expect(world.completed).toEqual([{ taskToken: PAUSE_TOKEN, output: { decision: 'raised', decidedBy: 'bob', approvalId: 'apv_pause' } }]);
+    expect(world.calls).toEqual([
+      'getSession',
+      'setBudgets {"costUsd":1,"steps":8}',
+      'listPending',
+      'get apv_pause',
+      `complete ${PAUSE_TOKEN}`,
+      'decide apv_pause approved',
+      'markDelivered apv_pause',
+    ]);
+  });
+
+  it("answers the head's pause first, then another budget pause the index shows still waiting (one a cut-short request left), never a tool approval", async () => {
+    const older: PendingApproval = { ...PAUSE_APPROVAL, approvalId: 'apv_pause_old', step: 2, requestedAt: '2024-12-10T11:20:00.000Z' };
+    const world = pausedWorld();
+    world.approvals.unshift(older);
+    world.tokens.set('apv_pause_old', 'token-of-the-old-pause');
+
+    const res = await world.post('budget', { budgets: { costUsd: 1 } });
+
+    expect(res).toMatchObject({ status: 200, body: { resumed: true } });
+    expect(world.completed.map((c) => c.taskToken)).toEqual([PAUSE_TOKEN, 'token-of-the-old-pause']);
+    expect(world.calls.slice(2)).toEqual([
+      'listPending',
+      'get apv_pause',
+      `complete ${PAUSE_TOKEN}`,
+      'decide apv_pause approved',
+      'markDelivered apv_pause',
+      'get apv_pause_old',
+      'complete token-of-the-old-pause',
+      'decide apv_pause_old approved',
+      'markDelivered apv_pause_old',
+    ]);
+  });
+
+  it.each(['approved', 'rejected', 'expired'] as const)('skips a wait the table holds %s though the index still shows it pending: no answer, no decision', async (status) => {
+    const world = pausedWorld();
+    world.answeredInTable.set('apv_pause', status);
+
+    const res = await world.post('budget', { budgets: { costUsd: 1 } });
+
+    expect(res).toMatchObject({ status: 200, body: { status: 'RUNNING', resumed: false } });
+    expect(world.completed).toEqual([]);
+    expect(world.decisions).toEqual([]);
+    expect(world.calls.slice(2)).toEqual(['listPending', 'get apv_pause']);
+  });
+
   it('takes each field as the new limit, not an increment: it may lower one, and keeps the others', async () => {
     const world = pausedWorld();
     const res = await world.post('budget', { budgets: { steps: 4 } });
@@ -884,6 +943,29 @@ describe('POST /runs/{sessionId}/stop', () => {
       'markDelivered apv_pause',
       'listCheckpoints',
     ]);
+  });
+
+  it("answers the head's pause even when the session index does not show its wait yet: the wait first, then the record", async () => {
+    const world = pausedWorld(paused(), results());
+    world.unindexed.add('apv_pause');
+
+    const res = await world.post('stop', { reason: 'not worth more', requestedBy: 'bob' });
+
+    expect(res).toMatchObject({ status: 200, body: { status: 'STOPPED' } });
+    expect(world.completed).toEqual([{ taskToken: PAUSE_TOKEN, output: { decision: 'stopped', reason: 'not worth more', decidedBy: 'bob', approvalId: 'apv_pause' } }]);
+    expect(world.calls.slice(2)).toEqual(['listPending', 'get apv_pause', `complete ${PAUSE_TOKEN}`, 'decide apv_pause rejected', 'markDelivered apv_pause', 'listCheckpoints']);
+  });
+
+  it("marks the head's pause expired, deciding nothing, when its wait is gone (it timed out)", async () => {
+    const world = pausedWorld();
+    world.unindexed.add('apv_pause');
+    world.gone.add(PAUSE_TOKEN);
+
+    await expect(world.post('stop', { reason: 'enough' })).resolves.toMatchObject({ status: 200, body: { status: 'STOPPED' } });
+
+    expect(world.decisions).toEqual([]);
+    expect(world.expired).toEqual(['apv_pause']);
+    expect(world.calls.slice(3, 6)).toEqual(['get apv_pause', `complete ${PAUSE_TOKEN}`, 'markExpired apv_pause']);
   });
 
   it("records the caller's IAM identity when the body names nobody", async () => {

@@ -1,9 +1,10 @@
 /** The in-memory store keeps the CheckpointStore's contract; the step tests rely on it. */
 import { describe, expect, expectTypeOf, it } from 'vitest';
 import type { CheckpointStore } from '../../../lambdas/adapters/checkpoint-store';
-import { checkpointKey } from '../../../lambdas/core/contracts/checkpoint';
+import { ApprovalRecordSchema } from '../../../lambdas/core/contracts/api';
+import { checkpointKey, type SessionRecord } from '../../../lambdas/core/contracts/checkpoint';
 import { CorruptCheckpointError, SessionFencedError } from '../../../lambdas/core/errors';
-import { API_TRIGGER_INFO, inputRecord, modelRecord, SESSION_ID, sessionHeadItem, text, toolRecord } from '../support/records';
+import { API_TRIGGER_INFO, APPROVAL_TABLE, budgetWait, inputRecord, modelRecord, SESSION_ID, sessionHeadItem, text, toolRecord } from '../support/records';
 import { rejection } from '../support/rejection';
 import { ItemTooLargeError, MAX_ITEM_BYTES, MemoryCheckpointStore } from './memory-store';
 
@@ -13,6 +14,10 @@ const EXEC_2 = 'arn:aws:states:us-east-1:123456789012:execution:unit:two';
 const PAUSE = { budget: 'costUsd', used: 0.0502, limit: 0.05, at: '2024-12-10T11:15:00.000Z', approvalId: 'apv_pause', step: 3 } as const;
 /** A record as a step hands it to putCheckpoint: without the fields the store fills in. */
 const without = <T extends { schemaVersion: number; createdAt: string }>({ schemaVersion: _v, createdAt: _c, ...rest }: T): Omit<T, 'schemaVersion' | 'createdAt'> => rest;
+
+/** Pauses as the approval request task does: the pause with its wait (`budgetWait`). */
+const pauseOf = (store: MemoryCheckpointStore, pause: NonNullable<SessionRecord['pause']> = PAUSE, executionArn = EXEC_1, sessionId = SESSION_ID) =>
+  store.pause(sessionId, executionArn, pause, budgetWait(pause, sessionId));
 
 /** A store with a RUNNING session owned by EXEC_1. */
 async function running(): Promise<MemoryCheckpointStore> {
@@ -176,45 +181,101 @@ describe('MemoryCheckpointStore: takeOver, cancel and reopen', () => {
     await expect(store.cancel(SESSION_ID, { reason: 'again' })).resolves.toBeUndefined();
 
     const pausedStore = await running();
-    await pausedStore.pause(SESSION_ID, EXEC_1, PAUSE);
+    await pauseOf(pausedStore);
     await expect(pausedStore.cancel(SESSION_ID, { reason: 'enough' })).resolves.toMatchObject({ status: 'PAUSED_BUDGET' });
     expect(await pausedStore.getSession(SESSION_ID)).toMatchObject({ status: 'CANCELLED' });
   });
 
-  it('pauses a RUNNING session for its execution: PAUSED_BUDGET, the pause recorded and numbered; a retry of the same wait changes nothing', async () => {
+  it('pauses a RUNNING session for its execution together with its wait: PAUSED_BUDGET, the pause recorded and counted, the approval record with its token put', async () => {
     const store = await running();
     expectTypeOf(store.pause.bind(store)).toEqualTypeOf<CheckpointStore['pause']>();
 
-    await expect(store.pause(SESSION_ID, EXEC_1, PAUSE)).resolves.toBe(1);
+    await expect(pauseOf(store)).resolves.toBe('paused');
+
+    expect(await store.getSession(SESSION_ID)).toMatchObject({ status: 'PAUSED_BUDGET', pause: PAUSE, pauses: 1 });
+    expect(store.waits.get(PAUSE.approvalId)).toEqual({ tableName: APPROVAL_TABLE, item: budgetWait(PAUSE).Item });
+    expect(ApprovalRecordSchema.parse(store.waits.get(PAUSE.approvalId)?.item)).toMatchObject({ status: 'pending', taskToken: 'token-of-apv_pause', tool: 'budget:costUsd', step: 3 });
+  });
+
+  it('answers already when a retry of the same wait finds its pause, and writes nothing', async () => {
+    const store = await running();
+    await pauseOf(store);
     const writes = store.writes.length;
-    await expect(store.pause(SESSION_ID, EXEC_1, PAUSE)).resolves.toBe(1);
+    const waits = [...store.waits.entries()];
+
+    await expect(pauseOf(store)).resolves.toBe('already');
 
     expect(store.writes).toHaveLength(writes);
+    expect([...store.waits.entries()]).toEqual(waits);
     expect(await store.getSession(SESSION_ID)).toMatchObject({ status: 'PAUSED_BUDGET', pause: PAUSE, pauses: 1 });
   });
 
-  it('numbers a later pause after the first', async () => {
+  it('counts a later pause after the first, with its own wait', async () => {
     const store = await running();
-    await store.pause(SESSION_ID, EXEC_1, PAUSE);
+    await pauseOf(store);
     await store.setBudgets((await store.getSession(SESSION_ID))!, { costUsd: 1 });
-    await expect(store.pause(SESSION_ID, EXEC_1, { ...PAUSE, approvalId: 'apv_second', limit: 1, used: 1 })).resolves.toBe(2);
+    const second = { ...PAUSE, approvalId: 'apv_second', limit: 1, used: 1, at: '2024-12-10T11:40:00.000Z' };
+
+    await expect(pauseOf(store, second)).resolves.toBe('paused');
+
+    expect(await store.getSession(SESSION_ID)).toMatchObject({ status: 'PAUSED_BUDGET', pause: second, pauses: 2 });
+    expect([...store.waits.keys()]).toEqual(['apv_pause', 'apv_second']);
   });
 
-  it('fails to pause with SessionFencedError for another execution, another wait, or a session not RUNNING, and writes nothing', async () => {
-    const store = await running();
-    await expect(store.pause(SESSION_ID, EXEC_2, PAUSE)).rejects.toBeInstanceOf(SessionFencedError);
-    await store.pause(SESSION_ID, EXEC_1, PAUSE);
+  it("pauses while the budget's limit is the pause's, or the session has no such limit yet", async () => {
+    const limited = new MemoryCheckpointStore();
+    await limited.createSession({ sessionId: SESSION_ID, agent: 'unit', executionArn: EXEC_1, trigger: API_TRIGGER_INFO, budgets: { costUsd: PAUSE.limit, steps: 3 } });
+    await expect(pauseOf(limited)).resolves.toBe('paused');
+
+    const other = new MemoryCheckpointStore();
+    await other.createSession({ sessionId: SESSION_ID, agent: 'unit', executionArn: EXEC_1, trigger: API_TRIGGER_INFO, budgets: { steps: 3 } });
+    await expect(pauseOf(other)).resolves.toBe('paused');
+  });
+
+  it("answers raised, writing nothing, when the budget's limit changed since the run found it used up (a raise came first)", async () => {
+    const store = new MemoryCheckpointStore();
+    await store.createSession({ sessionId: SESSION_ID, agent: 'unit', executionArn: EXEC_1, trigger: API_TRIGGER_INFO, budgets: { costUsd: PAUSE.limit } });
+    await store.setBudgets((await store.getSession(SESSION_ID))!, { costUsd: 1 });
     const writes = store.writes.length;
-    await expect(store.pause(SESSION_ID, EXEC_1, { ...PAUSE, approvalId: 'apv_other' })).rejects.toBeInstanceOf(SessionFencedError);
-    await expect(store.pause('ses_unknown', EXEC_1, PAUSE)).rejects.toBeInstanceOf(SessionFencedError);
+
+    await expect(pauseOf(store)).resolves.toBe('raised');
+
     expect(store.writes).toHaveLength(writes);
+    expect(store.waits.size).toBe(0);
+    expect(await store.getSession(SESSION_ID)).toMatchObject({ status: 'RUNNING', budgets: { costUsd: 1 } });
+    expect(await store.getSession(SESSION_ID)).not.toHaveProperty('pause');
+  });
+
+  it('fails to pause with SessionFencedError for another execution, another wait, a session not RUNNING or none, and writes nothing (no wait either)', async () => {
+    const store = await running();
+    await expect(pauseOf(store, PAUSE, EXEC_2)).rejects.toBeInstanceOf(SessionFencedError);
+    expect(store.waits.size).toBe(0);
+    await pauseOf(store);
+    const writes = store.writes.length;
+
+    await expect(pauseOf(store, { ...PAUSE, approvalId: 'apv_other' })).rejects.toBeInstanceOf(SessionFencedError);
+    await expect(pauseOf(store, PAUSE, EXEC_1, 'ses_unknown')).rejects.toBeInstanceOf(SessionFencedError);
+
+    expect(store.writes).toHaveLength(writes);
+    expect([...store.waits.keys()]).toEqual(['apv_pause']);
+  });
+
+  it('fails to pause with SessionFencedError, not raised, when the raised session is no longer RUNNING or belongs to another execution', async () => {
+    const store = new MemoryCheckpointStore();
+    await store.createSession({ sessionId: SESSION_ID, agent: 'unit', executionArn: EXEC_1, trigger: API_TRIGGER_INFO, budgets: { costUsd: PAUSE.limit } });
+    await store.setBudgets((await store.getSession(SESSION_ID))!, { costUsd: 1 });
+
+    await expect(pauseOf(store, PAUSE, EXEC_2)).rejects.toBeInstanceOf(SessionFencedError);
+    await store.cancel(SESSION_ID, { reason: 'enough' });
+    await expect(pauseOf(store)).rejects.toBeInstanceOf(SessionFencedError);
+    expect(store.waits.size).toBe(0);
   });
 
   it('raises the budgets of a paused session: RUNNING again, the paused seconds added up, the pause removed', async () => {
     let now = new Date('2024-12-10T11:10:07.000Z');
     const store = new MemoryCheckpointStore(() => now);
     await store.createSession({ sessionId: SESSION_ID, agent: 'unit', executionArn: EXEC_1, trigger: API_TRIGGER_INFO, budgets: { costUsd: 0.05 } });
-    await store.pause(SESSION_ID, EXEC_1, PAUSE);
+    await pauseOf(store);
     now = new Date('2024-12-10T11:25:00.000Z');
     const head = await store.getSession(SESSION_ID);
     expectTypeOf(store.setBudgets.bind(store)).toEqualTypeOf<CheckpointStore['setBudgets']>();
@@ -237,7 +298,7 @@ describe('MemoryCheckpointStore: takeOver, cancel and reopen', () => {
   it('refuses a raise (undefined, nothing written) when the head changed since it was read, or the session has ended', async () => {
     const store = await running();
     const read = await store.getSession(SESSION_ID);
-    await store.pause(SESSION_ID, EXEC_1, PAUSE);
+    await pauseOf(store);
     const writes = store.writes.length;
     await expect(store.setBudgets(read!, { costUsd: 1 })).resolves.toBeUndefined();
     const pausedHead = await store.getSession(SESSION_ID);
@@ -248,7 +309,7 @@ describe('MemoryCheckpointStore: takeOver, cancel and reopen', () => {
 
   it('stops a paused session: STOPPED with why and when, its pause kept', async () => {
     const store = await running();
-    await store.pause(SESSION_ID, EXEC_1, PAUSE);
+    await pauseOf(store);
     const head = await store.getSession(SESSION_ID);
     expectTypeOf(store.stop.bind(store)).toEqualTypeOf<CheckpointStore['stop']>();
 
@@ -261,7 +322,7 @@ describe('MemoryCheckpointStore: takeOver, cancel and reopen', () => {
     const store = await running();
     const runningHead = await store.getSession(SESSION_ID);
     await expect(store.stop(runningHead!, { reason: 'x' })).resolves.toBeUndefined();
-    await store.pause(SESSION_ID, EXEC_1, PAUSE);
+    await pauseOf(store);
     const pausedHead = await store.getSession(SESSION_ID);
     const writes = store.writes.length;
     await expect(store.stop({ ...pausedHead!, pause: { ...PAUSE, approvalId: 'apv_other' } }, { reason: 'x' })).resolves.toBeUndefined();
@@ -273,7 +334,7 @@ describe('MemoryCheckpointStore: takeOver, cancel and reopen', () => {
 
   it('refuses fenced checkpoint writes while the session is paused', async () => {
     const store = await running();
-    await store.pause(SESSION_ID, EXEC_1, PAUSE);
+    await pauseOf(store);
     await expect(store.putCheckpoint(without(modelRecord(1, [text('{}')])), EXEC_1)).rejects.toBeInstanceOf(SessionFencedError);
   });
 
@@ -316,5 +377,46 @@ describe('MemoryCheckpointStore: takeOver, cancel and reopen', () => {
     store.seed({ ...sessionHeadItem('FAILED', 3), executionArn: EXEC_1, failure: { error: 'States.Runtime', cause: 'x', failedState: 'Execution' } });
     await expect(store.reopen(SESSION_ID, EXEC_1)).resolves.toMatchObject({ error: 'States.Runtime' });
     expect(store.dump(SESSION_ID).SESSION).toMatchObject({ schemaVersion: 2, executions: 1, branch: 0, status: 'RUNNING', step: 3 });
+  });
+});
+
+describe('MemoryCheckpointStore: rollBack and abandoned checkpoints', () => {
+  /** A RUNNING session with the input and two model turns, the first with a tool call. */
+  async function twoTurns(): Promise<MemoryCheckpointStore> {
+    const store = await running();
+    await store.putCheckpoint(without(inputRecord('q')));
+    await store.putCheckpoint(without(modelRecord(1, [text('{}')])));
+    await store.putCheckpoint(without(toolRecord(1, 'c1', '{}')));
+    await store.putCheckpoint(without(modelRecord(2, [text('{}')])));
+    return store;
+  }
+  const ROLLBACK = { branch: 1, toStep: 0, fromStep: 2, abandoned: [checkpointKey.model(1), checkpointKey.tool(1, 'c1'), checkpointKey.model(2)], reason: 'wrong path' };
+
+  it('moves the head to the new branch at toStep, the abandoned checkpoints under ABANDONED#<branch> (listed by listAbandoned, not listCheckpoints), and writes the ROLLBACK# record', async () => {
+    const store = await twoTurns();
+    expectTypeOf(store.rollBack.bind(store)).toEqualTypeOf<CheckpointStore['rollBack']>();
+    expectTypeOf(store.listAbandoned.bind(store)).toEqualTypeOf<CheckpointStore['listAbandoned']>();
+
+    await expect(store.rollBack((await store.getSession(SESSION_ID))!, ROLLBACK)).resolves.toBe(true);
+
+    expect(await store.getSession(SESSION_ID)).toMatchObject({ branch: 1, step: 0, status: 'RUNNING', executionArn: EXEC_1 });
+    expect((await store.listCheckpoints(SESSION_ID)).map((r) => r.sk)).toEqual([checkpointKey.input()]);
+    const abandoned = await store.listAbandoned(SESSION_ID);
+    expect(abandoned.map((r) => r.sk)).toEqual(ROLLBACK.abandoned.map((sk) => checkpointKey.abandoned(1, sk)));
+    expect(abandoned.map((r) => r.kind)).toEqual(['model', 'tool', 'model']);
+    expect(store.dump(SESSION_ID)[checkpointKey.abandoned(1, checkpointKey.model(1))]).toMatchObject({ abandonedBy: 1, abandonedAt: '2024-12-10T11:10:07.000Z' });
+    expect(await store.getCheckpoint(SESSION_ID, checkpointKey.rollback(1))).toMatchObject({ kind: 'rollback', ...ROLLBACK });
+  });
+
+  it('refuses a rollback (false, nothing written) for another execution than the head has, or when the branch moved meanwhile', async () => {
+    const store = await twoTurns();
+    const head = (await store.getSession(SESSION_ID))!;
+    const before = store.dump(SESSION_ID);
+
+    await expect(store.rollBack({ ...head, executionArn: EXEC_2 }, ROLLBACK)).resolves.toBe(false);
+    await expect(store.rollBack(head, { ...ROLLBACK, branch: 2 })).resolves.toBe(false);
+
+    expect(store.dump(SESSION_ID)).toEqual(before);
+    expect(await store.listAbandoned(SESSION_ID)).toEqual([]);
   });
 });

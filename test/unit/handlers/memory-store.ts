@@ -27,17 +27,25 @@
  *   (RUNNING or PAUSED_BUDGET), `reopen` the conditional FAILED → RUNNING of a
  *   session before its execution is redriven (same execution, failure removed, the
  *   removed failure returned);
- * - budgets: `pause` is the conditional RUNNING → PAUSED_BUDGET of the owning
- *   execution (idempotent for the same wait), `setBudgets` the raise (conditional on
- *   the head as read; a paused session resumes, its paused time added up), `stop` the
- *   conditional PAUSED_BUDGET → STOPPED of the pause as read;
+ * - budgets: `pause` is the transaction of RUNNING → PAUSED_BUDGET of the owning
+ *   execution (while the budget's limit is still the pause's) with the Put of the
+ *   pause's wait (its approval record, kept in `waits`): `paused`, `already` for a
+ *   retry of the same wait, `raised` when the limit changed meanwhile (nothing
+ *   written); `setBudgets` the raise (conditional on the head as read; a paused
+ *   session resumes, its paused time added up), `stop` the conditional
+ *   PAUSED_BUDGET → STOPPED of the pause as read;
+ * - `rollBack` moves the head to a new branch (conditional on its execution and the
+ *   branch before), moves the abandoned checkpoints to `ABANDONED#<branch>#<sk>` and
+ *   writes the `ROLLBACK#` record; `listAbandoned` returns the moved ones;
  * - an item larger than DynamoDB's 400 KB is refused (ValidationException), its
  *   size taken as the UTF-8 bytes of its JSON (a little above DynamoDB's count).
  */
 import type { NewCheckpoint } from '../../../lambdas/adapters/checkpoint-store';
 import { CHECKPOINT_SCHEMA_VERSION } from '../../../lambdas/core/constants';
 import {
+  ABANDONED_SK_PREFIX,
   CHECKPOINT_SK_PREFIX,
+  checkpointKey,
   CheckpointRecordSchema,
   SESSION_SK,
   newSessionRecord,
@@ -46,6 +54,7 @@ import {
   StoredSessionRecordSchema,
   type Cancellation,
   type CheckpointRecord,
+  type RollbackRecord,
   type SessionRecord,
   type SessionStatus,
 } from '../../../lambdas/core/contracts/checkpoint';
@@ -70,8 +79,10 @@ const byteOrder = (a: string, b: string): number => Buffer.compare(Buffer.from(a
 export class MemoryCheckpointStore implements StepStore {
   /** sessionId → sk → item. */
   private readonly items = new Map<string, Map<string, Item>>();
-  /** Every write that stored something, in order (`put` or `update`, with the key). */
-  readonly writes: Array<{ op: 'put' | 'update'; sessionId: string; sk: string }> = [];
+  /** Every write that stored something, in order (`put`, `update` or `delete`, with the key). */
+  readonly writes: Array<{ op: 'put' | 'update' | 'delete'; sessionId: string; sk: string }> = [];
+  /** The waits `pause` put with its pauses (approval records, in another table), by approval id. */
+  readonly waits = new Map<string, { tableName: string; item: Item }>();
   /** Sort keys whose next putCheckpoint fails (a write lost to a crash or a network error). */
   private readonly lost = new Set<string>();
 
@@ -113,9 +124,17 @@ export class MemoryCheckpointStore implements StepStore {
   }
 
   async listCheckpoints(sessionId: string): Promise<CheckpointRecord[]> {
+    return this.listByPrefix(sessionId, CHECKPOINT_SK_PREFIX);
+  }
+
+  async listAbandoned(sessionId: string): Promise<CheckpointRecord[]> {
+    return this.listByPrefix(sessionId, ABANDONED_SK_PREFIX);
+  }
+
+  private listByPrefix(sessionId: string, prefix: string): CheckpointRecord[] {
     const session = this.items.get(sessionId) ?? new Map<string, Item>();
     return [...session.entries()]
-      .filter(([sk]) => sk.startsWith(CHECKPOINT_SK_PREFIX))
+      .filter(([sk]) => sk.startsWith(prefix))
       .sort(([a], [b]) => byteOrder(a, b))
       .map(([, item]) => parseStoredRecord(item, StoredCheckpointRecordSchema));
   }
@@ -206,22 +225,62 @@ export class MemoryCheckpointStore implements StepStore {
   }
 
   /**
-   * Pauses the session on a used-up budget for `executionArn` (as `CheckpointStore.pause`):
-   * RUNNING → PAUSED_BUDGET with the pause, the pause count incremented. A retry of the
-   * same wait (same `approvalId`) finds the pause and changes nothing.
-   * @returns the pause's sequence number
-   * @throws SessionFencedError when the execution does not own the session, or it is neither RUNNING nor paused by this wait.
+   * Pauses the session on a used-up budget for `executionArn` (as `CheckpointStore.pause`),
+   * in one transaction with the Put of `wait` (kept in {@link waits}): RUNNING →
+   * PAUSED_BUDGET with the pause, the pause count incremented; conditional on the
+   * execution, on RUNNING and on the budget's limit being absent or `pause.limit`.
+   * When the condition fails nothing is written, and the head read again tells why.
+   * @returns `paused`; `already` when the head holds this very pause (a retry);
+   *   `raised` when the head is RUNNING under this execution with another limit
+   * @throws SessionFencedError otherwise (another execution, not RUNNING, paused by another wait, no head).
    */
-  async pause(sessionId: string, executionArn: string, pause: NonNullable<SessionRecord['pause']>): Promise<number> {
+  async pause(
+    sessionId: string,
+    executionArn: string,
+    pause: NonNullable<SessionRecord['pause']>,
+    wait: { readonly TableName: string; readonly Item: Record<string, unknown> },
+  ): Promise<'paused' | 'already' | 'raised'> {
     const head = this.item(sessionId, SESSION_SK);
-    if (head?.executionArn === executionArn && head.status === 'RUNNING') {
+    const budgets = (head?.budgets ?? {}) as Record<string, unknown>;
+    const limitHolds = budgets[pause.budget] === undefined || budgets[pause.budget] === pause.limit;
+    if (head?.executionArn === executionArn && head.status === 'RUNNING' && limitHolds) {
       const pauses = (typeof head.pauses === 'number' ? head.pauses : 0) + 1;
+      const waitItem = stored(wait.Item);
+      const approvalId = waitItem.approvalId;
+      if (typeof approvalId !== 'string') throw new Error('pause: the wait needs an approvalId');
       this.write('update', { ...this.upgraded(head), status: 'PAUSED_BUDGET', pause, pauses, updatedAt: this.now().toISOString() });
-      return pauses;
+      this.waits.set(approvalId, { tableName: wait.TableName, item: waitItem });
+      return 'paused';
     }
     const current = head ? parseStoredRecord(head, StoredSessionRecordSchema) : undefined;
-    if (current?.executionArn === executionArn && current.status === 'PAUSED_BUDGET' && current.pause?.approvalId === pause.approvalId) return current.pauses ?? 1;
+    if (current?.executionArn === executionArn && current.status === 'PAUSED_BUDGET' && current.pause?.approvalId === pause.approvalId) return 'already';
+    if (current?.executionArn === executionArn && current.status === 'RUNNING' && current.budgets?.[pause.budget] !== pause.limit) return 'raised';
     throw new SessionFencedError(`execution ${executionArn} no longer owns session ${sessionId} (or it is not RUNNING); not paused`);
+  }
+
+  /**
+   * Rolls the session back (as `CheckpointStore.rollBack`): the head gets the new branch
+   * and step `toStep`, conditional on its execution being the one read and its branch the
+   * one before; the abandoned checkpoints move to `ABANDONED#<branch>#<sk>` (with
+   * `abandonedBy` and `abandonedAt`); the `ROLLBACK#` record is written.
+   * @returns false when the condition failed (nothing written).
+   */
+  async rollBack(session: SessionRecord, rollback: Omit<RollbackRecord, 'schemaVersion' | 'createdAt' | 'sk' | 'kind' | 'sessionId'>): Promise<boolean> {
+    const { sessionId } = session;
+    const head = this.item(sessionId, SESSION_SK);
+    const branch = typeof head?.branch === 'number' ? head.branch : 0;
+    if (!head || head.executionArn !== session.executionArn || branch !== rollback.branch - 1) return false;
+    const at = this.now().toISOString();
+    this.write('update', { ...this.upgraded(head), branch: rollback.branch, step: rollback.toStep, updatedAt: at });
+    for (const sk of rollback.abandoned) {
+      const item = this.item(sessionId, sk);
+      if (!item) continue;
+      this.write('put', { ...item, sk: checkpointKey.abandoned(rollback.branch, sk), abandonedBy: rollback.branch, abandonedAt: at });
+      this.sessionItems(sessionId).delete(sk);
+      this.writes.push({ op: 'delete', sessionId, sk });
+    }
+    await this.putCheckpoint({ ...rollback, sessionId, sk: checkpointKey.rollback(rollback.branch), kind: 'rollback' });
+    return true;
   }
 
   /**

@@ -2,7 +2,8 @@
  * In-memory fakes of the step dependencies other than the checkpoint store
  * (`handlers/memory-store.ts`): bodies by reference (the S3 `BodyStore`), calls
  * run once per idempotency key (Powertools idempotency), injected faults, the
- * policies in force (Cedar) and HTTP tool calls.
+ * policies in force (Cedar), HTTP tool calls and the recorded answers to output
+ * reviews (the approval table).
  * Strict, like the adapters they stand for: a body read back with another
  * SHA-256 or never stored fails with CorruptCheckpointError, an HTTP call no test
  * expects fails, and every call is recorded.
@@ -12,6 +13,7 @@ import type { Once } from '../../../lambdas/adapters/idempotency';
 import type { FaultPoint } from '../../../lambdas/adapters/fault-injection';
 import { DEFAULT_BODY_INLINE_LIMIT_BYTES } from '../../../lambdas/core/constants';
 import type { BodyRef } from '../../../lambdas/core/contracts/checkpoint';
+import type { WaitDecision } from '../../../lambdas/core/contracts/loop';
 import { CorruptCheckpointError } from '../../../lambdas/core/errors';
 import type { HttpImplementation } from '../../../lambdas/core/define';
 import type { PolicyDecision } from '../../../lambdas/core/policy';
@@ -175,5 +177,28 @@ export class ScriptedHttp {
     this.calls.push(made);
     if (!this.answer) throw new Error(`unexpected HTTP call of ${context.toolName} (${http.method} ${http.url}): no test expects one`);
     return this.answer(made);
+  };
+}
+
+/**
+ * The recorded answers to output reviews (the approval records the model turn reads
+ * after a continue-as-new or a resume), scripted: none until a test records one with
+ * `answer`, so a review reads as pending. Every read is recorded.
+ */
+export class ScriptedReviews {
+  private readonly answers = new Map<string, WaitDecision>();
+  /** Every read, in order. */
+  readonly reads: Array<{ sessionId: string; step: number }> = [];
+
+  /** Records the answer to the review of model turn `step` (as the approval record holds it once decided). */
+  answer(sessionId: string, step: number, decision: WaitDecision): this {
+    this.answers.set(`${sessionId}#${step}`, decision);
+    return this;
+  }
+
+  readonly decision: StepDeps['reviewDecision'] = async (sessionId, step) => {
+    this.reads.push({ sessionId, step });
+    const answer = this.answers.get(`${sessionId}#${step}`);
+    return answer && structuredClone(answer);
   };
 }

@@ -1,4 +1,8 @@
 /** Builders of checkpoint records and content blocks for the unit tests (records as written today: schema version 2). */
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { ApprovalStore } from '../../../lambdas/adapters/approval-store';
+import { BUDGET_PAUSE_TOOL_PREFIX } from '../../../lambdas/core/approvals';
 import { CHECKPOINT_SCHEMA_VERSION } from '../../../lambdas/core/constants';
 import {
   checkpointKey,
@@ -142,3 +146,31 @@ export const sessionHeadItem = (status: 'RUNNING' | 'SUCCEEDED' | 'FAILED', step
   updatedAt: CREATED_AT,
   step,
 });
+
+export const APPROVAL_TABLE = 'unit-approvals';
+/** Builds items only (`pendingPut`): its client never sends. */
+const approvalItems = new ApprovalStore(DynamoDBDocumentClient.from(new DynamoDBClient({ region: 'us-east-1' })), APPROVAL_TABLE);
+
+/**
+ * The wait of a budget pause as the approval request task hands it to `CheckpointStore.pause`
+ * (`ApprovalStore.pendingPut`): the pending approval record with its task token, a week to answer.
+ */
+export function budgetWait(
+  pause: NonNullable<SessionRecord['pause']>,
+  sessionId: string = SESSION_ID,
+  agent = 'unit-agent',
+): { TableName: string; Item: Record<string, unknown> } {
+  const { budget, used, limit } = pause;
+  return approvalItems.pendingPut({
+    approvalId: pause.approvalId,
+    sessionId,
+    agent,
+    step: pause.step,
+    callId: `budget@${pause.at}`,
+    tool: `${BUDGET_PAUSE_TOOL_PREFIX}${budget}`,
+    input: { budget, used, limit },
+    taskToken: `token-of-${pause.approvalId}`,
+    requestedAt: pause.at,
+    expiresAt: new Date(Date.parse(pause.at) + 7 * 24 * 3600 * 1000).toISOString(),
+  });
+}
