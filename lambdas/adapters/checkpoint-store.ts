@@ -9,6 +9,7 @@ import { GetCommand, PutCommand, QueryCommand, TransactWriteCommand, UpdateComma
 import { CHECKPOINT_SCHEMA_VERSION } from '../core/constants';
 import {
   ABANDONED_SK_PREFIX,
+  NOTICE_SK_PREFIX,
   CHECKPOINT_SK_PREFIX,
   checkpointKey,
   CheckpointRecordSchema,
@@ -277,6 +278,11 @@ export class CheckpointStore {
   /** The checkpoints rollbacks abandoned (`ABANDONED#…`), every page: what they spent still counts against the budgets. */
   async listAbandoned(sessionId: string): Promise<CheckpointRecord[]> {
     return this.listByPrefix(sessionId, ABANDONED_SK_PREFIX);
+  }
+
+  /** The session's governance notices (`NOTICE#…`), every page. */
+  async listNotices(sessionId: string): Promise<CheckpointRecord[]> {
+    return this.listByPrefix(sessionId, NOTICE_SK_PREFIX);
   }
 
   private async listByPrefix(sessionId: string, prefix: string): Promise<CheckpointRecord[]> {

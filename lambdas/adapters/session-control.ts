@@ -45,7 +45,8 @@ import { startNamedExecution, type StartedExecution } from './executions';
 
 /** The checkpoint store's operations the control routes use. */
 export type ControlSessionStore = Pick<CheckpointStore, 'getSession' | 'listCheckpoints' | 'cancel' | 'rollBack' | 'markFailed'> &
-  Partial<Pick<CheckpointStore, 'reopen' | 'setBudgets' | 'stop'>>;
+  Pick<CheckpointStore, 'setBudgets' | 'stop'> &
+  Partial<Pick<CheckpointStore, 'reopen'>>;
 
 /** The approval store's operations the control routes use. */
 export type ControlApprovalStore = Pick<ApprovalStore, 'listPending' | 'markExpired'> & Partial<Pick<ApprovalStore, 'get' | 'decide' | 'markDelivered'>>;
@@ -277,7 +278,7 @@ export class SessionControl {
       return refused(refuse('NotRaisable', `session ${sessionId} is ${head.status}; only RUNNING or PAUSED_BUDGET runs have budgets to raise`));
     }
     const budgets = raiseBudgets(head.budgets ?? {}, request.budgets);
-    const before = await this.sessions('setBudgets').setBudgets!(head, budgets);
+    const before = await this.deps.sessions.setBudgets(head, budgets);
     if (!before) return refused(refuse('Conflict', `session ${sessionId} changed meanwhile (status or pause); nothing was raised`));
     const resumed = await this.answerPauses(sessionId, { decision: 'raised', reason: request.reason, decidedBy: request.requestedBy }, head.pause?.approvalId);
     logger.info('budgets raised', { budgets, resumed, requestedBy: request.requestedBy, reason: request.reason });
@@ -298,7 +299,7 @@ export class SessionControl {
     if (head.status !== 'PAUSED_BUDGET' || !head.pause) {
       return refused(refuse('NotStoppable', `session ${sessionId} is ${head.status}; only runs paused on a budget can be stopped (cancel a running one)`));
     }
-    const before = await this.sessions('stop').stop!(head, { reason: request.reason, by: request.requestedBy });
+    const before = await this.deps.sessions.stop(head, { reason: request.reason, by: request.requestedBy });
     if (!before) return refused(refuse('Conflict', `session ${sessionId} changed meanwhile; it was not stopped`));
     await this.answerPauses(sessionId, { decision: 'stopped', reason: request.reason, decidedBy: request.requestedBy }, head.pause.approvalId);
     const records = await this.deps.sessions.listCheckpoints(sessionId);
@@ -336,11 +337,6 @@ export class SessionControl {
       }
     }
     return answered;
-  }
-
-  private sessions<K extends 'setBudgets' | 'stop'>(method: K): ControlSessionStore {
-    if (!this.deps.sessions[method]) throw new ConfigurationError(`the session store has no ${method}`);
-    return this.deps.sessions;
   }
 
   /** Starts the continuation; `ExecutionConflict` when its name is taken by other input. */

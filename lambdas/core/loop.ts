@@ -103,9 +103,9 @@ export interface Denial {
   /** `not_declared`: no such tool; `denied`: a policy forbids it; `budget_exceeded`: its calls per session are used up. */
   readonly reason: 'not_declared' | 'denied' | 'budget_exceeded';
   /** Determining policy ids (for `denied`). */
-  readonly policies?: readonly string[];
+  readonly policies?: string[];
   readonly policyVersion?: string;
-  readonly errors?: readonly string[];
+  readonly errors?: string[];
 }
 
 /** What a model answer means for the run. */
@@ -117,8 +117,8 @@ export type TurnDecision =
 /** A policy's answer to one tool call (`callTool`, with its arguments). */
 export interface CallAuthorization {
   readonly allowed: boolean;
-  readonly policies: readonly string[];
-  readonly errors: readonly string[];
+  readonly policies: string[];
+  readonly errors: string[];
   readonly version?: string;
 }
 

@@ -95,7 +95,8 @@ export class Agent extends Construct {
         serviceName: agent.name,
         timeout: Duration.seconds(timeoutSeconds),
         loader: TEXT_LOADERS,
-        cedar: true,
+        // Only the functions that decide policies (they have the policy table) carry Cedar's wasm.
+        cedar: ENV.policyTable in environment,
         environment: {
           [ENV.checkpointTable]: runtime.checkpointTable.tableName,
           [ENV.bodyBucket]: runtime.bodyBucket.bucketName,

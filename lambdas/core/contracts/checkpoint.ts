@@ -429,6 +429,8 @@ export function parseStoredRecord<T>(
 export const SESSION_SK = 'SESSION';
 /** Prefix of every live checkpoint's sort key. */
 export const CHECKPOINT_SK_PREFIX = 'CP#';
+/** Prefix of the sort keys of governance notices. */
+export const NOTICE_SK_PREFIX = 'NOTICE#';
 /** Prefix of the sort keys of checkpoints a rollback abandoned. */
 export const ABANDONED_SK_PREFIX = 'ABANDONED#';
 
@@ -445,7 +447,7 @@ export const checkpointKey = {
   /** The record of the session's `n`th execution. */
   execution: (n: number): string => `EXEC#${seq(n)}`,
   /** A governance notice, once per `notice` and `key`. */
-  notice: (notice: string, key: string): string => `NOTICE#${notice}#${key}`,
+  notice: (notice: string, key: string): string => `${NOTICE_SK_PREFIX}${notice}#${key}`,
   /** The budget pause whose wait began at `at` (ISO 8601, so that pauses sort by time). */
   pause: (at: string): string => `PAUSE#${at}`,
   /** The record of the session's `branch`th rollback. */

@@ -11,7 +11,7 @@ import type { PolicyDecision, Principal } from '../../core/policy';
 /** The checkpoint operations the steps use. */
 export type StepStore = Pick<
   CheckpointStore,
-  'createSession' | 'getSession' | 'getCheckpoint' | 'putCheckpoint' | 'listCheckpoints' | 'listAbandoned' | 'recordStep' | 'markSucceeded' | 'takeOver'
+  'createSession' | 'getSession' | 'getCheckpoint' | 'putCheckpoint' | 'listCheckpoints' | 'listAbandoned' | 'listNotices' | 'recordStep' | 'markSucceeded' | 'takeOver'
 >;
 
 /**

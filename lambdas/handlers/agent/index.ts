@@ -12,7 +12,7 @@ import { requireEnv, requireJsonMapEnv } from '../../adapters/config';
 import { injectFault } from '../../adapters/fault-injection';
 import { callHttpTool } from '../../adapters/http-tool';
 import { powertoolsOnce, type Once } from '../../adapters/idempotency';
-import { effectivePolicies, PolicyEngine, PolicyStore } from '../../adapters/policy-engine';
+import type { effectivePolicies, PolicyEngine, PolicyStore } from '../../adapters/policy-engine';
 import { ScriptedModelProvider } from '../../adapters/providers/scripted';
 import { ModelTurnInputSchema, ToolTaskInputSchema, type ModelTurnResult, type PrepareResult } from '../../core/contracts/loop';
 import type { AgentDefinition } from '../../core/define';
@@ -42,17 +42,21 @@ export interface AgentHandlers {
  * default, which permits every declared tool). Never cached, so a change applies at the next call.
  */
 function policySnapshots(agent: AgentDefinition): () => Promise<PolicySnapshot> {
-  // Made on first use: only the functions that decide policies (model turn, tools) have the table.
-  let ready: { engine: PolicyEngine; store: PolicyStore; environment: string; schema: ReturnType<typeof policySchema> } | undefined;
+  // Made on first use: only the functions that decide policies (model turn, tools) have the
+  // table, and only they load Cedar's wasm (a dynamic import: no cost at Prepare's or StartRun's cold start).
+  let ready:
+    | Promise<{ engine: PolicyEngine; store: PolicyStore; effective: typeof effectivePolicies; environment: string; schema: ReturnType<typeof policySchema> }>
+    | undefined;
   return async () => {
-    ready ??= {
-      engine: new PolicyEngine(),
-      store: new PolicyStore(documentClient(), requireEnv(ENV.policyTable)),
+    ready ??= import('../../adapters/policy-engine').then((m) => ({
+      engine: new m.PolicyEngine(),
+      effective: m.effectivePolicies,
+      store: new m.PolicyStore(documentClient(), requireEnv(ENV.policyTable)),
       environment: requireEnv(ENV.environment),
       schema: policySchema(agent.tools),
-    };
-    const { engine, store, environment, schema } = ready;
-    const { text, version } = effectivePolicies(agent.policies, await store.current(agent.name));
+    }));
+    const { engine, store, effective, environment, schema } = await ready;
+    const { text, version } = effective(agent.policies, await store.current(agent.name));
     return {
       version,
       decide: (request) => engine.authorize(text, authorizationRequest({ ...request, agent: agent.name, environment, schema })),

@@ -42,7 +42,7 @@ import { contextLimitFailure, contextRecord, planContext } from '../../core/cont
 import { ConfigurationError } from '../../core/errors';
 import { executionName, LOOP_WAIT_EVENTS, maxToolRetries, modelTurnEvents, runToolsEvents, shouldContinueAsNew } from '../../core/history';
 import { modelCallIdempotencyKey } from '../../core/ids';
-import { buildConversation, decideTurn, outputValidationFailure, type Denial } from '../../core/loop';
+import { buildConversation, decideTurn, outputValidationFailure } from '../../core/loop';
 import { decideFinalAnswer, outputContext } from '../../core/output';
 import { DEFAULT_PRINCIPAL } from '../../core/policy';
 import type { PolicySnapshot, StepDeps } from './deps';
@@ -74,8 +74,10 @@ export async function modelTurn(input: ModelTurnInput, deps: StepDeps): Promise<
   await deps.fault('ModelTurn', input.sessionId);
 
   const step = input.step + 1;
-  const [head, records, abandoned] = await Promise.all([store.getSession(input.sessionId), store.listCheckpoints(input.sessionId), store.listAbandoned(input.sessionId)]);
+  const [head, records] = await Promise.all([store.getSession(input.sessionId), store.listCheckpoints(input.sessionId)]);
   if (!head) throw new ConfigurationError(`session ${input.sessionId} has no head`);
+  // Only a rolled-back session (branch > 0) has abandoned checkpoints.
+  const abandoned = head.branch > 0 ? await store.listAbandoned(input.sessionId) : [];
   const repairsBefore = records.filter((r) => r.kind === 'model' && r.step < step && r.outcome === 'repair').length;
   // The loop's own waits (budget pause, output review) come after this turn: count their events now.
   const waiting = { ...progress, events: events + LOOP_WAIT_EVENTS };
@@ -83,19 +85,24 @@ export async function modelTurn(input: ModelTurnInput, deps: StepDeps): Promise<
   const limits: Budgets = head.budgets ?? agent.budgets;
   // What rolled-back turns spent still counts: a rollback is no way around a budget.
   const spend = spendOf([...records, ...abandoned], head, now());
-  // Before the checks: a budget may go from under 80% to used up between two turns.
-  await announceThresholds(input.sessionId, spend, limits, input.step, deps, input.executionArn);
 
   let record = records.find((r): r is ModelCheckpoint => r.kind === 'model' && r.step === step);
   const replayed = record !== undefined;
   if (!record) {
     const exhausted = exhaustedBudget(spend, limits);
-    if (exhausted) return { ...base, step: input.step, outcome: 'paused', pause: exhausted, ...waiting };
+    if (exhausted) {
+      // A budget may go from under 80% to used up between two turns: announce before pausing.
+      await announceThresholds(input.sessionId, spend, limits, input.step, deps, input.executionArn);
+      return { ...base, step: input.step, outcome: 'paused', pause: exhausted, ...waiting };
+    }
     const called = await callModel(input, step, repairsBefore, records, head, spend, deps, now);
     // Not `'failure' in called`: a model checkpoint as parsed on writing has the key, undefined.
     if (!('kind' in called)) return { ...base, step: input.step, outcome: 'failed', failure: called.failure, ...progress };
     record = called;
   }
+
+  const after = replayed ? spend : addTurn(spend, record);
+  await announceThresholds(input.sessionId, after, limits, step, deps, input.executionArn);
 
   if (record.outcome === 'review') {
     // Only a replayed review has been waited for. Its answer is in the payload, or (after a
@@ -112,8 +119,6 @@ export async function modelTurn(input: ModelTurnInput, deps: StepDeps): Promise<
     return { ...base, step, outcome: 'final', ...progress };
   }
 
-  const after = replayed ? spend : addTurn(spend, record);
-  await announceThresholds(input.sessionId, after, limits, step, deps, input.executionArn);
   // Also on a replay: a crash may have come between the model checkpoint and the notices.
   await announceToolBudgets(record, deps, input.executionArn);
   if (record.outcome === 'tool_calls') {
@@ -145,7 +150,11 @@ function addTurn(spend: Spend, record: ModelCheckpoint): Spend {
 
 /** Writes a `BudgetThresholdReached` notice for each budget at 80% or more (once per budget per session: the notice's key). */
 async function announceThresholds(sessionId: string, spend: Spend, limits: Budgets, step: number, deps: StepDeps, executionArn: string): Promise<void> {
-  for (const budget of thresholdsReached(spend, limits)) {
+  const reached = thresholdsReached(spend, limits);
+  if (reached.length === 0) return;
+  // One read of the notices already written, instead of a refused write per budget every turn.
+  const written = new Set((await deps.store.listNotices(sessionId)).map((n) => n.sk));
+  for (const budget of reached.filter((b) => !written.has(checkpointKey.notice('BudgetThresholdReached', b)))) {
     const used = budget === 'wallClockSeconds' ? spend.wallClockSeconds : budget === 'subAgentDepth' ? 0 : spend[budget];
     await deps.store.putCheckpoint(
       {
@@ -264,7 +273,7 @@ async function callModel(
       outcome: decision.outcome,
       calls: decision.outcome === 'tool_calls' ? decision.calls : [],
       inlineResults: decision.outcome === 'tool_calls' ? decision.inlineResults : [],
-      denials: decision.outcome === 'tool_calls' && decision.denials.length > 0 ? decision.denials.map(plainDenial) : undefined,
+      denials: decision.outcome === 'tool_calls' && decision.denials.length > 0 ? decision.denials : undefined,
       offeredTools: [...offeredNames],
       validationErrors: decision.outcome === 'repair' || decision.outcome === 'failed' ? decision.validationErrors : undefined,
       output: decision.outcome === 'final' || decision.outcome === 'review' ? decision.output : undefined,
@@ -278,10 +287,6 @@ async function callModel(
   );
   if (record.kind !== 'model') throw new ConfigurationError(`checkpoint ${sk} is not a model checkpoint`);
   return record;
-}
-
-function plainDenial(d: Denial): { callId: string; tool: string; reason: Denial['reason']; policies?: string[]; policyVersion?: string; errors?: string[] } {
-  return { ...d, policies: d.policies ? [...d.policies] : undefined, errors: d.errors ? [...d.errors] : undefined };
 }
 
 /** The records with their S3 bodies loaded: model answers and tool results. */

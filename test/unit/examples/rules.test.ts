@@ -8,6 +8,7 @@
  * Needs `.log` files loaded as text (a vitest plugin, like esbuild's text loader).
  */
 import { describe, expect, it } from 'vitest';
+import { MemoryBlockStore } from '../support/block-store';
 import type { ToolCheckpoint } from '../../../lambdas/core/contracts/checkpoint';
 import type { ModelResponse, ToolUseBlock } from '../../../lambdas/core/contracts/model';
 import type { ScriptedConversation } from '../../../lambdas/core/contracts/scripted';
@@ -23,8 +24,6 @@ import {
 } from '../../../examples/ssh-brute-force/rules';
 import {
   createBlockAddressTool,
-  type BlockRecord,
-  type BlockStore,
   type CountFailedAttemptsOutput,
   type SearchLogLinesOutput,
   type ShowLogLinesOutput,
@@ -35,16 +34,6 @@ const OFFENDER = '183.62.140.253';
 /** When the recorded run ended (block_address's clock in the replay). */
 const RUN_ENDED = Date.parse('2024-12-10T11:20:00.000Z');
 
-/** A block store in memory: one block per address. */
-class MemoryBlockStore implements BlockStore {
-  readonly blocks = new Map<string, BlockRecord>();
-  async putIfAbsent(record: BlockRecord, nowEpochSeconds: number): Promise<BlockRecord> {
-    const live = this.blocks.get(record.address);
-    if (live && live.expiresAtEpoch > nowEpochSeconds) return live;
-    this.blocks.set(record.address, record);
-    return record;
-  }
-}
 
 /** What running a recorded conversation's tool calls produced. */
 interface RecordedRun {

@@ -9,6 +9,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { GetCommand, PutCommand } from '@aws-sdk/lib-dynamodb';
 import { describe, expect, it } from 'vitest';
+import { MemoryBlockStore } from '../support/block-store';
 import type { z } from 'zod';
 import type { Message, ToolResultBlock, ToolUseBlock } from '../../../lambdas/core/contracts/model';
 import { ScriptedConversationSchema, type ScriptedConversation } from '../../../lambdas/core/contracts/scripted';
@@ -46,7 +47,6 @@ import {
   showLogLines,
   tools,
   type BlockRecord,
-  type BlockStore,
   type CountFailedAttemptsOutput,
   type DocumentClientLike,
 } from '../../../examples/ssh-brute-force/tools';
@@ -405,16 +405,6 @@ describe('show_log_lines', () => {
 // block_address
 // ---------------------------------------------------------------------------
 
-/** A BlockStore with the semantics of the DynamoDB one. */
-class MemoryBlockStore implements BlockStore {
-  readonly items = new Map<string, BlockRecord>();
-  async putIfAbsent(record: BlockRecord, nowEpochSeconds: number): Promise<BlockRecord> {
-    const live = this.items.get(record.address);
-    if (live && live.expiresAtEpoch > nowEpochSeconds) return live;
-    this.items.set(record.address, record);
-    return record;
-  }
-}
 
 /** A clock the test moves. */
 function clock(start: string) {

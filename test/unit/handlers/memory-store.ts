@@ -44,6 +44,7 @@ import type { NewCheckpoint } from '../../../lambdas/adapters/checkpoint-store';
 import { CHECKPOINT_SCHEMA_VERSION } from '../../../lambdas/core/constants';
 import {
   ABANDONED_SK_PREFIX,
+  NOTICE_SK_PREFIX,
   CHECKPOINT_SK_PREFIX,
   checkpointKey,
   CheckpointRecordSchema,
@@ -129,6 +130,10 @@ export class MemoryCheckpointStore implements StepStore {
 
   async listAbandoned(sessionId: string): Promise<CheckpointRecord[]> {
     return this.listByPrefix(sessionId, ABANDONED_SK_PREFIX);
+  }
+
+  async listNotices(sessionId: string): Promise<CheckpointRecord[]> {
+    return this.listByPrefix(sessionId, NOTICE_SK_PREFIX);
   }
 
   private listByPrefix(sessionId: string, prefix: string): CheckpointRecord[] {
