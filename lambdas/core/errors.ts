@@ -70,6 +70,78 @@ export class ToolError extends Error {
   override readonly name = 'ToolError';
 }
 
+/**
+ * What went wrong with a model provider's call, as the router acts on it:
+ * - transient (retried with backoff, then the next fallback): `throttled` (429),
+ *   `overloaded` (529, Bedrock `ServiceUnavailableException`), `server_error` (5xx),
+ *   `timeout` (no answer within the route's `timeoutMs`), `connection` (reset, refused,
+ *   dropped), `malformed_response` (a body that is not the provider's JSON, or is cut off);
+ * - terminal (not retried; the next fallback is tried): `invalid_request` (400, 413, 422),
+ *   `authentication` (401), `permission` (403), `not_found` (404: an unknown model).
+ */
+export type ProviderFaultKind =
+  | 'throttled'
+  | 'overloaded'
+  | 'server_error'
+  | 'timeout'
+  | 'connection'
+  | 'malformed_response'
+  | 'invalid_request'
+  | 'authentication'
+  | 'permission'
+  | 'not_found';
+
+/** The fault kinds worth retrying (see {@link ProviderFaultKind}). */
+export const TRANSIENT_PROVIDER_FAULTS: ReadonlySet<ProviderFaultKind> = new Set([
+  'throttled',
+  'overloaded',
+  'server_error',
+  'timeout',
+  'connection',
+  'malformed_response',
+]);
+
+/**
+ * A model provider's call failed. Thrown by the adapters (`adapters/providers/`)
+ * with the provider's own facts for the audit: HTTP status, request id, and the
+ * delay its `Retry-After` (or `retry-after-ms`) header asked for. The message never
+ * carries an API key or the request's content.
+ */
+export class ModelProviderError extends AgentRuntimeError {
+  override readonly name = 'ModelProviderError';
+  readonly retryable: boolean;
+  readonly provider: string;
+  readonly modelId: string;
+  readonly kind: ProviderFaultKind;
+  /** HTTP status, when the provider answered. */
+  readonly status?: number;
+  /** Milliseconds the provider asked to wait before retrying (`Retry-After`), when it did. */
+  readonly retryAfterMs?: number;
+  /** The provider's request id, when it sent one. */
+  readonly requestId?: string;
+  constructor(
+    message: string,
+    fault: { provider: string; modelId: string; kind: ProviderFaultKind; status?: number; retryAfterMs?: number; requestId?: string; cause?: unknown },
+  ) {
+    super(message, { cause: fault.cause });
+    this.provider = fault.provider;
+    this.modelId = fault.modelId;
+    this.kind = fault.kind;
+    this.retryable = TRANSIENT_PROVIDER_FAULTS.has(fault.kind);
+    if (fault.status !== undefined) this.status = fault.status;
+    if (fault.retryAfterMs !== undefined) this.retryAfterMs = fault.retryAfterMs;
+    if (fault.requestId !== undefined) this.requestId = fault.requestId;
+  }
+}
+
+/**
+ * Every model of a route failed with a terminal fault (or the route has no model
+ * left to try): retrying the turn cannot help. The message lists each model's fault.
+ */
+export class ModelRouteFailedError extends TerminalError {
+  override readonly name = 'ModelRouteFailedError';
+}
+
 /** Names of the errors a Retry must never retry. */
 export const TERMINAL_ERROR_NAMES = [
   'ConfigurationError',
@@ -77,4 +149,5 @@ export const TERMINAL_ERROR_NAMES = [
   'ScriptMismatchError',
   'ToolOutputInvalidError',
   'SessionFencedError',
+  'ModelRouteFailedError',
 ] as const;

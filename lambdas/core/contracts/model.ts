@@ -64,7 +64,10 @@ export const UsageSchema = z.object({
   outputTokens: z.number().int().nonnegative(),
 });
 
-/** What the runtime sends to a provider. Example: `{"modelId":"scripted/demo","system":"You …","messages":[…],"tools":[…],"maxTokens":1024}` */
+/**
+ * What the runtime sends to a provider. `modelId` is the provider's model id (the
+ * router sets it to each model of the route in turn).
+ * Example: `{"modelId":"scripted/demo","system":"You …","messages":[…],"tools":[…],"maxTokens":1024}` */
 export const ModelRequestSchema = z.object({
   modelId: z.string(),
   system: z.string(),
@@ -83,6 +86,13 @@ export const ModelResponseSchema = z.object({
   modelId: z.string(),
   /** The provider's request id, for audit. */
   requestId: z.string().optional(),
+  /**
+   * The stop reason as the provider said it, when it differs from `stopReason` or has
+   * no runtime equivalent (Bedrock `guardrail_intervened`, OpenAI `content_filter`, Anthropic `pause_turn`).
+   */
+  providerStopReason: z.string().optional(),
+  /** OpenAI's `system_fingerprint`: the backend configuration that served the call. */
+  systemFingerprint: z.string().optional(),
 });
 
 export type TextBlock = z.infer<typeof TextBlockSchema>;

@@ -1,0 +1,286 @@
+/**
+ * Model routing, pure: which models a step may use and in what order, how a
+ * provider's fault is retried, and the configuration of the circuit breakers.
+ *
+ * Routing is deterministic policy (design decision 10): each agent declares, per
+ * step kind, a route of a primary model and ordered fallbacks. A model whose
+ * circuit is open is skipped; a model that fails after its retries hands the call
+ * to the next. No model chooses the model.
+ */
+import { z } from 'zod';
+import type { ModelPrice } from './budget';
+import type { ScriptedConversation } from './contracts/scripted';
+import type { CheckpointRecord } from './contracts/checkpoint';
+
+/**
+ * The kinds of step a route may be declared for:
+ * - `plan`: the first model turn of a session (no model turn before it);
+ * - `act`: a turn after tool results;
+ * - `repair`: a turn after the runtime sent an invalid final answer back;
+ * - `summarise`: a model call that summarises tool results the context limit replaces
+ *   (the `summarise` context strategy; without a `summarise` route, the extractive summary).
+ */
+export const STEP_KINDS = ['plan', 'act', 'repair', 'summarise'] as const;
+/** One of {@link STEP_KINDS}. */
+export type StepKind = (typeof STEP_KINDS)[number];
+
+/** The providers the runtime has adapters for (`adapters/providers/`). */
+export type ProviderName = 'scripted' | 'bedrock' | 'anthropic' | 'openai';
+
+/**
+ * Where an Anthropic or OpenAI API key comes from: a Secrets Manager secret (in AWS:
+ * the Agent construct grants the model-turn function read access to it), else the
+ * environment variable (locally: `ANTHROPIC_API_KEY`, `OPENAI_API_KEY` by default).
+ * The key is never logged, checkpointed or published.
+ */
+export interface ApiKeySource {
+  /** Secrets Manager secret name or ARN holding the key as its plain SecretString. */
+  readonly secretName?: string;
+  /** Environment variable read when no secret is named. @default `ANTHROPIC_API_KEY` / `OPENAI_API_KEY` */
+  readonly envVar?: string;
+}
+
+/** Fields every model reference has. */
+interface ModelRefBase {
+  /**
+   * What the model's tokens cost, instead of the price table's figures (`core/budget.ts`):
+   * for a model the table does not know, or a scripted model standing in for a real one.
+   */
+  readonly pricing?: ModelPrice;
+}
+
+/** A scripted model: replays a recorded conversation (`adapters/providers/scripted.ts`). */
+export interface ScriptedModelRef extends ModelRefBase {
+  readonly provider: 'scripted';
+  readonly script: ScriptedConversation;
+}
+
+/**
+ * An Amazon Bedrock model, called with the Converse API (`bedrock:InvokeModel` is
+ * granted on it). `modelId` is a model id or an inference profile id, e.g.
+ * `anthropic.claude-sonnet-4-5-20250929-v1:0` or `us.amazon.nova-pro-v1:0`.
+ */
+export interface BedrockModelRef extends ModelRefBase {
+  readonly provider: 'bedrock';
+  readonly modelId: string;
+  /** @default the function's region (`AWS_REGION`) */
+  readonly region?: string;
+  /** Endpoint URL override (a VPC endpoint, a test server). @default the SDK's (`AWS_ENDPOINT_URL_BEDROCK_RUNTIME`, else the regional endpoint) */
+  readonly endpoint?: string;
+}
+
+/** An Anthropic Messages API model, e.g. `claude-sonnet-4-5`. */
+export interface AnthropicModelRef extends ModelRefBase {
+  readonly provider: 'anthropic';
+  readonly modelId: string;
+  /** @default `https://api.anthropic.com` */
+  readonly baseUrl?: string;
+  /** @default the environment variable `ANTHROPIC_API_KEY` */
+  readonly apiKey?: ApiKeySource;
+}
+
+/** An OpenAI Chat Completions model, e.g. `gpt-4.1`; also any OpenAI-compatible server (`baseUrl`). */
+export interface OpenAiModelRef extends ModelRefBase {
+  readonly provider: 'openai';
+  readonly modelId: string;
+  /** @default `https://api.openai.com/v1` */
+  readonly baseUrl?: string;
+  /** @default the environment variable `OPENAI_API_KEY` */
+  readonly apiKey?: ApiKeySource;
+}
+
+/** Which model serves a call. */
+export type ModelRef = ScriptedModelRef | BedrockModelRef | AnthropicModelRef | OpenAiModelRef;
+
+/**
+ * How a transient fault is retried on the same model before the route moves on:
+ * exponential backoff with full jitter (a delay drawn uniformly from 0 up to
+ * `min(maxDelayMs, baseDelayMs × 2^(retry−1))`, as in "Exponential Backoff And Jitter",
+ * AWS Architecture Blog, 2015), but never less than the provider's `Retry-After`.
+ * A `Retry-After` longer than `maxRetryAfterMs` is not waited for in the function:
+ * the call moves to the next model at once.
+ */
+export const RetryConfigSchema = z.object({
+  /** Calls of one model per step, the first included. @default 3 */
+  maxAttempts: z.number().int().min(1).max(10),
+  /** @default 250 */
+  baseDelayMs: z.number().int().nonnegative(),
+  /** @default 8000 */
+  maxDelayMs: z.number().int().nonnegative(),
+  /** @default 20000 */
+  maxRetryAfterMs: z.number().int().nonnegative(),
+});
+/** See {@link RetryConfigSchema}. */
+export type RetryConfig = z.infer<typeof RetryConfigSchema>;
+
+/** The retry configuration of every route that does not override it. */
+export const DEFAULT_RETRY: RetryConfig = { maxAttempts: 3, baseDelayMs: 250, maxDelayMs: 8_000, maxRetryAfterMs: 20_000 };
+
+/**
+ * A circuit breaker per provider and model, its state shared by every function in
+ * DynamoDB (`adapters/model-health.ts`). Calls are counted in buckets of
+ * `bucketSeconds`; the window is the last `windowSeconds` since the circuit last
+ * changed state. It opens when the window holds at least `minCalls` calls and
+ * their error rate reaches `errorRateThreshold`, or their p95 latency exceeds the
+ * route's `sloP95Ms`. After `halfOpenAfterSeconds` one call probes the model:
+ * an answer within the SLO closes the circuit, anything else opens it again.
+ */
+export const BreakerConfigSchema = z.object({
+  /** @default 60 */
+  windowSeconds: z.number().int().min(1).max(3600),
+  /** @default 5 */
+  bucketSeconds: z.number().int().min(1).max(300),
+  /** @default 5 */
+  minCalls: z.number().int().min(1),
+  /** Fraction of calls in the window that failed with a transient fault. @default 0.5 */
+  errorRateThreshold: z.number().gt(0).max(1),
+  /** @default 30 */
+  halfOpenAfterSeconds: z.number().int().min(1),
+});
+/** See {@link BreakerConfigSchema}. */
+export type BreakerConfig = z.infer<typeof BreakerConfigSchema>;
+
+/** The breaker configuration of every route that does not override it. */
+export const DEFAULT_BREAKER: BreakerConfig = { windowSeconds: 60, bucketSeconds: 5, minCalls: 5, errorRateThreshold: 0.5, halfOpenAfterSeconds: 30 };
+
+/** Milliseconds one call may take before it counts as a `timeout` fault. @default 60000 */
+export const DEFAULT_MODEL_CALL_TIMEOUT_MS = 60_000;
+
+/** A route: the primary model, its fallbacks in order, and how calls on it are judged. */
+export interface ModelRoute {
+  readonly primary: ModelRef;
+  /** Tried in order when the models before them are open or fail. @default none */
+  readonly fallbacks?: readonly ModelRef[];
+  /** p95 latency (ms) above which a model's circuit opens. @default none (errors only) */
+  readonly sloP95Ms?: number;
+  /** Milliseconds one call may take. @default {@link DEFAULT_MODEL_CALL_TIMEOUT_MS} */
+  readonly timeoutMs?: number;
+  /** Overrides of {@link DEFAULT_RETRY}, field by field. */
+  readonly retry?: Partial<RetryConfig>;
+  /** Overrides of {@link DEFAULT_BREAKER}, field by field. */
+  readonly breaker?: Partial<BreakerConfig>;
+}
+
+/** A route with every default applied. */
+export interface ResolvedRoute {
+  readonly kind: StepKind;
+  readonly models: readonly ModelRef[];
+  readonly sloP95Ms?: number;
+  readonly timeoutMs: number;
+  readonly retry: RetryConfig;
+  readonly breaker: BreakerConfig;
+}
+
+/** The id a model reference names (`script.modelId` for a scripted model). */
+export function modelIdOf(ref: ModelRef): string {
+  return ref.provider === 'scripted' ? ref.script.modelId : ref.modelId;
+}
+
+/** The health key of a model: `<provider>/<model id>`, e.g. `anthropic/claude-sonnet-4-5`. */
+export function modelKey(ref: ModelRef): string {
+  return `${ref.provider}/${modelIdOf(ref)}`;
+}
+
+/** Whether a value is a route (has `primary`) rather than a model reference. */
+export function isRoute(value: ModelRef | ModelRoute): value is ModelRoute {
+  return 'primary' in value;
+}
+
+/**
+ * The route of a step kind: the agent's route for that kind, else its default
+ * (`model`, a reference or a route), with the defaults applied.
+ */
+export function resolveRoute(model: ModelRef | ModelRoute, routes: Partial<Record<StepKind, ModelRoute>> | undefined, kind: StepKind): ResolvedRoute {
+  const declared = routes?.[kind] ?? (isRoute(model) ? model : { primary: model });
+  return {
+    kind,
+    models: [declared.primary, ...(declared.fallbacks ?? [])],
+    ...(declared.sloP95Ms === undefined ? {} : { sloP95Ms: declared.sloP95Ms }),
+    timeoutMs: declared.timeoutMs ?? DEFAULT_MODEL_CALL_TIMEOUT_MS,
+    retry: { ...DEFAULT_RETRY, ...declared.retry },
+    breaker: { ...DEFAULT_BREAKER, ...declared.breaker },
+  };
+}
+
+/** Every model reference an agent names (default route, per-kind routes), each once by {@link modelKey}. */
+export function modelsOf(model: ModelRef | ModelRoute, routes?: Partial<Record<StepKind, ModelRoute>>): ModelRef[] {
+  const all = [...STEP_KINDS.flatMap((kind) => resolveRoute(model, routes, kind).models)];
+  const seen = new Map<string, ModelRef>();
+  for (const ref of all) if (!seen.has(modelKey(ref))) seen.set(modelKey(ref), ref);
+  return [...seen.values()];
+}
+
+/**
+ * Problems with an agent's routes, each naming its field: a timeout, SLO, retry or
+ * breaker setting out of range; a model id that is empty; a fallback repeating a model of its route.
+ */
+export function routeProblems(model: ModelRef | ModelRoute, routes?: Partial<Record<StepKind, ModelRoute>>): string[] {
+  const problems: string[] = [];
+  const check = (route: ModelRoute, field: string): void => {
+    const models = [route.primary, ...(route.fallbacks ?? [])];
+    const keys = new Set<string>();
+    models.forEach((ref, i) => {
+      const where = i === 0 ? `${field}.primary` : `${field}.fallbacks[${i - 1}]`;
+      if (modelIdOf(ref).trim() === '') problems.push(`${where}.modelId: must not be empty`);
+      if (keys.has(modelKey(ref))) problems.push(`${where}: ${modelKey(ref)} appears twice in the route`);
+      keys.add(modelKey(ref));
+    });
+    if (route.timeoutMs !== undefined && (!Number.isInteger(route.timeoutMs) || route.timeoutMs < 1)) problems.push(`${field}.timeoutMs: must be a positive integer`);
+    if (route.sloP95Ms !== undefined && (!Number.isFinite(route.sloP95Ms) || route.sloP95Ms <= 0)) problems.push(`${field}.sloP95Ms: must be a positive number`);
+    const retry = RetryConfigSchema.partial().safeParse(route.retry ?? {});
+    if (!retry.success) for (const issue of retry.error.issues) problems.push(`${field}.retry.${issue.path.join('.')}: ${issue.message}`);
+    const breaker = BreakerConfigSchema.partial().safeParse(route.breaker ?? {});
+    if (!breaker.success) for (const issue of breaker.error.issues) problems.push(`${field}.breaker.${issue.path.join('.')}: ${issue.message}`);
+  };
+  check(isRoute(model) ? model : { primary: model }, 'model');
+  for (const kind of STEP_KINDS) {
+    const route = routes?.[kind];
+    if (route) check(route, `routes.${kind}`);
+  }
+  for (const kind of Object.keys(routes ?? {})) {
+    if (!(STEP_KINDS as readonly string[]).includes(kind)) problems.push(`routes.${kind}: not a step kind (${STEP_KINDS.join(', ')})`);
+  }
+  return problems;
+}
+
+/**
+ * The kind of model turn `step` (1-based) is, from the session's checkpoints:
+ * `plan` with no model turn before it, `repair` after a turn whose answer was sent
+ * back, else `act`.
+ */
+export function stepKindOf(records: readonly CheckpointRecord[], step: number): StepKind {
+  const previous = records.find((r) => r.kind === 'model' && r.step === step - 1);
+  if (!previous || previous.kind !== 'model') return 'plan';
+  return previous.outcome === 'repair' ? 'repair' : 'act';
+}
+
+/**
+ * The delay a provider asked for, in milliseconds, from its response headers:
+ * `retry-after-ms` (Anthropic, OpenAI), else `retry-after` in seconds or as an
+ * HTTP date (RFC 9110 §10.2.3). Undefined when absent or unreadable; never negative.
+ */
+export function retryAfterMs(header: (name: string) => string | null | undefined, now: number): number | undefined {
+  const ms = header('retry-after-ms');
+  if (ms != null && ms.trim() !== '' && Number.isFinite(Number(ms))) return Math.max(0, Math.round(Number(ms)));
+  const value = header('retry-after');
+  if (value == null || value.trim() === '') return undefined;
+  if (/^\d+(\.\d+)?$/.test(value.trim())) return Math.round(Number(value) * 1000);
+  const at = Date.parse(value);
+  return Number.isNaN(at) ? undefined : Math.max(0, at - now);
+}
+
+/**
+ * The fault kind of an HTTP status from a provider (see `ProviderFaultKind`):
+ * 429 `throttled`; 529 and 503 `overloaded`; 408 and 504 `timeout`; other 5xx
+ * `server_error`; 401 `authentication`; 403 `permission`; 404 `not_found`; other 4xx `invalid_request`.
+ */
+export function faultKindOfStatus(status: number): import('./errors').ProviderFaultKind {
+  if (status === 429) return 'throttled';
+  if (status === 529 || status === 503) return 'overloaded';
+  if (status === 408 || status === 504) return 'timeout';
+  if (status >= 500) return 'server_error';
+  if (status === 401) return 'authentication';
+  if (status === 403) return 'permission';
+  if (status === 404) return 'not_found';
+  return 'invalid_request';
+}
