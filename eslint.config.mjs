@@ -5,7 +5,7 @@
 import tseslint from 'typescript-eslint';
 
 const cdk = ['aws-cdk-lib', 'aws-cdk-lib/*', 'constructs'];
-const impure = ['@aws-sdk/*', '@aws-lambda-powertools/*', 'node:fs', 'node:child_process', 'node:net', 'node:http', 'node:https', 'fs', 'child_process'];
+const impure = ['@aws-sdk/*', '@smithy/*', '@aws-lambda-powertools/*', '@anthropic-ai/*', 'openai', 'openai/*', 'cockatiel', 'node-llama-cpp', 'node:fs', 'node:child_process', 'node:net', 'node:http', 'node:https', 'fs', 'child_process'];
 const noImport = (groups, message) => ({ 'no-restricted-imports': ['error', { patterns: [{ group: groups, message }] }] });
 
 export default tseslint.config(
@@ -44,7 +44,7 @@ export default tseslint.config(
   {
     files: ['lib/**/*.ts', 'statemachines/**/*.ts', 'bin/**/*.ts', 'examples/**/deploy.ts'],
     rules: noImport(
-      ['**/lambdas/handlers/**', '**/lambdas/adapters/**', '**/lambdas/observability/**', '@aws-lambda-powertools/*', '@aws-sdk/*'],
+      ['**/lambdas/handlers/**', '**/lambdas/adapters/**', '**/lambdas/observability/**', '@aws-lambda-powertools/*', '@aws-sdk/*', '@anthropic-ai/*', 'openai', 'cockatiel'],
       'CDK code names handler entry files; it imports lambdas/core only, never handlers, adapters or the SDK',
     ),
   },

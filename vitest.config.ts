@@ -21,6 +21,8 @@ export default defineConfig({
   test: {
     include: ['test/unit/**/*.test.ts', 'test/infra/**/*.test.ts'],
     testTimeout: 60_000,
+    // CDK assertion suites synthesise (and bundle) whole stacks in beforeAll.
+    hookTimeout: 180_000,
     pool: 'forks',
   },
 });

@@ -20,10 +20,10 @@ import {
 } from './constants';
 import { maxToolRetries, minimumHistoryEventLimit } from './history';
 import { formatIssues } from './validation';
-import type { Budgets, ModelPrice, ToolBudget } from './budget';
+import type { Budgets, ToolBudget } from './budget';
 import type { ToolSpec } from './contracts/model';
 import { contextLimitProblems, type ContextLimit } from './context';
-import type { ScriptedConversation } from './contracts/scripted';
+import { routeProblems, type ModelRef, type ModelRoute, type StepKind } from './routing';
 import type { EventBridgeEnvelope } from './trigger';
 import { outputPipelineProblems, type OutputPipeline } from './output';
 import type { DataClassification, PolicySource, Principal } from './policy';
@@ -181,19 +181,8 @@ export function toolSpec(tool: ToolDefinition): ToolSpec {
   return { name: tool.name, description: tool.description, inputSchema: schema };
 }
 
-/**
- * Which model drives an agent. Only the scripted provider exists today: it replays
- * a recorded conversation (see {@link ScriptedConversation}).
- */
-export type ModelRef = {
-  readonly provider: 'scripted';
-  readonly script: ScriptedConversation;
-  /**
-   * What the model's tokens cost, instead of the price table's figures (`core/budget.ts`):
-   * for a model the table does not know, or a scripted model standing in for a real one.
-   */
-  readonly pricing?: ModelPrice;
-};
+/** Which model serves a call (scripted, Bedrock, Anthropic, OpenAI): see `core/routing.ts`. */
+export type { ModelRef, ModelRoute, StepKind } from './routing';
 
 /**
  * An EventBridge trigger: the rule's event pattern (EventBridge event-pattern syntax),
@@ -231,8 +220,17 @@ export interface AgentDefinition<I extends z.ZodType = z.ZodType, O extends z.Zo
   readonly description: string;
   /** The system prompt of every model call. */
   readonly systemPrompt: string;
-  /** The model that drives the agent. */
-  readonly model: ModelRef;
+  /**
+   * The model that drives the agent: one model, or a route (a primary, ordered
+   * fallbacks, an SLO, retry and breaker settings). It serves every step kind
+   * `routes` does not name (`core/routing.ts`).
+   */
+  readonly model: ModelRef | ModelRoute;
+  /**
+   * Routes per step kind (`plan`, `act`, `repair`, `summarise`), each replacing
+   * `model` for its kind. Deterministic: no model chooses the model. @default none
+   */
+  readonly routes?: Partial<Record<StepKind, ModelRoute>>;
   /**
    * Schema of the run's input: the EventBridge event's `detail`, or the API's `input`.
    * Invalid input fails the run with `InvalidInput` naming the fields.
@@ -356,6 +354,8 @@ export function defineAgent<I extends z.ZodType, O extends z.ZodType>(props: Age
   if (!Number.isInteger(agent.historyEventLimit) || agent.historyEventLimit < minHistory || agent.historyEventLimit > STANDARD_EXECUTION_HISTORY_LIMIT) {
     throw new Error(`${where}: historyEventLimit must be an integer from ${minHistory} (room for one worst-case turn) to ${STANDARD_EXECUTION_HISTORY_LIMIT} (the Standard execution quota)`);
   }
+  const routing = routeProblems(agent.model, agent.routes);
+  if (routing.length > 0) throw new Error(`${where}: ${routing.join('; ')}`);
   const contextProblems = contextLimitProblems(agent.context, agent.maxOutputTokens);
   if (contextProblems.length > 0) throw new Error(`${where}: ${contextProblems.join('; ')}`);
   if (agent.outputPipeline) {

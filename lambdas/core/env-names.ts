@@ -31,6 +31,8 @@ export const ENV = {
   policyTable: 'AGENT_POLICY_TABLE',
   /** The deployment's environment (e.g. `production`): the Cedar `Tool` entities' `environment`. */
   environment: 'AGENT_ENVIRONMENT',
+  /** DynamoDB table of the models' health (latency buckets and circuit breakers), shared by every agent (model-turn functions). */
+  healthTable: 'AGENT_MODEL_HEALTH_TABLE',
   /** DynamoDB table of injected faults; set only when the runtime enables fault injection. */
   faultTable: 'AGENT_FAULT_TABLE',
 } as const;

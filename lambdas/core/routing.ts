@@ -11,6 +11,7 @@ import { z } from 'zod';
 import type { ModelPrice } from './budget';
 import type { ScriptedConversation } from './contracts/scripted';
 import type { CheckpointRecord } from './contracts/checkpoint';
+import type { ProviderFaultKind } from './errors';
 
 /**
  * The kinds of step a route may be declared for:
@@ -274,7 +275,7 @@ export function retryAfterMs(header: (name: string) => string | null | undefined
  * 429 `throttled`; 529 and 503 `overloaded`; 408 and 504 `timeout`; other 5xx
  * `server_error`; 401 `authentication`; 403 `permission`; 404 `not_found`; other 4xx `invalid_request`.
  */
-export function faultKindOfStatus(status: number): import('./errors').ProviderFaultKind {
+export function faultKindOfStatus(status: number): ProviderFaultKind {
   if (status === 429) return 'throttled';
   if (status === 529 || status === 503) return 'overloaded';
   if (status === 408 || status === 504) return 'timeout';

@@ -97,6 +97,12 @@ export class AgentRuntime extends Construct {
    * (`agentctl policy put`). Read before every decision, never cached.
    */
   readonly policyTable: dynamodb.Table;
+  /**
+   * The models' health, shared by every agent's model-turn functions (partition key
+   * `model`, sort key `sk`, TTL `expiresAt`): latency and error counts per time bucket,
+   * and one circuit breaker per provider and model (`adapters/model-health.ts`).
+   */
+  readonly modelHealthTable: dynamodb.Table;
   /** The deployment's environment (the Cedar `Tool` entities' `environment`). */
   readonly environment: string;
   /** Bodies larger than this many bytes go to {@link bodyBucket}. */
@@ -165,6 +171,15 @@ export class AgentRuntime extends Construct {
     this.environment = props.environment ?? 'production';
     if (!/^[A-Za-z0-9_-]{1,64}$/.test(this.environment)) throw new Error(`AgentRuntime: environment must be 1-64 characters of [A-Za-z0-9_-], got "${this.environment}"`);
     this.policyTable = table('Policies', 'agent');
+    // Short-lived counters: no point-in-time recovery; buckets expire by TTL after two windows.
+    this.modelHealthTable = new dynamodb.Table(this, 'ModelHealth', {
+      partitionKey: { name: 'model', type: dynamodb.AttributeType.STRING },
+      sortKey: { name: 'sk', type: dynamodb.AttributeType.STRING },
+      billingMode: dynamodb.BillingMode.PAY_PER_REQUEST,
+      encryption: dynamodb.TableEncryption.AWS_MANAGED,
+      timeToLiveAttribute: 'expiresAt',
+      removalPolicy,
+    });
     this.eventTable = table('Events', 'sessionId', 'seq');
     this.approvalTable = table('Approvals', 'approvalId');
     this.approvalTable.addGlobalSecondaryIndex({

@@ -5,16 +5,18 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { Duration, Stack } from 'aws-cdk-lib';
+import { Annotations, Aws, Duration, Stack } from 'aws-cdk-lib';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import * as events from 'aws-cdk-lib/aws-events';
 import * as targets from 'aws-cdk-lib/aws-events-targets';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as logs from 'aws-cdk-lib/aws-logs';
+import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import { Construct } from 'constructs';
 import { HTTP_TOOL_RECORD_SECONDS, TRIGGER_DELIVERY } from '../../lambdas/core/constants';
 import { policySchema } from '../../lambdas/core/policy';
+import { modelsOf } from '../../lambdas/core/routing';
 import { checkPolicies } from '../policy-check';
 import type { AgentDefinition } from '../../lambdas/core/define';
 import { ENV } from '../../lambdas/core/env-names';
@@ -136,6 +138,7 @@ export class Agent extends Construct {
     this.modelTurnFunction = fn('ModelTurn', 'modelTurn', 'one model turn', agent.modelTimeoutSeconds, {
       [ENV.toolFunctions]: Stack.of(this).toJsonString(toolArns),
       [ENV.approvalTable]: runtime.approvalTable.tableName,
+      [ENV.healthTable]: runtime.modelHealthTable.tableName,
       ...policyEnv,
     });
     policyReader(this.modelTurnFunction);
@@ -145,6 +148,7 @@ export class Agent extends Construct {
     runtime.bodyBucket.grantRead(this.modelTurnFunction);
     runtime.bodyBucket.grantPut(this.modelTurnFunction);
     idempotency(this.modelTurnFunction);
+    this.grantModels(agent, this.modelTurnFunction, runtime);
 
     const loop = new AgentLoop(this, 'Loop', {
       agentName: agent.name,
@@ -236,6 +240,47 @@ export class Agent extends Construct {
     if (!found) throw new Error(`Agent(${this.name}): no tool named "${name}"`);
     return found;
   }
+
+  /**
+   * What the model-turn function needs for the agent's models: the health table
+   * (Query, UpdateItem), `bedrock:InvokeModel` on each Bedrock model (and the
+   * foundation models behind an inference profile), read access to each API key's
+   * secret. A model with neither secret nor Bedrock gets a synth warning: in AWS its
+   * key would have to be in the function's environment, which the Agent never sets.
+   */
+  private grantModels(agent: AgentDefinition, fn: RuntimeFunction, runtime: AgentRuntime): void {
+    runtime.modelHealthTable.grant(fn, 'dynamodb:Query', 'dynamodb:UpdateItem');
+    const secrets = new Set<string>();
+    for (const ref of modelsOf(agent.model, agent.routes)) {
+      if (ref.provider === 'bedrock') {
+        fn.addToRolePolicy(new iam.PolicyStatement({ actions: ['bedrock:InvokeModel'], resources: bedrockModelArns(ref.modelId, ref.region) }));
+      } else if (ref.provider === 'anthropic' || ref.provider === 'openai') {
+        const name = ref.apiKey?.secretName;
+        if (!name) {
+          Annotations.of(this).addWarning(`${ref.provider} model ${ref.modelId} names no apiKey.secretName: deployed, its key is read from ${ref.apiKey?.envVar ?? (ref.provider === 'anthropic' ? 'ANTHROPIC_API_KEY' : 'OPENAI_API_KEY')}, which the Agent does not set`);
+        } else if (!secrets.has(name)) {
+          secrets.add(name);
+          const secret = name.startsWith('arn:')
+            ? secretsmanager.Secret.fromSecretCompleteArn(this, `ApiKey${secrets.size}`, name)
+            : secretsmanager.Secret.fromSecretNameV2(this, `ApiKey${secrets.size}`, name);
+          secret.grantRead(fn);
+        }
+      }
+    }
+  }
+}
+
+/**
+ * The resources `bedrock:InvokeModel` needs for a model id: the foundation model in
+ * the region; for a cross-region inference profile (`us.`, `eu.`, `apac.`, `global.`
+ * prefixes), the profile and its foundation model in every region it routes to
+ * (Amazon Bedrock User Guide, "Prerequisites for inference profiles").
+ */
+export function bedrockModelArns(modelId: string, region?: string): string[] {
+  const where = region ?? Aws.REGION;
+  const profile = /^(us|eu|apac|us-gov|ca|jp|au|global)\.(.+)$/.exec(modelId);
+  if (!profile) return [`arn:${Aws.PARTITION}:bedrock:${where}::foundation-model/${modelId}`];
+  return [`arn:${Aws.PARTITION}:bedrock:${where}:${Aws.ACCOUNT_ID}:inference-profile/${modelId}`, `arn:${Aws.PARTITION}:bedrock:*::foundation-model/${profile[2]}`];
 }
 
 /**

@@ -12,6 +12,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import type { IConstruct } from 'constructs';
 import type { Agent } from '../../lib/constructs/agent';
 import { AGENT_DEFINITIONS, EXAMPLE_AGENT, functionChild, synthRuntime, type RuntimeUnderTest } from './support/stack';
+import { tunedAgent, TUNED_ANTHROPIC_SECRET, TUNED_BEDROCK_MODEL, TUNED_BEDROCK_PROFILE } from './support/tuned-agent';
 import {
   allPolicyStatements,
   arnOf,
@@ -85,6 +86,15 @@ const idempotencyRecords = (): string[] => lines(IDEMPOTENCY, [arnOf(runtime().i
 const checkpoints = (actions: readonly string[]): string[] => lines(actions, [arnOf(runtime().checkpointTable)]);
 /** Reading the operators' policy override of the agent (one item per agent), before every decision. */
 const policyOverride = (): string[] => [`dynamodb:GetItem ${arnOf(runtime().policyTable)}`];
+/** The model health table: one Query reads a model's window and breaker; UpdateItem counts calls and moves breakers. */
+const modelHealth = (): string[] => lines(['dynamodb:Query', 'dynamodb:UpdateItem'], [arnOf(runtime().modelHealthTable)]);
+/** What the tuned agent's routes need: its Bedrock model, its inference profile and the profile's foundation model, its Anthropic key. */
+const tunedModels = (): string[] => [
+  `bedrock:InvokeModel arn:\${AWS::Partition}:bedrock:\${AWS::Region}::foundation-model/${TUNED_BEDROCK_MODEL}`,
+  `bedrock:InvokeModel arn:\${AWS::Partition}:bedrock:\${AWS::Region}:\${AWS::AccountId}:inference-profile/${TUNED_BEDROCK_PROFILE}`,
+  `bedrock:InvokeModel arn:\${AWS::Partition}:bedrock:*::foundation-model/amazon.nova-pro-v1:0`,
+  ...lines(['secretsmanager:DescribeSecret', 'secretsmanager:GetSecretValue'], [`arn:\${AWS::Partition}:secretsmanager:\${AWS::Region}:\${AWS::AccountId}:secret:${TUNED_ANTHROPIC_SECRET}-??????`]),
+];
 const toolFunctionsOf = (agent: Agent): lambda.Function[] =>
   must(AGENT_DEFINITIONS.find((d) => d.name === agent.name), `definition of ${agent.name}`).tools.map((t) => agent.toolFunction(t.name));
 
@@ -378,8 +388,27 @@ describe('agent functions', () => {
           ...idempotencyRecords(),
           ...policyOverride(),
           ...lines(['dynamodb:GetItem'], [approvals, `${approvals}/index/*`]),
+          ...modelHealth(),
+          ...(agent.name === tunedAgent.name ? tunedModels() : []),
         ]),
       );
+    }
+  });
+
+  it('model-turn may query and update the shared model health table, and nothing else there', () => {
+    const health = logicalIdOf(runtime().modelHealthTable);
+    for (const agent of rt.stack.agents) {
+      expect(grantsOf(agent.modelTurnFunction).filter((l) => l.includes(health)), agent.name).toEqual(sorted(modelHealth()));
+      for (const fn of toolFunctionsOf(agent)) expect(grantsOf(fn).filter((l) => l.includes(health)), fn.node.path).toEqual([]);
+    }
+  });
+
+  it('model-turn may invoke only the Bedrock models its routes name (a profile and its foundation model), and read only its API-key secrets', () => {
+    const tuned = rt.agent(tunedAgent.name);
+    expect(grantsOf(tuned.modelTurnFunction).filter((l) => l.startsWith('bedrock:') || l.startsWith('secretsmanager:'))).toEqual(sorted(tunedModels()));
+    // The scripted agents call no real provider: no Bedrock, no secret.
+    for (const agent of rt.stack.agents.filter((a) => a.name !== tunedAgent.name)) {
+      expect(grantsOf(agent.modelTurnFunction).filter((l) => l.startsWith('bedrock:') || l.startsWith('secretsmanager:')), agent.name).toEqual([]);
     }
   });
 

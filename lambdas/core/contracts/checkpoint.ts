@@ -146,6 +146,43 @@ export const SessionRecordSchema = SessionRecordV1Schema.extend({
 export const InputCheckpointSchema = InputCheckpointV1Schema.extend(v2);
 
 /**
+ * How a model call was routed: the step kind, the route's models in order, the one
+ * that answered, each model's part (answered, failed after its retries, or skipped
+ * with the reason), and the circuit changes the call made (`adapters/model-router.ts`).
+ * Example: `{"kind":"act","route":["anthropic/claude-sonnet-4-5","openai/gpt-4.1"],"servedBy":{"provider":"openai","modelId":"gpt-4.1","index":1},"attempts":[{"provider":"anthropic","modelId":"claude-sonnet-4-5","outcome":"skipped","calls":0,"reason":"circuit open"},{"provider":"openai","modelId":"gpt-4.1","outcome":"answered","calls":1,"latencyMs":812,"requestId":"req_1"}],"transitions":[]}`
+ */
+export const RoutingRecordSchema = z.object({
+  kind: z.enum(['plan', 'act', 'repair', 'summarise']),
+  route: z.array(z.string()),
+  servedBy: z.object({ provider: z.string(), modelId: z.string(), index: z.number().int().nonnegative() }),
+  attempts: z.array(
+    z.object({
+      provider: z.string(),
+      modelId: z.string(),
+      outcome: z.enum(['answered', 'failed', 'skipped']),
+      calls: z.number().int().nonnegative(),
+      probe: z.boolean().optional(),
+      latencyMs: z.number().nonnegative().optional(),
+      fault: z.string().optional(),
+      status: z.number().int().optional(),
+      requestId: z.string().optional(),
+      reason: z.string().optional(),
+    }),
+  ),
+  transitions: z.array(
+    z.object({
+      provider: z.string(),
+      modelId: z.string(),
+      from: z.enum(['closed', 'open', 'half_open']),
+      to: z.enum(['closed', 'open', 'half_open']),
+      reason: z.string(),
+      at: z.string(),
+      stats: z.object({ calls: z.number(), errors: z.number(), errorRate: z.number(), p50Ms: z.number().optional(), p95Ms: z.number().optional() }).optional(),
+    }),
+  ),
+});
+
+/**
  * One model turn: what was asked (model, tools offered, message count), what came
  * back (inline, or in S3 when larger than the inline limit), and the outcome the loop took.
  */
@@ -206,6 +243,10 @@ export const ModelCheckpointSchema = ModelCheckpointV1Schema.extend({
   reviewReasons: z.array(z.string()).optional(),
   /** Why the run cannot go on (outcome `failed`): `OutputValidationFailed`, `OutputRuleFailed`, `LowConfidence`. */
   failure: z.object({ error: z.string(), cause: z.string() }).optional(),
+  /** The request's parameters, as sent to the model that answered. */
+  params: z.object({ maxTokens: z.number().int().positive().optional(), temperature: z.number().optional() }).optional(),
+  /** How the call was routed (absent on records written before routing). */
+  routing: RoutingRecordSchema.optional(),
 });
 
 /** An approval was requested. The task token is not here (it lives in the approval table only). */
@@ -293,6 +334,9 @@ export const RollbackRecordSchema = z.object({
  * own event type and published on the runtime's bus by the projector.
  * - `BudgetThresholdReached`: a budget reached 80% (key: the budget).
  * - `ToolBudgetExceeded`: a call of a tool past its calls per session (key: step and call id).
+ * - `ModelFallback`: a model turn was answered by a fallback, not its route's primary (key: the step).
+ * - `CircuitOpened`, `CircuitHalfOpened`, `CircuitClosed`: this session's call changed a model's
+ *   circuit breaker (key: `<provider>/<model id>#<when>`); the detail says why, with the window's statistics.
  * Example: `{"sessionId":"ses_a1","sk":"NOTICE#BudgetThresholdReached#costUsd","schemaVersion":2,"kind":"notice","notice":"BudgetThresholdReached","agent":"ssh-investigator","step":3,"detail":{"budget":"costUsd","used":0.041,"limit":0.05},"createdAt":"…"}`
  */
 export const NoticeRecordSchema = z.object({
@@ -301,7 +345,7 @@ export const NoticeRecordSchema = z.object({
   ...v2,
   createdAt: z.string(),
   kind: z.literal('notice'),
-  notice: z.enum(['BudgetThresholdReached', 'ToolBudgetExceeded']),
+  notice: z.enum(['BudgetThresholdReached', 'ToolBudgetExceeded', 'ModelFallback', 'CircuitOpened', 'CircuitHalfOpened', 'CircuitClosed']),
   agent: z.string(),
   step: z.number().int().nonnegative(),
   detail: z.record(z.string(), z.unknown()),
@@ -348,6 +392,7 @@ export type Cancellation = z.infer<typeof CancellationSchema>;
 export type SessionRecord = z.infer<typeof SessionRecordSchema>;
 export type InputCheckpoint = z.infer<typeof InputCheckpointSchema>;
 export type ModelCheckpoint = z.infer<typeof ModelCheckpointSchema>;
+export type RoutingRecord = z.infer<typeof RoutingRecordSchema>;
 export type ApprovalCheckpoint = z.infer<typeof ApprovalCheckpointSchema>;
 export type IntentCheckpoint = z.infer<typeof IntentCheckpointSchema>;
 export type ToolCheckpoint = z.infer<typeof ToolCheckpointSchema>;

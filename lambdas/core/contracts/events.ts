@@ -13,7 +13,8 @@ import { ABANDONED_SK_PREFIX } from './checkpoint';
 /**
  * Event types, one per kind of checkpoint change. Governance: `BudgetThresholdReached` and
  * `ToolBudgetExceeded` (notices), `BudgetExhausted` (a pause's snapshot), `SessionPaused`,
- * `SessionResumed` (a raise), `SessionStopped`. A rollback shows as
+ * `SessionResumed` (a raise), `SessionStopped`. Routing (notices): `ModelFallback` (a
+ * fallback answered), `CircuitOpened`, `CircuitHalfOpened`, `CircuitClosed`. A rollback shows as
  * `SessionRolledBack`, then one `CheckpointAbandoned` (the record, moved under
  * `ABANDONED#<branch>#`) and one `RecordRemoved` (its live key) per later checkpoint.
  */
@@ -38,7 +39,14 @@ export const EventTypeSchema = z.enum([
   'SessionPaused',
   'SessionResumed',
   'SessionStopped',
+  'ModelFallback',
+  'CircuitOpened',
+  'CircuitHalfOpened',
+  'CircuitClosed',
 ]);
+
+/** Notices logged as an event type of their own name. */
+const NOTICE_EVENT_TYPES: ReadonlySet<EventType> = new Set<EventType>(['BudgetThresholdReached', 'ToolBudgetExceeded', 'ModelFallback', 'CircuitOpened', 'CircuitHalfOpened', 'CircuitClosed']);
 
 /**
  * Event types the projector also publishes on the runtime's bus (source
@@ -51,6 +59,10 @@ export const PUBLISHED_EVENT_TYPES: ReadonlySet<EventType> = new Set<EventType>(
   'BudgetExhausted',
   'SessionResumed',
   'SessionStopped',
+  'ModelFallback',
+  'CircuitOpened',
+  'CircuitHalfOpened',
+  'CircuitClosed',
 ]);
 
 /**
@@ -183,7 +195,7 @@ function eventType(change: CheckpointChange, record: Record<string, unknown>): E
     case 'rollback':
       return 'SessionRolledBack';
     case 'notice':
-      return record.notice === 'ToolBudgetExceeded' ? 'ToolBudgetExceeded' : 'BudgetThresholdReached';
+      return NOTICE_EVENT_TYPES.has(record.notice as EventType) ? (record.notice as EventType) : 'BudgetThresholdReached';
     case 'pause':
       return 'BudgetExhausted';
     default:

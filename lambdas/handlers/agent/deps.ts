@@ -7,6 +7,8 @@ import type { WaitDecision } from '../../core/contracts/loop';
 import type { ModelProvider } from '../../core/contracts/model';
 import type { AgentDefinition, HttpImplementation, ToolDefinition } from '../../core/define';
 import type { PolicyDecision, Principal } from '../../core/policy';
+import type { ModelRef } from '../../core/routing';
+import type { HealthBook } from '../../adapters/model-health';
 
 /** The checkpoint operations the steps use. */
 export type StepStore = Pick<
@@ -39,8 +41,14 @@ export interface StepDeps {
   readonly bodies: StepBodies;
   /** Runs a model or tool call once per idempotency key (Powertools idempotency in Lambda). */
   readonly once: Once;
-  /** A provider for the agent's model reference. */
-  readonly provider: () => ModelProvider;
+  /** The adapter of a model reference, whose calls give up after `timeoutMs` (`adapters/providers/index.ts` in Lambda). */
+  readonly provider: (ref: ModelRef, timeoutMs: number) => ModelProvider;
+  /** The models' shared health: breakers and latency windows (the DynamoDB store in Lambda). */
+  readonly health: HealthBook;
+  /** No model call starts that could not end before this time, ms since the epoch (the invocation's remaining time). @default none */
+  readonly deadline?: () => number | undefined;
+  /** Reports a fault of the health table (the call goes on without health information). */
+  readonly onHealthError?: (error: unknown, key: string) => void;
   /** Tool name → Lambda function ARN. */
   readonly toolFunctions: () => Record<string, string>;
   /** Fires an injected fault planned for the session at `point` (chaos tests); a no-op unless enabled. */

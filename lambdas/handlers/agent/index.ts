@@ -13,7 +13,8 @@ import { injectFault } from '../../adapters/fault-injection';
 import { callHttpTool } from '../../adapters/http-tool';
 import { powertoolsOnce, type Once } from '../../adapters/idempotency';
 import type { effectivePolicies, PolicyEngine, PolicyStore } from '../../adapters/policy-engine';
-import { ScriptedModelProvider } from '../../adapters/providers/scripted';
+import { ModelHealthStore, type HealthBook } from '../../adapters/model-health';
+import { providerFor } from '../../adapters/providers';
 import { ModelTurnInputSchema, ToolTaskInputSchema, type ModelTurnResult, type PrepareResult } from '../../core/contracts/loop';
 import type { AgentDefinition } from '../../core/define';
 import { outputReviewCallId, reviewAnswer } from '../../core/approvals';
@@ -26,6 +27,9 @@ import { modelTurn } from './model-turn';
 import { prepare, type PrepareEvent } from './prepare';
 import { runTool, type ToolTaskResult } from './run-tool';
 import { startRun } from './start-run';
+
+/** Milliseconds of a model turn's invocation kept for the work after the model call (checkpoint, notices). */
+const MODEL_CALL_MARGIN_MS = 5_000;
 
 /** The handlers of an agent. */
 export interface AgentHandlers {
@@ -64,6 +68,17 @@ function policySnapshots(agent: AgentDefinition): () => Promise<PolicySnapshot> 
   };
 }
 
+/** The models' health table, named on first use: only the model-turn functions have it. */
+function healthBook(): HealthBook {
+  let store: ModelHealthStore | undefined;
+  const get = (): ModelHealthStore => (store ??= new ModelHealthStore(documentClient(), requireEnv(ENV.healthTable)));
+  return {
+    read: (...args) => get().read(...args),
+    record: (...args) => get().record(...args),
+    transition: (...args) => get().transition(...args),
+  };
+}
+
 /** The recorded answers to output reviews (only the model turn asks, so the table is named on first use). */
 function reviewDecisions(store: () => ApprovalStore): StepDeps['reviewDecision'] {
   let approvals: ApprovalStore | undefined;
@@ -87,7 +102,9 @@ export function createAgentHandlers(agent: AgentDefinition): AgentHandlers {
       agent,
       store: new CheckpointStore(documentClient(), requireEnv(ENV.checkpointTable)),
       bodies: new BodyStore(s3Client(), requireEnv(ENV.bodyBucket), Number(requireEnv(ENV.bodyInlineLimit))),
-      provider: () => new ScriptedModelProvider(agent.model.script),
+      provider: providerFor,
+      health: healthBook(),
+      onHealthError: (error, key) => logger.warn('model health table unavailable: routing without health information', { model: key, error }),
       toolFunctions: () => requireJsonMapEnv(ENV.toolFunctions),
       policies: policySnapshots(agent),
       callHttp: callHttpTool,
@@ -97,6 +114,8 @@ export function createAgentHandlers(agent: AgentDefinition): AgentHandlers {
       ...base,
       once: (onceFor ??= powertoolsOnce(requireEnv(ENV.idempotencyTable)))(context),
       fault: (point, sessionId) => injectFault(point, sessionId, context),
+      // A margin for the checkpoint after the call: no model call starts that could not end before it.
+      deadline: () => Date.now() + context.getRemainingTimeInMillis() - MODEL_CALL_MARGIN_MS,
     };
   };
 

@@ -34,7 +34,7 @@ import {
   type Budgets,
   type Spend,
 } from '../../core/budget';
-import { checkpointKey, type CheckpointRecord, type ModelCheckpoint, type SessionRecord } from '../../core/contracts/checkpoint';
+import { checkpointKey, type CheckpointRecord, type ModelCheckpoint, type NoticeRecord, type RoutingRecord, type SessionRecord } from '../../core/contracts/checkpoint';
 import type { Failure, ModelTurnInput, ModelTurnResult, Pause } from '../../core/contracts/loop';
 import type { ModelRequest, ModelResponse } from '../../core/contracts/model';
 import { toolSpec } from '../../core/define';
@@ -45,6 +45,8 @@ import { modelCallIdempotencyKey } from '../../core/ids';
 import { buildConversation, decideTurn, outputValidationFailure } from '../../core/loop';
 import { decideFinalAnswer, outputContext } from '../../core/output';
 import { DEFAULT_PRINCIPAL } from '../../core/policy';
+import { modelIdOf, modelKey, resolveRoute, stepKindOf, type ModelRef } from '../../core/routing';
+import { routeModelCall } from '../../adapters/model-router';
 import type { PolicySnapshot, StepDeps } from './deps';
 
 type Progress = Pick<ModelTurnResult, 'events' | 'execution' | 'branch' | 'toolRuns' | 'decision'>;
@@ -103,6 +105,8 @@ export async function modelTurn(input: ModelTurnInput, deps: StepDeps): Promise<
 
   const after = replayed ? spend : addTurn(spend, record);
   await announceThresholds(input.sessionId, after, limits, step, deps, input.executionArn);
+  // Also on a replay: a crash may have come between the model checkpoint and the notices.
+  await announceRouting(record, deps, input.executionArn);
 
   if (record.outcome === 'review') {
     // Only a replayed review has been waited for. Its answer is in the payload, or (after a
@@ -189,6 +193,30 @@ async function announceToolBudgets(record: ModelCheckpoint, deps: StepDeps, exec
   }
 }
 
+/**
+ * Writes the routing notices of a model turn (once per key): `ModelFallback` when a
+ * fallback answered, and one notice per circuit change the call made.
+ */
+async function announceRouting(record: ModelCheckpoint, deps: StepDeps, executionArn: string): Promise<void> {
+  const routing = record.routing;
+  if (!routing) return;
+  const notices: { notice: NoticeRecord['notice']; key: string; detail: Record<string, unknown> }[] = [];
+  if (routing.servedBy.index > 0) {
+    const primary = routing.route[0];
+    notices.push({ notice: 'ModelFallback', key: String(record.step), detail: { kind: routing.kind, primary, servedBy: `${routing.servedBy.provider}/${routing.servedBy.modelId}`, attempts: routing.attempts } });
+  }
+  for (const t of routing.transitions) {
+    const notice = t.to === 'open' ? 'CircuitOpened' : t.to === 'half_open' ? 'CircuitHalfOpened' : 'CircuitClosed';
+    notices.push({ notice, key: `${t.provider}/${t.modelId}#${t.at}`, detail: { model: `${t.provider}/${t.modelId}`, from: t.from, to: t.to, reason: t.reason, at: t.at, stats: t.stats } });
+  }
+  for (const n of notices) {
+    await deps.store.putCheckpoint(
+      { sessionId: record.sessionId, sk: checkpointKey.notice(n.notice, n.key), kind: 'notice', notice: n.notice, agent: deps.agent.name, step: record.step, detail: n.detail },
+      executionArn,
+    );
+  }
+}
+
 async function callModel(
   input: ModelTurnInput,
   step: number,
@@ -217,23 +245,36 @@ async function callModel(
   const context = planContext(loadedHistory, agent.context, { system: agent.systemPrompt, tools: toolSpecs, maxOutputTokens: agent.maxOutputTokens });
   const sk = checkpointKey.model(step);
   if (context.exceeded) return { failure: contextLimitFailure(context) };
+  const route = resolveRoute(agent.model, agent.routes, stepKindOf(records, step));
   const request: ModelRequest = {
-    modelId: agent.model.script.modelId,
+    modelId: modelIdOf(route.models[0] as ModelRef),
     system: agent.systemPrompt,
     messages: buildConversation(loadedHistory, context.replaced),
     tools: toolSpecs,
     maxTokens: agent.maxOutputTokens,
   };
-  const provider = deps.provider();
   const idempotencyKey = modelCallIdempotencyKey(input.sessionId, step, input.branch);
   const started = now();
   // Once per key: a retry after the model answered (and before the checkpoint) gets the same answer.
   const stored = await deps.once(idempotencyKey, async () => {
-    const answer = await provider.converse(request);
+    const routed = await routeModelCall(route, request, { health: deps.health, provider: deps.provider, now, deadline: deps.deadline?.(), onHealthError: deps.onHealthError });
+    const routing: RoutingRecord = {
+      kind: route.kind,
+      route: route.models.map(modelKey),
+      servedBy: routed.servedBy,
+      attempts: routed.attempts,
+      transitions: routed.transitions,
+    };
+    const answer = routed.response;
     const body = JSON.stringify(answer);
-    return bodies.exceedsInline(body) ? { responseRef: await bodies.put(input.sessionId, sk, body), usage: answer.usage } : { response: answer, usage: answer.usage };
+    return bodies.exceedsInline(body)
+      ? { responseRef: await bodies.put(input.sessionId, sk, body), usage: answer.usage, routing }
+      : { response: answer, usage: answer.usage, routing };
   });
   const response: ModelResponse = stored.responseRef ? (JSON.parse(await bodies.get(stored.responseRef)) as ModelResponse) : stored.response;
+  const served = route.models[stored.routing.servedBy.index] ?? route.models[0] as ModelRef;
+  const provider = deps.provider(served, route.timeoutMs);
+  const servedRequest = { ...request, modelId: modelIdOf(served) };
   const durationMs = now() - started;
   const offeredNames = new Set(offered.map((t) => t.name));
   const decision = decideTurn(response, {
@@ -254,9 +295,9 @@ async function callModel(
         maxOutputRepairs: agent.maxOutputRepairs,
       }),
   });
-  if (decision.outcome === 'final' || decision.outcome === 'review') provider.assertComplete?.(request);
+  if (decision.outcome === 'final' || decision.outcome === 'review') provider.assertComplete?.(servedRequest);
 
-  const costUsd = modelCallCostUsd(response.usage, priceOf(response.modelId, agent.model.pricing) ?? priceOf(request.modelId, agent.model.pricing));
+  const costUsd = modelCallCostUsd(response.usage, priceOf(response.modelId, served.pricing) ?? priceOf(servedRequest.modelId, served.pricing));
   const { record } = await store.putCheckpoint(
     {
       sessionId: input.sessionId,
@@ -264,7 +305,9 @@ async function callModel(
       kind: 'model',
       step,
       provider: provider.name,
-      request: { modelId: request.modelId, tools: request.tools.map((t) => t.name), messageCount: request.messages.length },
+      request: { modelId: servedRequest.modelId, tools: request.tools.map((t) => t.name), messageCount: request.messages.length },
+      params: { maxTokens: request.maxTokens, temperature: request.temperature },
+      routing: stored.routing,
       ...(stored.responseRef ? { responseRef: stored.responseRef } : { response: stored.response }),
       usage: response.usage,
       costUsd,

@@ -44,11 +44,29 @@ export const TUNED_TRIGGER_PATTERN = {
   detail: { kind: ['tuned'] },
 };
 
+/** The Secrets Manager secret of the tuned agent's Anthropic key. */
+export const TUNED_ANTHROPIC_SECRET = 'infra/anthropic-key';
+/** The Bedrock models of the tuned agent's routes: a model id, and a cross-region inference profile. */
+export const TUNED_BEDROCK_MODEL = 'anthropic.claude-sonnet-4-5-20250929-v1:0';
+export const TUNED_BEDROCK_PROFILE = 'us.amazon.nova-pro-v1:0';
+
 export const tunedAgent = defineAgent({
   name: 'infra-tuned',
   description: 'CDK assertion test agent with non-default limits',
   systemPrompt: 'Answer the question.',
   model: stepLimitAgent.model,
+  // Routes to each real provider: the construct grants what each needs (and nothing for the scripted default).
+  routes: {
+    plan: {
+      primary: { provider: 'anthropic', modelId: 'claude-sonnet-4-5', apiKey: { secretName: TUNED_ANTHROPIC_SECRET } },
+      fallbacks: [{ provider: 'bedrock', modelId: TUNED_BEDROCK_MODEL }],
+      sloP95Ms: 8000,
+    },
+    act: {
+      primary: { provider: 'bedrock', modelId: TUNED_BEDROCK_PROFILE },
+      fallbacks: [{ provider: 'anthropic', modelId: 'claude-sonnet-4-5', apiKey: { secretName: TUNED_ANTHROPIC_SECRET } }, { provider: 'openai', modelId: 'gpt-4.1' }],
+    },
+  },
   input: z.object({ question: z.string() }),
   prompt: (input: { question: string }) => input.question,
   output: z.object({ answer: z.string() }),

@@ -173,7 +173,17 @@ describe('toEventLogRecord', () => {
 
 describe('publishedDetail', () => {
   it('publishes the governance events operators act on, and no checkpoint of the loop itself', () => {
-    expect([...PUBLISHED_EVENT_TYPES].sort()).toEqual(['BudgetExhausted', 'BudgetThresholdReached', 'SessionResumed', 'SessionStopped', 'ToolBudgetExceeded']);
+    expect([...PUBLISHED_EVENT_TYPES].sort()).toEqual([
+      'BudgetExhausted',
+      'BudgetThresholdReached',
+      'CircuitClosed',
+      'CircuitHalfOpened',
+      'CircuitOpened',
+      'ModelFallback',
+      'SessionResumed',
+      'SessionStopped',
+      'ToolBudgetExceeded',
+    ]);
   });
 
   it("is a notice's detail with the session, the agent, the step and the event id", () => {

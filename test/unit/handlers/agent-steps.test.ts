@@ -10,6 +10,7 @@ import { APPROVAL_TIMED_OUT_REASON, DEFAULT_MAX_OUTPUT_TOKENS, MAX_TOOL_RESULT_B
 import { checkpointKey, type ModelCheckpoint, type ToolCheckpoint } from '../../../lambdas/core/contracts/checkpoint';
 import type { ApprovalOutcome, ModelTurnResult, PrepareResult, ToolCallRef, ToolRun, WaitDecision } from '../../../lambdas/core/contracts/loop';
 import type { ModelProvider, ModelRequest, ToolUseBlock } from '../../../lambdas/core/contracts/model';
+import type { ModelRef } from '../../../lambdas/core/routing';
 import type { ScriptedConversation, ScriptedTurn } from '../../../lambdas/core/contracts/scripted';
 import { defineAgent, defineTool, toolSpec, type AgentDefinition, type ToolContext } from '../../../lambdas/core/define';
 import { decideRollback, isRefusal } from '../../../lambdas/core/control';
@@ -32,7 +33,7 @@ import { countFailedAttempts, createBlockAddressTool, searchLogLines, showLogLin
 import guardDutyEvent from '../../../examples/ssh-brute-force/events/guardduty-ssh-brute-force.json';
 import { AnswerSchema, declinedAgent, neverValidAgent, repairAgent, stepLimitAgent } from '../../fixtures/agents';
 import { MemoryCheckpointStore } from './memory-store';
-import { ALLOW, BODY_BUCKET, MemoryBodyStore, MemoryOnce, ScriptedFault, ScriptedFaults, ScriptedHttp, ScriptedPolicies, ScriptedReviews, sha256 } from '../support/fakes';
+import { ALLOW, BODY_BUCKET, MemoryBodyStore, MemoryHealthBook, MemoryOnce, ScriptedFault, ScriptedFaults, ScriptedHttp, ScriptedPolicies, ScriptedReviews, sha256 } from '../support/fakes';
 import { budgetWait } from '../support/records';
 import { rejection } from '../support/rejection';
 
@@ -96,8 +97,9 @@ function harness(
   const http = new ScriptedHttp();
   const reviews = new ScriptedReviews();
   const modelCalls: ModelRequest[] = [];
-  const provider = (): ModelProvider => {
-    const inner = new ScriptedModelProvider(agent.model.script);
+  const provider = (ref: ModelRef): ModelProvider => {
+    if (ref.provider !== 'scripted') throw new Error(`the step tests run scripted models only, not ${ref.provider}`);
+    const inner = new ScriptedModelProvider(ref.script);
     return {
       name: inner.name,
       converse: async (request) => {
@@ -114,6 +116,7 @@ function harness(
     bodies,
     once: once.once,
     provider,
+    health: new MemoryHealthBook(),
     toolFunctions: () => toolFunctions,
     fault: faults.fire,
     policies: options.policies ?? policies.snapshot,
@@ -392,7 +395,17 @@ describe('modelTurn', () => {
       usage: { inputTokens: expect.any(Number) as unknown, outputTokens: expect.any(Number) as unknown },
       costUsd: 0,
       offeredTools: ['echo'],
-      durationMs: STEP_MS,
+      params: { maxTokens: 4096 },
+      // One model, answered at once: the first turn is a plan step.
+      routing: {
+        kind: 'plan',
+        route: ['scripted/scripted/integ-step-limit-v1'],
+        servedBy: { provider: 'scripted', modelId: 'scripted/integ-step-limit-v1', index: 0 },
+        attempts: [{ provider: 'scripted', modelId: 'scripted/integ-step-limit-v1', outcome: 'answered', calls: 1, requestId: 'scripted-1' }],
+        transitions: [],
+      },
+      // The turn's time, health reads and writes included (the fake clock ticks at each reading).
+      durationMs: expect.any(Number) as unknown,
     });
     expect(recorded.responseRef).toBeUndefined();
     expect(recorded).not.toHaveProperty('denials');

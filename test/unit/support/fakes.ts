@@ -2,8 +2,8 @@
  * In-memory fakes of the step dependencies other than the checkpoint store
  * (`handlers/memory-store.ts`): bodies by reference (the S3 `BodyStore`), calls
  * run once per idempotency key (Powertools idempotency), injected faults, the
- * policies in force (Cedar), HTTP tool calls and the recorded answers to output
- * reviews (the approval table).
+ * policies in force (Cedar), HTTP tool calls, the recorded answers to output
+ * reviews (the approval table) and the models' health table.
  * Strict, like the adapters they stand for: a body read back with another
  * SHA-256 or never stored fails with CorruptCheckpointError, an HTTP call no test
  * expects fails, and every call is recorded.
@@ -18,6 +18,9 @@ import { CorruptCheckpointError } from '../../../lambdas/core/errors';
 import type { HttpImplementation } from '../../../lambdas/core/define';
 import type { PolicyDecision } from '../../../lambdas/core/policy';
 import type { PolicySnapshot, StepBodies, StepDeps } from '../../../lambdas/handlers/agent/deps';
+import type { HealthBook, HealthSample, HealthView } from '../../../lambdas/adapters/model-health';
+import { bucketStart, INITIAL_BREAKER, latencyBin, windowStart, windowStats, type Breaker, type HealthBucket } from '../../../lambdas/core/health';
+import type { BreakerConfig } from '../../../lambdas/core/routing';
 
 export const BODY_BUCKET = 'unit-bodies';
 
@@ -201,4 +204,53 @@ export class ScriptedReviews {
     const answer = this.answers.get(`${sessionId}#${step}`);
     return answer && structuredClone(answer);
   };
+}
+
+/**
+ * The model health table in memory, with the DynamoDB store's semantics: calls
+ * counted per bucket (`core/health.ts`), the breaker changed only when its version
+ * is the one read (a conditional write). `failing` makes every operation throw (a
+ * health-table outage).
+ */
+export class MemoryHealthBook implements HealthBook {
+  readonly buckets = new Map<string, Map<number, { calls: number; errors: number; latency: Record<number, number> }>>();
+  readonly breakers = new Map<string, Breaker>();
+  readonly samples: { key: string; sample: HealthSample }[] = [];
+  failing = false;
+
+  read = async (key: string, now: number, config: BreakerConfig): Promise<HealthView> => {
+    this.check();
+    const breaker = this.breakers.get(key) ?? INITIAL_BREAKER;
+    const buckets = [...(this.buckets.get(key) ?? new Map<number, HealthBucket>()).entries()].map(([start, b]) => ({ start, ...b }));
+    return { breaker, stats: windowStats(buckets, windowStart(now, config, breaker.since)) };
+  };
+
+  record = async (key: string, sample: HealthSample, config: BreakerConfig): Promise<void> => {
+    this.check();
+    this.samples.push({ key, sample });
+    type Counts = { calls: number; errors: number; latency: Record<number, number> };
+    const byStart = this.buckets.get(key) ?? new Map<number, Counts>();
+    this.buckets.set(key, byStart);
+    const start = bucketStart(sample.at, config.bucketSeconds);
+    const bucket: Counts = byStart.get(start) ?? { calls: 0, errors: 0, latency: {} };
+    bucket.calls += 1;
+    if (!sample.ok) bucket.errors += 1;
+    else {
+      const bin = latencyBin(sample.latencyMs);
+      bucket.latency[bin] = (bucket.latency[bin] ?? 0) + 1;
+    }
+    byStart.set(start, bucket);
+  };
+
+  transition = async (key: string, from: Breaker, to: Omit<Breaker, 'version'>): Promise<Breaker | undefined> => {
+    this.check();
+    if ((this.breakers.get(key) ?? INITIAL_BREAKER).version !== from.version) return undefined;
+    const next = { ...to, version: from.version + 1 };
+    this.breakers.set(key, next);
+    return next;
+  };
+
+  private check(): void {
+    if (this.failing) throw new Error('health table unavailable');
+  }
 }

@@ -1,0 +1,84 @@
+/**
+ * The adapter of each model reference, made once per Lambda instance and reused
+ * across invocations (SDK clients keep their connections).
+ *
+ * API keys (Anthropic, OpenAI) come from the reference's Secrets Manager secret
+ * (Powertools Parameters `getSecret`, cached for {@link API_KEY_MAX_AGE_SECONDS}),
+ * else from its environment variable. A key is handed to the SDK client only:
+ * never logged, checkpointed or published.
+ */
+import { getSecret } from '@aws-lambda-powertools/parameters/secrets';
+import type { ModelProvider } from '../../core/contracts/model';
+import { ModelProviderError } from '../../core/errors';
+import { modelKey, type ApiKeySource, type ModelRef } from '../../core/routing';
+import { ScriptedModelProvider } from './scripted';
+
+/** Seconds a key read from Secrets Manager is reused before it is read again (a rotated key is picked up within this). */
+export const API_KEY_MAX_AGE_SECONDS = 300;
+
+/** The environment variable each provider's key is read from when no secret is named. */
+export const DEFAULT_API_KEY_ENV: Readonly<Record<'anthropic' | 'openai', string>> = { anthropic: 'ANTHROPIC_API_KEY', openai: 'OPENAI_API_KEY' };
+
+const made = new Map<string, ModelProvider>();
+
+/**
+ * The adapter for `ref`, whose calls give up after `timeoutMs`. Cached by model,
+ * endpoint and timeout.
+ * Its calls throw `ModelProviderError` (kind `authentication`) when no API key can be found.
+ */
+export function providerFor(ref: ModelRef, timeoutMs: number): ModelProvider {
+  const cacheKey = JSON.stringify([modelKey(ref), 'baseUrl' in ref ? ref.baseUrl : undefined, 'endpoint' in ref ? ref.endpoint : undefined, timeoutMs]);
+  let provider = made.get(cacheKey);
+  if (!provider) {
+    provider = makeProvider(ref, timeoutMs);
+    made.set(cacheKey, provider);
+  }
+  return provider;
+}
+
+function makeProvider(ref: ModelRef, timeoutMs: number): ModelProvider {
+  switch (ref.provider) {
+    case 'scripted':
+      return new ScriptedModelProvider(ref.script);
+    case 'bedrock':
+      return lazily('bedrock', async () => new (await import('./bedrock')).BedrockProvider({ timeoutMs, ...(ref.region ? { region: ref.region } : {}), ...(ref.endpoint ? { endpoint: ref.endpoint } : {}) }));
+    case 'anthropic':
+      return lazily('anthropic', async () => new (await import('./anthropic')).AnthropicProvider({ timeoutMs, apiKey: apiKeyReader('anthropic', ref.modelId, ref.apiKey), ...(ref.baseUrl ? { baseUrl: ref.baseUrl } : {}) }));
+    case 'openai':
+      return lazily('openai', async () => new (await import('./openai')).OpenAiProvider({ timeoutMs, apiKey: apiKeyReader('openai', ref.modelId, ref.apiKey), ...(ref.baseUrl ? { baseUrl: ref.baseUrl } : {}) }));
+  }
+}
+
+/**
+ * A provider whose adapter (and SDK) is loaded at its first call: the functions that
+ * never call a model (Prepare, tools, StartRun share the bundle) never load an SDK.
+ */
+function lazily(name: string, load: () => Promise<ModelProvider>): ModelProvider {
+  let loaded: Promise<ModelProvider> | undefined;
+  return {
+    name,
+    converse: async (request) => (await (loaded ??= load())).converse(request),
+  };
+}
+
+/**
+ * Reads a provider's API key: the secret when one is named (cached), else the
+ * environment variable.
+ * @throws ModelProviderError of kind `authentication` (terminal: the route moves to its
+ *   next model) naming the secret or variable when it gives no key; the secret's read
+ *   faults propagate (the router counts them as transient).
+ */
+export function apiKeyReader(provider: 'anthropic' | 'openai', modelId: string, source: ApiKeySource | undefined, env: NodeJS.ProcessEnv = process.env): () => Promise<string> {
+  const missing = (why: string): ModelProviderError => new ModelProviderError(`${provider} ${modelId}: no API key: ${why}`, { provider, modelId, kind: 'authentication' });
+  return async () => {
+    if (source?.secretName) {
+      const value = await getSecret(source.secretName, { maxAge: API_KEY_MAX_AGE_SECONDS });
+      if (typeof value !== 'string' || value === '') throw missing(`the secret ${source.secretName} holds no plain SecretString`);
+      return value;
+    }
+    const name = source?.envVar ?? DEFAULT_API_KEY_ENV[provider];
+    const value = env[name];
+    if (!value) throw missing(`set the environment variable ${name} or name a Secrets Manager secret (apiKey.secretName)`);
+    return value;
+  };
+}
