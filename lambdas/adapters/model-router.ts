@@ -166,14 +166,23 @@ async function callWithRetries(ref: ModelRef, key: string, request: ModelRequest
       if (!(error instanceof ModelProviderError) || !error.retryable) return false;
       // A long Retry-After is not waited out here: the next model is tried at once.
       if ((error.retryAfterMs ?? 0) > config.maxRetryAfterMs) return false;
-      const wait = Math.max(error.retryAfterMs ?? 0, 0);
-      return deps.deadline === undefined || now() + wait + route.timeoutMs <= deps.deadline;
+      return deps.deadline === undefined || now() + (error.retryAfterMs ?? 0) + route.timeoutMs <= deps.deadline;
     }),
     { maxAttempts: probe ? 0 : config.maxAttempts - 1, backoff: retryAfterBackoff(config.baseDelayMs, config.maxDelayMs) },
   );
+  let last: ModelProviderError | undefined;
   try {
     const response = await policy.execute(async () => {
+      // After the backoff: a retry that could not end before the deadline is not made.
+      if (last && deps.deadline !== undefined && now() + route.timeoutMs > deps.deadline) throw new OutOfTime(last);
       calls += 1;
+      // The SDK's loading and the key's reading are not the model's latency (nor, failing, a sample of its health).
+      try {
+        await provider.ready?.();
+      } catch (error) {
+        last = asProviderError(error, ref);
+        throw last;
+      }
       const started = now();
       try {
         const answer = await provider.converse(request);
@@ -182,14 +191,21 @@ async function callWithRetries(ref: ModelRef, key: string, request: ModelRequest
         return answer;
       } catch (error) {
         latencyMs = now() - started;
-        const fault = asProviderError(error, ref);
-        if (fault.retryable) await recordSample(deps, key, { at: started, ok: false, latencyMs }, route);
-        throw fault;
+        last = asProviderError(error, ref);
+        if (last.retryable) await recordSample(deps, key, { at: started, ok: false, latencyMs }, route);
+        throw last;
       }
     });
     return { ok: true, response, calls, latencyMs };
   } catch (error) {
-    return { ok: false, error: asProviderError(error, ref), calls, latencyMs };
+    return { ok: false, error: error instanceof OutOfTime ? error.fault : asProviderError(error, ref), calls, latencyMs };
+  }
+}
+
+/** A retry given up because it could not end before the deadline: carries the fault it would have retried. */
+class OutOfTime extends Error {
+  constructor(readonly fault: ModelProviderError) {
+    super('no time left for a retry');
   }
 }
 

@@ -9,14 +9,16 @@
  *
  * Latency bins grow by {@link LATENCY_BIN_FACTOR}: bin `i` holds latencies in
  * (1.1^(i−1), 1.1^i] ms, so a percentile read from the histogram (the bin's upper
- * bound) overstates the true value by at most 10%. A histogram's size does not
- * depend on the traffic, which per-sample items would.
+ * bound, rounded up to a whole ms) overstates the true value by at most 10% and 1 ms.
+ * A histogram's size does not depend on the traffic, which per-sample items would.
+ * The SLO is compared bin to bin: p95 breaks it when its bin is above the SLO's, so
+ * calls that all meet the SLO never trip the breaker (the resolution is 10%).
  */
 import type { BreakerConfig } from './routing';
 
 /** Each latency bin's upper bound is this factor times the previous one's. */
 export const LATENCY_BIN_FACTOR = 1.1;
-/** Bins 0 .. LATENCY_BIN_COUNT−1; the last holds everything above 1.1^(count−2) ms (about 15 minutes). */
+/** Bins 0 .. LATENCY_BIN_COUNT−1; the last holds everything above 1.1^(count−2) ms (about 22 minutes). */
 export const LATENCY_BIN_COUNT = 150;
 
 /** The bin of a latency in milliseconds (0 for 1 ms or less). */
@@ -120,14 +122,15 @@ export const INITIAL_BREAKER: Breaker = { state: 'closed', since: 0, version: 0 
 
 /**
  * Why a closed circuit must open, or undefined: at least `minCalls` calls in the
- * window, and an error rate at or above the threshold, or a p95 above the SLO.
+ * window, and an error rate at or above the threshold, or a p95 in a latency bin
+ * above the SLO's (so above the SLO by up to 10% does not trip it).
  */
 export function tripReason(stats: WindowStats, config: Pick<BreakerConfig, 'minCalls' | 'errorRateThreshold'>, sloP95Ms?: number): string | undefined {
   if (stats.calls < config.minCalls) return undefined;
   if (stats.errorRate >= config.errorRateThreshold) {
     return `error rate ${stats.errorRate.toFixed(2)} (${stats.errors} of ${stats.calls} calls) at or above ${config.errorRateThreshold}`;
   }
-  if (sloP95Ms !== undefined && stats.p95Ms !== undefined && stats.p95Ms > sloP95Ms) {
+  if (sloP95Ms !== undefined && stats.p95Ms !== undefined && stats.p95Ms > binUpperBoundMs(latencyBin(sloP95Ms))) {
     return `p95 latency ${stats.p95Ms} ms above the SLO of ${sloP95Ms} ms over ${stats.calls} calls`;
   }
   return undefined;

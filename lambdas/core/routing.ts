@@ -198,9 +198,14 @@ export function resolveRoute(model: ModelRef | ModelRoute, routes: Partial<Recor
     models: [declared.primary, ...(declared.fallbacks ?? [])],
     ...(declared.sloP95Ms === undefined ? {} : { sloP95Ms: declared.sloP95Ms }),
     timeoutMs: declared.timeoutMs ?? DEFAULT_MODEL_CALL_TIMEOUT_MS,
-    retry: { ...DEFAULT_RETRY, ...declared.retry },
-    breaker: { ...DEFAULT_BREAKER, ...declared.breaker },
+    retry: { ...DEFAULT_RETRY, ...defined(declared.retry) },
+    breaker: { ...DEFAULT_BREAKER, ...defined(declared.breaker) },
   };
+}
+
+/** The fields of an override that are set (an explicit `undefined` keeps the default). */
+function defined<T extends object>(override: Partial<T> | undefined): Partial<T> {
+  return Object.fromEntries(Object.entries(override ?? {}).filter(([, v]) => v !== undefined)) as Partial<T>;
 }
 
 /** Every model reference an agent names (default route, per-kind routes), each once by {@link modelKey}. */
@@ -266,6 +271,8 @@ export function retryAfterMs(header: (name: string) => string | null | undefined
   const value = header('retry-after');
   if (value == null || value.trim() === '') return undefined;
   if (/^\d+(\.\d+)?$/.test(value.trim())) return Math.round(Number(value) * 1000);
+  // Only the HTTP-date shape ("Sun, 06 Nov 1994 08:49:37 GMT"): Date.parse takes much else.
+  if (!/^[A-Za-z]{3}, \d{2} [A-Za-z]{3} \d{4} \d{2}:\d{2}:\d{2} GMT$/.test(value.trim())) return undefined;
   const at = Date.parse(value);
   return Number.isNaN(at) ? undefined : Math.max(0, at - now);
 }

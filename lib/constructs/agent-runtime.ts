@@ -13,6 +13,7 @@ import * as targets from 'aws-cdk-lib/aws-events-targets';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as sources from 'aws-cdk-lib/aws-lambda-event-sources';
+import * as logs from 'aws-cdk-lib/aws-logs';
 import * as s3 from 'aws-cdk-lib/aws-s3';
 import * as sqs from 'aws-cdk-lib/aws-sqs';
 import type * as sfn from 'aws-cdk-lib/aws-stepfunctions';
@@ -54,6 +55,13 @@ export interface AgentRuntimeProps {
    * every Cedar `Tool` entity (`resource.environment == "production"`). @default 'production'
    */
   readonly environment?: string;
+  /**
+   * Where the functions log: `per-function` (a log group each, retained 30 days), or
+   * `shared`: one log group ({@link AgentRuntime.logGroup}) for the runtime's and every
+   * agent's functions (Lambda advanced logging controls), one resource instead of one
+   * per function, queried together with Logs Insights. @default 'per-function'
+   */
+  readonly logGroups?: 'per-function' | 'shared';
 }
 
 /**
@@ -105,6 +113,8 @@ export class AgentRuntime extends Construct {
   readonly modelHealthTable: dynamodb.Table;
   /** The deployment's environment (the Cedar `Tool` entities' `environment`). */
   readonly environment: string;
+  /** The log group every function shares, with `logGroups: 'shared'` (retained 30 days). */
+  readonly logGroup?: logs.LogGroup;
   /** Bodies larger than this many bytes go to {@link bodyBucket}. */
   readonly bodyInlineLimitBytes: number;
   /** Resumes, cancels and rolls back sessions (POST /runs/{sessionId}/resume, /cancel, /rollback). */
@@ -168,6 +178,9 @@ export class AgentRuntime extends Construct {
         removalPolicy: RemovalPolicy.DESTROY,
       });
     }
+    if (props.logGroups === 'shared') {
+      this.logGroup = new logs.LogGroup(this, 'Logs', { retention: logs.RetentionDays.ONE_MONTH, removalPolicy: RemovalPolicy.RETAIN });
+    }
     this.environment = props.environment ?? 'production';
     if (!/^[A-Za-z0-9_-]{1,64}$/.test(this.environment)) throw new Error(`AgentRuntime: environment must be 1-64 characters of [A-Za-z0-9_-], got "${this.environment}"`);
     this.policyTable = table('Policies', 'agent');
@@ -202,7 +215,7 @@ export class AgentRuntime extends Construct {
     this.deliveryDeadLetterQueue = queue('DeliveryDeadLetterQueue');
 
     const fn = (fid: string, entry: string, description: string, environment: Record<string, string>): RuntimeFunction =>
-      new RuntimeFunction(this, fid, { entry: handlerEntry(entry), description, serviceName: 'agent-runtime', environment });
+      new RuntimeFunction(this, fid, { entry: handlerEntry(entry), description, serviceName: 'agent-runtime', environment, logGroup: this.logGroup });
 
     this.eventBus = new events.EventBus(this, 'Bus');
     const projector = fn('Projector', 'projector', 'Appends checkpoint changes to the event log and publishes governance events', {

@@ -97,6 +97,7 @@ export class Agent extends Construct {
         serviceName: agent.name,
         timeout: Duration.seconds(timeoutSeconds),
         loader: TEXT_LOADERS,
+        logGroup: runtime.logGroup,
         // Only the functions that decide policies (they have the policy table) carry Cedar's wasm.
         cedar: ENV.policyTable in environment,
         environment: {

@@ -27,8 +27,13 @@ export interface RuntimeFunctionProps {
   /** @default 512 MiB */
   readonly memorySize?: number;
   readonly environment?: Record<string, string>;
-  /** Days of CloudWatch Logs retention. @default logs.RetentionDays.ONE_MONTH */
+  /** Days of CloudWatch Logs retention (of its own log group). @default logs.RetentionDays.ONE_MONTH */
   readonly logRetention?: logs.RetentionDays;
+  /**
+   * A log group to share with other functions (Lambda's advanced logging controls)
+   * instead of one of its own. @default a log group of its own
+   */
+  readonly logGroup?: logs.ILogGroup;
   /** Extra esbuild loaders, e.g. `{'.log': 'text'}` to embed a data file. */
   readonly loader?: Record<string, string>;
   /**
@@ -49,18 +54,20 @@ export const CEDAR_WASM_FILE = 'node_modules/@cedar-policy/cedar-wasm/nodejs/ced
  * (`externalModules: []`, so the bundle carries the SDK version it was tested
  * with); an esbuild target of node20 so the same bundle also runs on the local
  * cloud's Node 20; minified with names kept (error names survive); source maps;
- * X-Ray tracing; JSON logs into its own log group with a retention, which is
- * the only log group its role may write to; with `cedar`, Cedar's WebAssembly
+ * X-Ray tracing; JSON logs into its own log group with a retention (or a shared
+ * one, `logGroup`), which is the only log group its role may write to; with `cedar`, Cedar's WebAssembly
  * module beside the bundle.
  */
 export class RuntimeFunction extends nodejs.NodejsFunction {
   constructor(scope: Construct, id: string, props: RuntimeFunctionProps) {
-    const logGroup = new logs.LogGroup(scope, `${id}Logs`, {
-      retention: props.logRetention ?? logs.RetentionDays.ONE_MONTH,
-      removalPolicy: RemovalPolicy.RETAIN,
-    });
+    const logGroup =
+      props.logGroup ??
+      new logs.LogGroup(scope, `${id}Logs`, {
+        retention: props.logRetention ?? logs.RetentionDays.ONE_MONTH,
+        removalPolicy: RemovalPolicy.RETAIN,
+      });
     // Its own role, without AWSLambdaBasicExecutionRole (logs:* on every log group):
-    // the function may write to its own log group only.
+    // the function may write to its log group only.
     const role = new iam.Role(scope, `${id}Role`, { assumedBy: new iam.ServicePrincipal('lambda.amazonaws.com') });
     logGroup.grantWrite(role);
     super(scope, id, {

@@ -57,6 +57,7 @@ export class AgentRuntimeStack extends Stack {
     new CfnOutput(this, 'ApprovalTableName', { value: this.runtime.approvalTable.tableName });
     new CfnOutput(this, 'EventBusName', { value: this.runtime.eventBus.eventBusName });
     new CfnOutput(this, 'BodyBucketName', { value: this.runtime.bodyBucket.bucketName });
+    new CfnOutput(this, 'ModelHealthTableName', { value: this.runtime.modelHealthTable.tableName });
     new CfnOutput(this, 'IdempotencyTableName', { value: this.runtime.idempotencyTable.tableName });
     new CfnOutput(this, 'PolicyTableName', { value: this.runtime.policyTable.tableName });
     if (this.runtime.faultTable) new CfnOutput(this, 'FaultTableName', { value: this.runtime.faultTable.tableName });

@@ -5,31 +5,17 @@
  * indistinguishable from a missing one; a permission revoked mid-run; a rule
  * failure repaired, one escalated to a human; a low-confidence answer reviewed.
  */
-import { ReceiveMessageCommand } from '@aws-sdk/client-sqs';
 import { describe, expect, it } from 'vitest';
 import { PolicyStore } from '../../lambdas/adapters/policy-engine';
 import type { ModelCheckpoint, NoticeRecord, PauseRecord, ToolCheckpoint } from '../../lambdas/core/contracts/checkpoint';
 import { BUDGET_COST_USD, REVOKED_POLICIES } from '../fixtures/governance';
-import { api, checkpoints, doc, eventually, expectCompleteEventLog, finished, history, outputs, sqs, uniqueKey } from './harness';
+import { api, checkpoints, doc, eventually, expectCompleteEventLog, finished, history, outputs, publishedFor, uniqueKey } from './harness';
 
 const BOB = { user: 'bob', tenant: 'acme', roles: ['analyst'] };
 const question = { question: 'q' };
 
 const models = (records: Awaited<ReturnType<typeof checkpoints>>): ModelCheckpoint[] => records.filter((r): r is ModelCheckpoint => r.kind === 'model');
 const tools = (records: Awaited<ReturnType<typeof checkpoints>>): ToolCheckpoint[] => records.filter((r): r is ToolCheckpoint => r.kind === 'tool');
-
-/** What the runtime published on its bus (captured by the PublishedEvents queue), kept across polls. */
-const published: { 'detail-type': string; detail: Record<string, unknown> }[] = [];
-async function publishedFor(sessionId: string, type: string): Promise<Record<string, unknown>[]> {
-  const url = outputs.PublishedEventsQueueUrl;
-  if (!url) throw new Error('stack output PublishedEventsQueueUrl missing');
-  return eventually(`${type} of ${sessionId} on the bus`, async () => {
-    const out = await sqs.send(new ReceiveMessageCommand({ QueueUrl: url, MaxNumberOfMessages: 10, WaitTimeSeconds: 1 }));
-    for (const m of out.Messages ?? []) published.push(JSON.parse(m.Body ?? '{}') as (typeof published)[number]);
-    const found = published.filter((e) => e['detail-type'] === type && e.detail.sessionId === sessionId).map((e) => e.detail);
-    return found.length > 0 ? found : undefined;
-  }, 30_000);
-}
 
 async function status(sessionId: string, wanted: string): Promise<Awaited<ReturnType<typeof api.getRun>>> {
   return eventually(`session ${sessionId} ${wanted}`, async () => {

@@ -136,3 +136,17 @@ export async function expectCompleteEventLog(sessionId: string, terminal: 'Sessi
     expect(rows.filter((e) => e.checkpointKey === r.sk && e.change === 'INSERT')).toHaveLength(1);
   }
 }
+
+/** What the runtime published on its bus (captured by the PublishedEvents queue), kept across polls. */
+const published: { 'detail-type': string; detail: Record<string, unknown> }[] = [];
+
+/** The details of the events of `type` the runtime published for a session (waits for at least one). */
+export async function publishedFor(sessionId: string, type: string, timeoutMs = 30_000): Promise<Record<string, unknown>[]> {
+  const url = need('PublishedEventsQueueUrl');
+  return eventually(`${type} of ${sessionId} on the bus`, async () => {
+    const out = await sqs.send(new ReceiveMessageCommand({ QueueUrl: queueUrl(url), MaxNumberOfMessages: 10, WaitTimeSeconds: 1 }));
+    for (const m of out.Messages ?? []) published.push(JSON.parse(m.Body ?? '{}') as (typeof published)[number]);
+    const found = published.filter((e) => e['detail-type'] === type && e.detail.sessionId === sessionId).map((e) => e.detail);
+    return found.length > 0 ? found : undefined;
+  }, timeoutMs);
+}

@@ -92,6 +92,11 @@ export class AnthropicProvider implements ModelProvider {
     }
   }
 
+  /** Reads the API key and builds the client, so that the first call's latency is the provider's alone. */
+  async ready(): Promise<void> {
+    await this.connect();
+  }
+
   /**
    * The client for the current key: the key is read at every call (the reader caches
    * it: a rotated key is picked up when the cache expires), the client rebuilt only

@@ -57,6 +57,7 @@ function lazily(name: string, load: () => Promise<ModelProvider>): ModelProvider
   let loaded: Promise<ModelProvider> | undefined;
   return {
     name,
+    ready: async () => (await (loaded ??= load())).ready?.(),
     converse: async (request) => (await (loaded ??= load())).converse(request),
   };
 }

@@ -88,7 +88,10 @@ export class OpenAiProvider implements ModelProvider {
    */
   async converse(request: ModelRequest): Promise<ModelResponse> {
     const { client, apiKey } = await this.sdkClient(request.modelId);
-    const call = client.chat.completions.create(toChatRequest(request));
+    // The SDK's timeout covers the wait for the headers only: this one covers the body too.
+    const deadline = new AbortController();
+    const timer = setTimeout(() => deadline.abort(), this.options.timeoutMs);
+    const call = client.chat.completions.create(toChatRequest(request), { signal: deadline.signal });
     // The head arrives before the body: kept to name the status and request id of a body that fails.
     const head = call.asResponse().then(
       (response) => ({ status: response.status, headers: response.headers }),
@@ -99,8 +102,17 @@ export class OpenAiProvider implements ModelProvider {
       return toModelResponse(data, requestId ?? undefined, request.modelId);
     } catch (error) {
       if (error instanceof ModelProviderError) throw error;
-      throw toProviderError(error, { modelId: request.modelId, timeoutMs: this.options.timeoutMs, response: await head, apiKey });
+      const context = { modelId: request.modelId, timeoutMs: this.options.timeoutMs, response: await head, apiKey };
+      if (deadline.signal.aborted) throw fault(`openai ${request.modelId}: no answer within ${this.options.timeoutMs} ms`, 'timeout', context, { cause: error });
+      throw toProviderError(error, context);
+    } finally {
+      clearTimeout(timer);
     }
+  }
+
+  /** Reads the API key and builds the client, so that the first call's latency is the provider's alone. */
+  async ready(): Promise<void> {
+    await this.sdkClient('(ready)');
   }
 
   /**

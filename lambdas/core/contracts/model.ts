@@ -117,6 +117,11 @@ export interface ModelProvider {
   /** Sends one request; resolves to the model's answer. */
   converse(request: ModelRequest): Promise<ModelResponse>;
   /**
+   * Loads what a call needs (the SDK, the API key, the client) ahead of it, so that the
+   * router times the provider's answer alone. Optional; its faults are the call's.
+   */
+  ready?(): Promise<void>;
+  /**
    * Called when the run has reached its final answer; a strict fake throws if
    * it still holds unplayed turns. Real providers omit it.
    */

@@ -1,0 +1,296 @@
+/**
+ * Model routing, pure: routes with their defaults, the models an agent names,
+ * the problems of a route declaration, the kind of a step, a provider's
+ * Retry-After and the fault kind of an HTTP status.
+ */
+import { describe, expect, it } from 'vitest';
+import type { ProviderFaultKind } from '../../../lambdas/core/errors';
+import {
+  DEFAULT_BREAKER,
+  DEFAULT_MODEL_CALL_TIMEOUT_MS,
+  DEFAULT_RETRY,
+  faultKindOfStatus,
+  modelKey,
+  modelsOf,
+  resolveRoute,
+  retryAfterMs,
+  routeProblems,
+  stepKindOf,
+  STEP_KINDS,
+  type ModelRef,
+  type ModelRoute,
+  type StepKind,
+} from '../../../lambdas/core/routing';
+import { inputRecord, modelRecord, text, toolRecord, toolUse } from '../support/records';
+
+const GPT: ModelRef = { provider: 'openai', modelId: 'gpt-a' };
+const CLAUDE: ModelRef = { provider: 'anthropic', modelId: 'claude-b' };
+const NOVA: ModelRef = { provider: 'bedrock', modelId: 'nova-c', region: 'us-west-2' };
+const SCRIPTED: ModelRef = {
+  provider: 'scripted',
+  script: { schemaVersion: 1, modelId: 'scripted/unit-v1', turns: [{ response: { content: [text('{}')], stopReason: 'end_turn', usage: { inputTokens: 1, outputTokens: 1 } } }] },
+};
+
+/** A header lookup over a plain record, as `fetch`'s `Headers.get` answers: null when absent. */
+const headers =
+  (values: Record<string, string>) =>
+  (name: string): string | null =>
+    values[name] ?? null;
+
+describe('resolveRoute', () => {
+  it('makes a model reference a route of one model with every default', () => {
+    const route = resolveRoute(GPT, undefined, 'act');
+    expect(route).toEqual({ kind: 'act', models: [GPT], timeoutMs: DEFAULT_MODEL_CALL_TIMEOUT_MS, retry: DEFAULT_RETRY, breaker: DEFAULT_BREAKER });
+    expect(route).not.toHaveProperty('sloP95Ms');
+  });
+
+  it('takes a route as the model: primary first, then the fallbacks in order, with its SLO and timeout', () => {
+    const route = resolveRoute({ primary: GPT, fallbacks: [CLAUDE, NOVA], sloP95Ms: 2_500, timeoutMs: 30_000 }, undefined, 'plan');
+    expect(route.kind).toBe('plan');
+    expect(route.models).toEqual([GPT, CLAUDE, NOVA]);
+    expect(route.sloP95Ms).toBe(2_500);
+    expect(route.timeoutMs).toBe(30_000);
+  });
+
+  it('uses the route declared for the step kind, else the default, for every kind', () => {
+    const routes: Partial<Record<StepKind, ModelRoute>> = { repair: { primary: CLAUDE, fallbacks: [NOVA] }, summarise: { primary: NOVA } };
+    expect(resolveRoute(GPT, routes, 'repair').models).toEqual([CLAUDE, NOVA]);
+    expect(resolveRoute(GPT, routes, 'summarise').models).toEqual([NOVA]);
+    expect(resolveRoute(GPT, routes, 'plan').models).toEqual([GPT]);
+    expect(resolveRoute(GPT, routes, 'act').models).toEqual([GPT]);
+    expect(resolveRoute(GPT, {}, 'act').models).toEqual([GPT]);
+  });
+
+  it('takes nothing from the default route into a per-kind route: fallbacks, SLO, timeout and overrides are its own', () => {
+    const model: ModelRoute = { primary: GPT, fallbacks: [NOVA], sloP95Ms: 900, timeoutMs: 5_000, retry: { maxAttempts: 1 }, breaker: { minCalls: 2 } };
+    const route = resolveRoute(model, { act: { primary: CLAUDE } }, 'act');
+    expect(route).toEqual({ kind: 'act', models: [CLAUDE], timeoutMs: DEFAULT_MODEL_CALL_TIMEOUT_MS, retry: DEFAULT_RETRY, breaker: DEFAULT_BREAKER });
+  });
+
+  it('merges retry and breaker overrides with the defaults field by field', () => {
+    const route = resolveRoute(
+      { primary: GPT, retry: { maxAttempts: 5, maxRetryAfterMs: 1_000 }, breaker: { minCalls: 3, halfOpenAfterSeconds: 10 } },
+      { act: { primary: CLAUDE, retry: { baseDelayMs: 10 }, breaker: { errorRateThreshold: 0.25 } } },
+      'plan',
+    );
+    expect(route.retry).toEqual({ maxAttempts: 5, baseDelayMs: 250, maxDelayMs: 8_000, maxRetryAfterMs: 1_000 });
+    expect(route.breaker).toEqual({ windowSeconds: 60, bucketSeconds: 5, minCalls: 3, errorRateThreshold: 0.5, halfOpenAfterSeconds: 10 });
+
+    const act = resolveRoute(GPT, { act: { primary: CLAUDE, retry: { baseDelayMs: 10 }, breaker: { errorRateThreshold: 0.25 } } }, 'act');
+    expect(act.retry).toEqual({ ...DEFAULT_RETRY, baseDelayMs: 10 });
+    expect(act.breaker).toEqual({ ...DEFAULT_BREAKER, errorRateThreshold: 0.25 });
+  });
+
+  it('keeps a default where an override is explicitly undefined', () => {
+    const route = resolveRoute({ primary: GPT, retry: { maxAttempts: undefined, baseDelayMs: 10 }, breaker: { minCalls: undefined } }, undefined, 'act');
+    expect(route.retry).toEqual({ ...DEFAULT_RETRY, baseDelayMs: 10 });
+    expect(route.breaker).toEqual(DEFAULT_BREAKER);
+  });
+
+  it('does not change the defaults it merges into', () => {
+    const before = { retry: { ...DEFAULT_RETRY }, breaker: { ...DEFAULT_BREAKER } };
+    const route = resolveRoute({ primary: GPT, retry: { maxAttempts: 1 }, breaker: { minCalls: 1 } }, undefined, 'act');
+    expect(route.retry).not.toBe(DEFAULT_RETRY);
+    expect({ retry: DEFAULT_RETRY, breaker: DEFAULT_BREAKER }).toEqual(before);
+  });
+});
+
+describe('modelsOf', () => {
+  it('lists every model of every route once, in step-kind order', () => {
+    const models = modelsOf({ primary: GPT, fallbacks: [CLAUDE] }, { plan: { primary: NOVA, fallbacks: [GPT] }, repair: { primary: CLAUDE, fallbacks: [NOVA] } });
+    expect(models).toEqual([NOVA, GPT, CLAUDE]);
+  });
+
+  it('treats references with the same provider and model id as one model (the first one kept)', () => {
+    const elsewhere: ModelRef = { provider: 'openai', modelId: 'gpt-a', baseUrl: 'https://llm.example.com/v1' };
+    const models = modelsOf(GPT, { act: { primary: elsewhere }, summarise: { primary: { provider: 'anthropic', modelId: 'gpt-a' } } });
+    expect(models).toEqual([GPT, { provider: 'anthropic', modelId: 'gpt-a' }]);
+    expect(new Set(models.map(modelKey)).size).toBe(models.length);
+  });
+
+  it('names the scripted model by its script’s model id', () => {
+    expect(modelsOf(SCRIPTED).map(modelKey)).toEqual(['scripted/scripted/unit-v1']);
+  });
+});
+
+describe('routeProblems', () => {
+  it('finds nothing wrong with well-formed routes', () => {
+    expect(routeProblems(GPT)).toEqual([]);
+    expect(
+      routeProblems(
+        { primary: GPT, fallbacks: [CLAUDE], sloP95Ms: 1_500.5, timeoutMs: 20_000, retry: { maxAttempts: 10, baseDelayMs: 0 }, breaker: { errorRateThreshold: 1, minCalls: 1 } },
+        { repair: { primary: CLAUDE, fallbacks: [GPT] }, summarise: { primary: SCRIPTED } },
+      ),
+    ).toEqual([]);
+  });
+
+  it('names an empty model id, primary or fallback', () => {
+    expect(routeProblems({ provider: 'openai', modelId: '' })).toEqual(['model.primary.modelId: must not be empty']);
+    expect(routeProblems(GPT, { act: { primary: CLAUDE, fallbacks: [NOVA, { provider: 'bedrock', modelId: '   ' }] } })).toEqual([
+      'routes.act.fallbacks[1].modelId: must not be empty',
+    ]);
+  });
+
+  it('names a model that appears twice in one route (the same model in two routes is fine)', () => {
+    const again: ModelRef = { provider: 'openai', modelId: 'gpt-a', baseUrl: 'https://other.example.com/v1' };
+    expect(routeProblems({ primary: GPT, fallbacks: [CLAUDE, again] })).toEqual(['model.fallbacks[1]: openai/gpt-a appears twice in the route']);
+    expect(routeProblems({ primary: GPT, fallbacks: [CLAUDE] }, { plan: { primary: CLAUDE, fallbacks: [GPT] } })).toEqual([]);
+  });
+
+  it('names a timeout that is not a positive integer', () => {
+    for (const timeoutMs of [0, -1, 1.5, Number.NaN]) {
+      expect(routeProblems({ primary: GPT, timeoutMs }), `timeoutMs ${timeoutMs}`).toEqual(['model.timeoutMs: must be a positive integer']);
+    }
+  });
+
+  it('names an SLO that is not a positive finite number', () => {
+    for (const sloP95Ms of [0, -100, Number.NaN, Number.POSITIVE_INFINITY]) {
+      expect(routeProblems(GPT, { act: { primary: CLAUDE, sloP95Ms } }), `sloP95Ms ${sloP95Ms}`).toEqual(['routes.act.sloP95Ms: must be a positive number']);
+    }
+  });
+
+  it('names a retry setting out of range, with its field', () => {
+    const problems = routeProblems({ primary: GPT, retry: { maxAttempts: 0 } });
+    expect(problems).toHaveLength(1);
+    expect(problems[0]).toMatch(/^model\.retry\.maxAttempts: /);
+    expect(routeProblems({ primary: GPT, retry: { maxAttempts: 11, baseDelayMs: -1 } })).toEqual([
+      expect.stringMatching(/^model\.retry\.maxAttempts: /),
+      expect.stringMatching(/^model\.retry\.baseDelayMs: /),
+    ]);
+  });
+
+  it('names a breaker setting out of range, with its field', () => {
+    const problems = routeProblems(GPT, { repair: { primary: CLAUDE, breaker: { errorRateThreshold: 1.5 } } });
+    expect(problems).toHaveLength(1);
+    expect(problems[0]).toMatch(/^routes\.repair\.breaker\.errorRateThreshold: /);
+    expect(routeProblems({ primary: GPT, breaker: { errorRateThreshold: 0, bucketSeconds: 0.5 } })).toEqual([
+      expect.stringMatching(/^model\.breaker\.bucketSeconds: /),
+      expect.stringMatching(/^model\.breaker\.errorRateThreshold: /),
+    ]);
+  });
+
+  it('names a route declared for something that is not a step kind, listing the kinds', () => {
+    const routes = { act: { primary: CLAUDE }, review: { primary: NOVA } } as Partial<Record<StepKind, ModelRoute>>;
+    expect(routeProblems(GPT, routes)).toEqual([`routes.review: not a step kind (${STEP_KINDS.join(', ')})`]);
+    expect(STEP_KINDS.join(', ')).toBe('plan, act, repair, summarise');
+  });
+
+  it('reports every problem of every route, not just the first', () => {
+    const problems = routeProblems(
+      { primary: { provider: 'openai', modelId: '' }, fallbacks: [CLAUDE, CLAUDE], timeoutMs: 0 },
+      { act: { primary: GPT, sloP95Ms: -1, retry: { maxAttempts: 0 } } },
+    );
+    expect(problems).toEqual([
+      'model.primary.modelId: must not be empty',
+      'model.fallbacks[1]: anthropic/claude-b appears twice in the route',
+      'model.timeoutMs: must be a positive integer',
+      'routes.act.sloP95Ms: must be a positive number',
+      expect.stringMatching(/^routes\.act\.retry\.maxAttempts: /),
+    ]);
+  });
+});
+
+describe('stepKindOf', () => {
+  const tools = (step: number, id: string) => modelRecord(step, [toolUse(id, 'echo')]);
+  const repair = (step: number) => modelRecord(step, [text('not json')], { outcome: 'repair', validationErrors: ['(root): not JSON'] });
+
+  it('is plan for the first model turn', () => {
+    expect(stepKindOf([], 1)).toBe('plan');
+    expect(stepKindOf([inputRecord('q')], 1)).toBe('plan');
+  });
+
+  it('is act after a turn that asked for tools', () => {
+    expect(stepKindOf([inputRecord('q'), tools(1, 'c1'), toolRecord(1, 'c1', '{}')], 2)).toBe('act');
+  });
+
+  it('is repair after a turn whose answer was sent back, and act again after that', () => {
+    const records = [inputRecord('q'), tools(1, 'c1'), toolRecord(1, 'c1', '{}'), repair(2)];
+    expect(stepKindOf(records, 3)).toBe('repair');
+    expect(stepKindOf([...records, tools(3, 'c3'), toolRecord(3, 'c3', '{}')], 4)).toBe('act');
+    expect(stepKindOf([inputRecord('q'), repair(1)], 2)).toBe('repair');
+  });
+
+  it('looks at the turn just before the step, not at the last record', () => {
+    const records = [inputRecord('q'), repair(1), tools(2, 'c2'), toolRecord(2, 'c2', '{}')];
+    // Replaying step 2 (after a resume): the turn before it was sent back for repair.
+    expect(stepKindOf(records, 2)).toBe('repair');
+    expect(stepKindOf(records, 3)).toBe('act');
+  });
+
+  it('does not take a tool record of the previous step for a model turn', () => {
+    expect(stepKindOf([inputRecord('q'), toolRecord(1, 'c1', '{}')], 2)).toBe('plan');
+  });
+});
+
+describe('retryAfterMs', () => {
+  const NOW = Date.parse('2026-03-02T10:00:00.000Z');
+
+  it('reads retry-after-ms as milliseconds, rounded, never negative', () => {
+    expect(retryAfterMs(headers({ 'retry-after-ms': '1500' }), NOW)).toBe(1_500);
+    expect(retryAfterMs(headers({ 'retry-after-ms': '250.6' }), NOW)).toBe(251);
+    expect(retryAfterMs(headers({ 'retry-after-ms': '-40' }), NOW)).toBe(0);
+  });
+
+  it('prefers retry-after-ms to retry-after', () => {
+    expect(retryAfterMs(headers({ 'retry-after-ms': '120', 'retry-after': '30' }), NOW)).toBe(120);
+  });
+
+  it('falls back to retry-after when retry-after-ms is empty or unreadable', () => {
+    expect(retryAfterMs(headers({ 'retry-after-ms': 'soon', 'retry-after': '2' }), NOW)).toBe(2_000);
+    expect(retryAfterMs(headers({ 'retry-after-ms': ' ', 'retry-after': '2' }), NOW)).toBe(2_000);
+  });
+
+  it('reads retry-after in whole or decimal seconds', () => {
+    expect(retryAfterMs(headers({ 'retry-after': '30' }), NOW)).toBe(30_000);
+    expect(retryAfterMs(headers({ 'retry-after': ' 7 ' }), NOW)).toBe(7_000);
+    expect(retryAfterMs(headers({ 'retry-after': '1.5' }), NOW)).toBe(1_500);
+    expect(retryAfterMs(headers({ 'retry-after': '0.0004' }), NOW)).toBe(0);
+    expect(retryAfterMs(headers({ 'retry-after': '0' }), NOW)).toBe(0);
+  });
+
+  it('reads retry-after as an HTTP date, relative to now', () => {
+    const at = new Date(NOW + 45_000).toUTCString();
+    expect(at).toBe('Mon, 02 Mar 2026 10:00:45 GMT');
+    expect(retryAfterMs(headers({ 'retry-after': at }), NOW)).toBe(45_000);
+    expect(retryAfterMs(headers({ 'retry-after': at }), NOW + 40_000)).toBe(5_000);
+  });
+
+  it('reads an HTTP date already past as 0', () => {
+    expect(retryAfterMs(headers({ 'retry-after': 'Mon, 02 Mar 2026 09:59:00 GMT' }), NOW)).toBe(0);
+  });
+
+  it('is undefined for an unreadable retry-after', () => {
+    // Date.parse would read '-1', 'later 2' and '1,5' as dates in 2001: only the HTTP-date shape is a date.
+    for (const value of ['soon', 'in a minute', '5 seconds', '1e3', 'Infinity', '', '-1', 'later 2', '1,5', '2026-03-02']) {
+      expect(retryAfterMs(headers({ 'retry-after': value }), NOW), JSON.stringify(value)).toBeUndefined();
+    }
+  });
+
+  it('is undefined without either header (null or undefined from the lookup)', () => {
+    expect(retryAfterMs(headers({}), NOW)).toBeUndefined();
+    expect(retryAfterMs(() => undefined, NOW)).toBeUndefined();
+    expect(retryAfterMs(headers({ 'x-request-id': 'req-1' }), NOW)).toBeUndefined();
+  });
+});
+
+describe('faultKindOfStatus', () => {
+  const cases: Array<[number, ProviderFaultKind]> = [
+    [400, 'invalid_request'],
+    [401, 'authentication'],
+    [403, 'permission'],
+    [404, 'not_found'],
+    [408, 'timeout'],
+    [413, 'invalid_request'],
+    [422, 'invalid_request'],
+    [429, 'throttled'],
+    [500, 'server_error'],
+    [502, 'server_error'],
+    [503, 'overloaded'],
+    [504, 'timeout'],
+    [529, 'overloaded'],
+  ];
+
+  it.each(cases)('maps HTTP %i to %s', (status, kind) => {
+    expect(faultKindOfStatus(status)).toBe(kind);
+  });
+});
