@@ -254,7 +254,8 @@ export const TOOL_STATUSES_THAT_RAN: readonly ToolCheckpoint['status'][] = ['suc
 
 /**
  * Sums a session's spend from its checkpoint records: model checkpoints' `usage`
- * (or, when absent, as in version 1 records, `response.usage`) and `costUsd`; tool
+ * (or, when absent, as in version 1 records, `response.usage`) and `costUsd`, with those
+ * of the summaries a `summarise` model wrote in the turn (`context.summaries`); tool
  * checkpoints' `costUsd`; one step per model checkpoint; tool calls per tool of the tool
  * checkpoints whose status is in {@link TOOL_STATUSES_THAT_RAN}. An absent `costUsd` counts 0.
  * Other kinds of record are ignored.
@@ -280,6 +281,12 @@ export function spendOf(records: readonly CheckpointRecord[], session: { created
       outputTokens += usage?.outputTokens ?? 0;
       costUsd += record.costUsd ?? 0;
       steps += 1;
+      // The summaries a `summarise` model wrote for the turn spend too (not a step of their own).
+      for (const summary of Object.values(record.context?.summaries ?? {})) {
+        inputTokens += summary.usage.inputTokens;
+        outputTokens += summary.usage.outputTokens;
+        costUsd += summary.costUsd;
+      }
     } else if (record.kind === 'tool') {
       costUsd += record.costUsd ?? 0;
       if (TOOL_STATUSES_THAT_RAN.includes(record.status)) toolCalls[record.tool] = (toolCalls[record.tool] ?? 0) + 1;

@@ -141,6 +141,8 @@ export interface ContextPlan {
   readonly dropped: number;
   /** Results replaced by a summary ({@link summariseResult}). */
   readonly summarised: number;
+  /** Sort keys of the results replaced by a summary (the others in `replaced` are notes). */
+  readonly summarisedKeys: readonly string[];
   /** The request does not fit: the run fails with `ContextLimitExceeded` ({@link contextLimitFailure}). */
   readonly exceeded: boolean;
   /** Bytes of the tool results sent in full (all of them, when `exceeded` under `fail`). */
@@ -179,7 +181,7 @@ export function planContext(records: readonly CheckpointRecord[], limit: Context
   const tokensOver = (): boolean => limit?.maxContextTokens !== undefined && tokensOfBytes(requestBytes) + reservedOutputTokens > limit.maxContextTokens;
   const replaced = new Map<string, string>();
   let dropped = 0;
-  let summarised = 0;
+  const summarisedKeys: string[] = [];
 
   if (limit && limit.strategy !== 'fail') {
     for (const tool of tools) {
@@ -192,7 +194,7 @@ export function planContext(records: readonly CheckpointRecord[], limit: Context
       replaced.set(tool.sk, text);
       fullBytes -= bytes;
       requestBytes += textBytes - bytes;
-      if (summary) summarised += 1;
+      if (summary) summarisedKeys.push(tool.sk);
       else dropped += 1;
     }
   }
@@ -200,7 +202,8 @@ export function planContext(records: readonly CheckpointRecord[], limit: Context
     limit,
     replaced,
     dropped,
-    summarised,
+    summarised: summarisedKeys.length,
+    summarisedKeys,
     exceeded: bytesOver() || tokensOver(),
     toolResultBytes: fullBytes,
     estimatedTokens: tokensOfBytes(requestBytes),
@@ -244,14 +247,29 @@ function conversationBytes(records: readonly CheckpointRecord[]): number {
  * results in full; call the tool again for the full result)".
  *
  * Extractive on purpose: no model call, so the plan stays pure and a replayed turn
- * sees the same text. An LLM summariser can replace it once model routing has a
- * `summarise` step kind (its summaries then checkpointed, to stay replayable).
+ * sees the same text. An agent with a `summarise` route gets a model's summary
+ * instead ({@link summaryText}), checkpointed so that a replayed turn sees the same text.
  */
 export function summariseResult(result: string): string {
-  const body = truncateUtf8(summaryBody(result), SUMMARY_MAX_BYTES);
-  const bytes = Buffer.byteLength(result);
-  return `${body}\n(summarised from ${bytes} bytes: the context limit keeps the newest tool results in full; call the tool again for the full result)`;
+  return summaryText(summaryBody(result), Buffer.byteLength(result));
 }
+
+/**
+ * A summary as the model sees it in place of a tool result of `bytes` bytes: `body`
+ * cut to {@link SUMMARY_MAX_BYTES} bytes (the size the context plan counted), then
+ * the closing note. `by`, when given, names the model that wrote it.
+ */
+export function summaryText(body: string, bytes: number, by?: string): string {
+  const from = by ? `summarised by ${by} from ${bytes} bytes` : `summarised from ${bytes} bytes`;
+  return `${truncateUtf8(body.trim(), SUMMARY_MAX_BYTES)}\n(${from}: the context limit keeps the newest tool results in full; call the tool again for the full result)`;
+}
+
+/** The system prompt of a `summarise` step: a tool result, cut to what the agent needs. */
+export const SUMMARY_SYSTEM_PROMPT =
+  'You summarise one tool result for an agent whose context is full. Keep every identifier, number, date, name and finding the agent may need; drop repetition and formatting. Answer with the summary only, in plain text, at most 150 words.';
+
+/** The most output tokens of a `summarise` step (its text is cut to {@link SUMMARY_MAX_BYTES} anyway). */
+export const SUMMARY_MAX_OUTPUT_TOKENS = 400;
 
 function summaryBody(result: string): string {
   let json: unknown;

@@ -30,3 +30,11 @@ export function toolCallIdempotencyKey(sessionId: string, step: number, callId: 
 export function modelCallIdempotencyKey(sessionId: string, step: number, branch = 0): string {
   return `mc_${digest('model-call', sessionId, String(step), `branch-${branch}`).slice(0, 32)}`;
 }
+
+/**
+ * The idempotency key of the model call that summarises a tool result (the `summarise`
+ * route): `ms_` + 32 hex digits of SHA-256(session, the result's sort key, branch).
+ */
+export function summaryIdempotencyKey(sessionId: string, toolSk: string, branch = 0): string {
+  return `ms_${digest('model-summary', sessionId, toolSk, `branch-${branch}`).slice(0, 32)}`;
+}

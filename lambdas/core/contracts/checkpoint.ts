@@ -183,6 +183,21 @@ export const RoutingRecordSchema = z.object({
 });
 
 /**
+ * A tool result summarised by the `summarise` route's model: the text (before the
+ * runtime's closing note), the model that wrote it, its usage and cost (counted in the
+ * budgets), and the circuit changes its call made.
+ * Example: `{"text":"3 failed logins from 203.0.113.7 …","provider":"bedrock","modelId":"amazon.nova-micro-v1:0","usage":{"inputTokens":900,"outputTokens":60},"costUsd":0.00004,"transitions":[]}`
+ */
+export const ModelSummarySchema = z.object({
+  text: z.string(),
+  provider: z.string(),
+  modelId: z.string(),
+  usage: z.object({ inputTokens: z.number().int().nonnegative(), outputTokens: z.number().int().nonnegative() }),
+  costUsd: z.number().nonnegative(),
+  transitions: RoutingRecordSchema.shape.transitions,
+});
+
+/**
  * One model turn: what was asked (model, tools offered, message count), what came
  * back (inline, or in S3 when larger than the inline limit), and the outcome the loop took.
  */
@@ -208,6 +223,11 @@ export const ModelCheckpointSchema = ModelCheckpointV1Schema.extend({
       estimatedTokens: z.number().int().nonnegative().optional(),
       maxContextTokens: z.number().int().positive().optional(),
       strategy: z.enum(['drop-oldest-tool-results', 'summarise', 'fail']).optional(),
+      /**
+       * Summaries a model wrote in this turn (the agent's `summarise` route), by the sort key
+       * of the tool result they replace: later turns reuse them, so each result is summarised once.
+       */
+      summaries: z.record(z.string(), ModelSummarySchema).optional(),
     })
     .optional(),
   /** Token usage of the call (also inside `response`, which may be in S3). */
@@ -393,6 +413,7 @@ export type SessionRecord = z.infer<typeof SessionRecordSchema>;
 export type InputCheckpoint = z.infer<typeof InputCheckpointSchema>;
 export type ModelCheckpoint = z.infer<typeof ModelCheckpointSchema>;
 export type RoutingRecord = z.infer<typeof RoutingRecordSchema>;
+export type ModelSummary = z.infer<typeof ModelSummarySchema>;
 export type ApprovalCheckpoint = z.infer<typeof ApprovalCheckpointSchema>;
 export type IntentCheckpoint = z.infer<typeof IntentCheckpointSchema>;
 export type ToolCheckpoint = z.infer<typeof ToolCheckpointSchema>;

@@ -34,19 +34,19 @@ import {
   type Budgets,
   type Spend,
 } from '../../core/budget';
-import { checkpointKey, type CheckpointRecord, type ModelCheckpoint, type NoticeRecord, type RoutingRecord, type SessionRecord } from '../../core/contracts/checkpoint';
+import { checkpointKey, type CheckpointRecord, type ModelCheckpoint, type ModelSummary, type NoticeRecord, type RoutingRecord, type SessionRecord, type ToolCheckpoint } from '../../core/contracts/checkpoint';
 import type { Failure, ModelTurnInput, ModelTurnResult, Pause } from '../../core/contracts/loop';
 import type { ModelRequest, ModelResponse } from '../../core/contracts/model';
 import { toolSpec } from '../../core/define';
-import { contextLimitFailure, contextRecord, planContext } from '../../core/context';
+import { contextLimitFailure, contextRecord, planContext, SUMMARY_MAX_OUTPUT_TOKENS, SUMMARY_SYSTEM_PROMPT, summaryText } from '../../core/context';
 import { ConfigurationError } from '../../core/errors';
 import { executionName, LOOP_WAIT_EVENTS, maxToolRetries, modelTurnEvents, runToolsEvents, shouldContinueAsNew } from '../../core/history';
-import { modelCallIdempotencyKey } from '../../core/ids';
+import { modelCallIdempotencyKey, summaryIdempotencyKey } from '../../core/ids';
 import { buildConversation, decideTurn, outputValidationFailure } from '../../core/loop';
-import { decideFinalAnswer, outputContext } from '../../core/output';
+import { answerText, decideFinalAnswer, outputContext } from '../../core/output';
 import { DEFAULT_PRINCIPAL } from '../../core/policy';
 import { modelIdOf, modelKey, resolveRoute, stepKindOf, type ModelRef } from '../../core/routing';
-import { routeModelCall } from '../../adapters/model-router';
+import { routeModelCall, type RouterDeps } from '../../adapters/model-router';
 import type { PolicySnapshot, StepDeps } from './deps';
 
 type Progress = Pick<ModelTurnResult, 'events' | 'execution' | 'branch' | 'toolRuns' | 'decision'>;
@@ -143,12 +143,13 @@ export async function modelTurn(input: ModelTurnInput, deps: StepDeps): Promise<
 
 /** The spend with this turn's model call added (a turn just called, not yet among the records read). */
 function addTurn(spend: Spend, record: ModelCheckpoint): Spend {
+  const summaries = Object.values(record.context?.summaries ?? {});
   return {
     ...spend,
     steps: spend.steps + 1,
-    inputTokens: spend.inputTokens + (record.usage?.inputTokens ?? 0),
-    outputTokens: spend.outputTokens + (record.usage?.outputTokens ?? 0),
-    costUsd: roundUsd(spend.costUsd + (record.costUsd ?? 0)),
+    inputTokens: spend.inputTokens + (record.usage?.inputTokens ?? 0) + summaries.reduce((n, x) => n + x.usage.inputTokens, 0),
+    outputTokens: spend.outputTokens + (record.usage?.outputTokens ?? 0) + summaries.reduce((n, x) => n + x.usage.outputTokens, 0),
+    costUsd: roundUsd(spend.costUsd + (record.costUsd ?? 0) + summaries.reduce((n, x) => n + x.costUsd, 0)),
   };
 }
 
@@ -205,7 +206,8 @@ async function announceRouting(record: ModelCheckpoint, deps: StepDeps, executio
     const primary = routing.route[0];
     notices.push({ notice: 'ModelFallback', key: String(record.step), detail: { kind: routing.kind, primary, servedBy: `${routing.servedBy.provider}/${routing.servedBy.modelId}`, attempts: routing.attempts } });
   }
-  for (const t of routing.transitions) {
+  const summaryTransitions = Object.values(record.context?.summaries ?? {}).flatMap((x) => x.transitions);
+  for (const t of [...routing.transitions, ...summaryTransitions]) {
     const notice = t.to === 'open' ? 'CircuitOpened' : t.to === 'half_open' ? 'CircuitHalfOpened' : 'CircuitClosed';
     notices.push({ notice, key: `${t.provider}/${t.modelId}#${t.at}`, detail: { model: `${t.provider}/${t.modelId}`, from: t.from, to: t.to, reason: t.reason, at: t.at, stats: t.stats } });
   }
@@ -245,11 +247,12 @@ async function callModel(
   const context = planContext(loadedHistory, agent.context, { system: agent.systemPrompt, tools: toolSpecs, maxOutputTokens: agent.maxOutputTokens });
   const sk = checkpointKey.model(step);
   if (context.exceeded) return { failure: contextLimitFailure(context) };
+  const summaries = await modelSummaries(context.summarisedKeys, loadedHistory, input, deps, now);
   const route = resolveRoute(agent.model, agent.routes, stepKindOf(records, step));
   const request: ModelRequest = {
     modelId: modelIdOf(route.models[0] as ModelRef),
     system: agent.systemPrompt,
-    messages: buildConversation(loadedHistory, context.replaced),
+    messages: buildConversation(loadedHistory, new Map([...context.replaced, ...summaries.texts])),
     tools: toolSpecs,
     maxTokens: agent.maxOutputTokens,
   };
@@ -257,7 +260,7 @@ async function callModel(
   const started = now();
   // Once per key: a retry after the model answered (and before the checkpoint) gets the same answer.
   const stored = await deps.once(idempotencyKey, async () => {
-    const routed = await routeModelCall(route, request, { health: deps.health, provider: deps.provider, now, deadline: deps.deadline?.(), onHealthError: deps.onHealthError });
+    const routed = await routeModelCall(route, request, routerDeps(deps, now));
     const routing: RoutingRecord = {
       kind: route.kind,
       route: route.models.map(modelKey),
@@ -312,7 +315,7 @@ async function callModel(
       usage: response.usage,
       costUsd,
       idempotencyKey,
-      context: contextRecord(context),
+      context: withSummaries(contextRecord(context), summaries.written),
       outcome: decision.outcome,
       calls: decision.outcome === 'tool_calls' ? decision.calls : [],
       inlineResults: decision.outcome === 'tool_calls' ? decision.inlineResults : [],
@@ -330,6 +333,63 @@ async function callModel(
   );
   if (record.kind !== 'model') throw new ConfigurationError(`checkpoint ${sk} is not a model checkpoint`);
   return record;
+}
+
+/** What the router needs, from the step's dependencies. */
+function routerDeps(deps: StepDeps, now: () => number): RouterDeps {
+  return { health: deps.health, provider: deps.provider, now, deadline: deps.deadline?.(), onHealthError: deps.onHealthError };
+}
+
+/**
+ * The texts of the tool results the context plan summarises, written by the agent's
+ * `summarise` route when it has one (else the plan's extractive summaries stand): a
+ * summary an earlier turn wrote is reused; a new one is one model call per result,
+ * once per idempotency key, returned in `written` for this turn's checkpoint.
+ */
+async function modelSummaries(
+  keys: readonly string[],
+  history: readonly CheckpointRecord[],
+  input: ModelTurnInput,
+  deps: StepDeps,
+  now: () => number,
+): Promise<{ texts: Map<string, string>; written: Record<string, ModelSummary> }> {
+  const texts = new Map<string, string>();
+  const written: Record<string, ModelSummary> = {};
+  if (!deps.agent.routes?.summarise || keys.length === 0) return { texts, written };
+  const earlier = new Map<string, ModelSummary>();
+  for (const r of history) if (r.kind === 'model') for (const [key, summary] of Object.entries(r.context?.summaries ?? {})) earlier.set(key, summary);
+  const route = resolveRoute(deps.agent.model, deps.agent.routes, 'summarise');
+  for (const key of keys) {
+    const tool = history.find((r): r is ToolCheckpoint => r.kind === 'tool' && r.sk === key);
+    if (!tool || tool.result === undefined) continue;
+    const result = tool.result;
+    let summary = earlier.get(key);
+    if (!summary) {
+      summary = await deps.once(summaryIdempotencyKey(input.sessionId, key, input.branch), async (): Promise<ModelSummary> => {
+        const request: ModelRequest = {
+          modelId: modelIdOf(route.models[0] as ModelRef),
+          system: SUMMARY_SYSTEM_PROMPT,
+          messages: [{ role: 'user', content: [{ type: 'text', text: `The result of the tool ${tool.tool}:\n${result}` }] }],
+          tools: [],
+          maxTokens: SUMMARY_MAX_OUTPUT_TOKENS,
+        };
+        const routed = await routeModelCall(route, request, routerDeps(deps, now));
+        const served = route.models[routed.servedBy.index] ?? (route.models[0] as ModelRef);
+        const usage = routed.response.usage;
+        const price = priceOf(routed.response.modelId, served.pricing) ?? priceOf(modelIdOf(served), served.pricing);
+        return { text: answerText(routed.response), provider: served.provider, modelId: routed.response.modelId, usage, costUsd: modelCallCostUsd(usage, price), transitions: routed.transitions };
+      });
+      written[key] = summary;
+    }
+    texts.set(key, summaryText(summary.text, Buffer.byteLength(result), `${summary.provider}/${summary.modelId}`));
+  }
+  return { texts, written };
+}
+
+/** The context record with the summaries written in this turn, if any. */
+function withSummaries(record: ReturnType<typeof contextRecord>, written: Record<string, ModelSummary>): ModelCheckpoint['context'] {
+  if (!record || Object.keys(written).length === 0) return record;
+  return { ...record, summaries: written };
 }
 
 /** The records with their S3 bodies loaded: model answers and tool results. */

@@ -102,6 +102,7 @@ describe('planContext', () => {
       replaced: new Map(),
       dropped: 0,
       summarised: 0,
+      summarisedKeys: [],
       exceeded: false,
       toolResultBytes: 3000,
       estimatedTokens: tokensOf(requestBytes(buildConversation(records), FRAME)),
@@ -204,7 +205,7 @@ describe('planContext', () => {
       const full = tokensOf(fullBytes);
       const plan = planContext(records, { maxContextTokens: full - 10, strategy: 'summarise' }, FRAME);
       expect(plan.replaced).toEqual(new Map([[checkpointKey.tool(1, 'a'), summariseResult(json)]]));
-      expect(plan).toMatchObject({ dropped: 0, summarised: 1, exceeded: false, toolResultBytes: bytes(json) });
+      expect(plan).toMatchObject({ dropped: 0, summarised: 1, summarisedKeys: [checkpointKey.tool(1, 'a')], exceeded: false, toolResultBytes: bytes(json) });
       expect(plan.estimatedTokens).toBe(tokensOf(fullBytes - bytes(json) + bytes(summariseResult(json))));
       expect(contextRecord(plan)).toEqual({
         toolResultBytes: bytes(json),

@@ -7,7 +7,7 @@
 import { describe, expect, it, vi } from 'vitest';
 import { z } from 'zod';
 import { APPROVAL_TIMED_OUT_REASON, DEFAULT_MAX_OUTPUT_TOKENS, MAX_TOOL_RESULT_BYTES } from '../../../lambdas/core/constants';
-import { checkpointKey, type ModelCheckpoint, type ToolCheckpoint } from '../../../lambdas/core/contracts/checkpoint';
+import { checkpointKey, type CheckpointRecord, type ModelCheckpoint, type ToolCheckpoint } from '../../../lambdas/core/contracts/checkpoint';
 import type { ApprovalOutcome, ModelTurnResult, PrepareResult, ToolCallRef, ToolRun, WaitDecision } from '../../../lambdas/core/contracts/loop';
 import type { ModelProvider, ModelRequest, ToolUseBlock } from '../../../lambdas/core/contracts/model';
 import type { ModelRef } from '../../../lambdas/core/routing';
@@ -18,7 +18,8 @@ import { ConfigurationError, ScriptMismatchError, SessionFencedError, ToolError,
 import { minimumHistoryEventLimit } from '../../../lambdas/core/history';
 import { modelCallIdempotencyKey, sessionIdFor, toolCallIdempotencyKey } from '../../../lambdas/core/ids';
 import { errorResult, REPAIR_PREFIX, unknownToolResult } from '../../../lambdas/core/loop';
-import type { Budgets, ModelPrice } from '../../../lambdas/core/budget';
+import { spendOf, type Budgets, type ModelPrice } from '../../../lambdas/core/budget';
+import { SUMMARY_MAX_OUTPUT_TOKENS, SUMMARY_SYSTEM_PROMPT } from '../../../lambdas/core/context';
 import type { OutputPipeline } from '../../../lambdas/core/output';
 import { authorizationRequest, DEFAULT_PRINCIPAL, policySchema, type PolicyDecision, type Principal } from '../../../lambdas/core/policy';
 import type { ApiTrigger, EventBridgeEnvelope } from '../../../lambdas/core/trigger';
@@ -848,7 +849,7 @@ interface Handled {
 }
 
 /** An agent whose model turns are `turns`, with tools that record their calls in `handled`. */
-function opsAgentWith(turns: ScriptedTurn[], extra: Partial<Pick<AgentDefinition, 'context'>> = {}): { agent: AgentDefinition; handled: Handled[] } {
+function opsAgentWith(turns: ScriptedTurn[], extra: Partial<Pick<AgentDefinition, 'context' | 'routes'>> = {}): { agent: AgentDefinition; handled: Handled[] } {
   const handled: Handled[] = [];
   const record = (tool: string, input: unknown, context: ToolContext): void => {
     handled.push({ tool, input, context });
@@ -1564,6 +1565,37 @@ describe("modelTurn: the agent's context limit", () => {
 
     for (const step of [1, 2, 3]) expect(await model(h, turn2.sessionId, step)).not.toHaveProperty('context');
     expect(h.store.dump(turn2.sessionId)[checkpointKey.model(3)]).not.toHaveProperty('context');
+  });
+
+  it('has the summarise route’s model write the summary of each replaced result, once: checkpointed, reused by later turns, counted in the spend', async () => {
+    const summariser = script('scripted/summariser-v1', say('a result of 300 bytes of x'));
+    const dumps = ['first', 'second', 'third', 'fourth'].map((label, i) => call(use(`c${i + 1}`, 'dump', { label, bytes: 300 })));
+    const { agent } = opsAgentWith([...dumps, say(ANSWER)], {
+      context: { maxToolResultBytes: 2 * RESULT_BYTES + 10, strategy: 'summarise' },
+      routes: { summarise: { primary: { provider: 'scripted', script: summariser, pricing: ROUND_PRICING } } },
+    });
+    const h = harness(agent, { inlineLimitBytes: 64 });
+    let turn = await nextTurn(h, await ready(h));
+    for (let i = 0; i < 4; i++) turn = await nextTurn(h, turn, await runTools(h, turn));
+    expect(turn).toMatchObject({ step: 5, outcome: 'final' });
+
+    // Turn 4 (three results, two fit) summarised c1; turn 5 reused it and summarised c2: two summary calls.
+    const summaryCalls = h.modelCalls.filter((r) => r.modelId === 'scripted/summariser-v1');
+    expect(summaryCalls).toHaveLength(2);
+    expect(summaryCalls[0]).toMatchObject({ system: SUMMARY_SYSTEM_PROMPT, tools: [], maxTokens: SUMMARY_MAX_OUTPUT_TOKENS });
+    expect(JSON.stringify(summaryCalls[0]?.messages)).toContain('The result of the tool dump:\\n{\\"text\\":\\"first');
+    const main = h.modelCalls.filter((r) => r.modelId === 'scripted/unit-ops');
+    const summaryOf = (callId: string): Record<string, unknown> => ({ toolUseId: callId, content: expect.stringMatching(/^a result of 300 bytes of x\n\(summarised by scripted\/scripted\/summariser-v1 from \d+ bytes/) as unknown });
+    expect(main[3]?.messages[2]?.content[0]).toMatchObject(summaryOf('c1'));
+    expect(main[3]?.messages[4]?.content[0]).toMatchObject({ toolUseId: 'c2', content: expect.stringContaining('second') as unknown });
+    expect(main[4]?.messages[2]?.content[0]).toMatchObject(summaryOf('c1'));
+    expect(main[4]?.messages[4]?.content[0]).toMatchObject(summaryOf('c2'));
+    const summary = { text: 'a result of 300 bytes of x', provider: 'scripted', modelId: 'scripted/summariser-v1', usage, costUsd: TURN_USD, transitions: [] };
+    expect((await model(h, turn.sessionId, 4)).context?.summaries).toEqual({ [checkpointKey.tool(1, 'c1')]: summary });
+    expect((await model(h, turn.sessionId, 5)).context?.summaries).toEqual({ [checkpointKey.tool(2, 'c2')]: summary });
+    // The summaries' tokens and cost are spent: five turns (unpriced) and two summaries.
+    const spend = spendOf(Object.values(h.store.dump(turn.sessionId)) as CheckpointRecord[], { createdAt: new Date(0).toISOString() }, 0);
+    expect(spend).toMatchObject({ steps: 5, inputTokens: 7 * usage.inputTokens, outputTokens: 7 * usage.outputTokens, costUsd: 2 * TURN_USD });
   });
 
   it('fails with ContextLimitExceeded under the fail strategy, without calling the model or checkpointing the turn', async () => {
