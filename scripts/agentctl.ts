@@ -231,6 +231,22 @@ async function decide(client: RuntimeApiClient, approvalId: string, tool: string
   }
 }
 
+/**
+ * What an event says about model routing: the step kind and the model that answered a
+ * turn (and whether it was a fallback); the model and reason of a circuit change or a fallback.
+ */
+function routingDetail(type: string, record: Record<string, unknown>): string {
+  const routing = record.routing as { kind?: string; servedBy?: { provider: string; modelId: string; index: number } } | undefined;
+  if (type === 'ModelTurnCompleted' && routing?.servedBy) {
+    const { provider, modelId, index } = routing.servedBy;
+    return `  ${routing.kind ?? ''} ${provider}/${modelId}${index > 0 ? ` (fallback ${index})` : ''}`;
+  }
+  const detail = record.detail as { model?: string; servedBy?: string; primary?: string; reason?: string } | undefined;
+  if (type === 'ModelFallback' && detail) return `  ${detail.primary ?? '?'} -> ${detail.servedBy ?? '?'}`;
+  if (type.startsWith('Circuit') && detail) return `  ${detail.model ?? '?'}: ${detail.reason ?? ''}`;
+  return '';
+}
+
 /** A run's status as readable lines. */
 function describeRun(run: RunStatus): string[] {
   const lines = [
@@ -427,7 +443,7 @@ program
   .command('events <sessionId>')
   .action((id: string) =>
     withOutputs(async (o) => {
-      for (const e of await api(o).getEvents(id)) say(`${e.at}  ${e.type.padEnd(20)} ${e.checkpointKey}`);
+      for (const e of await api(o).getEvents(id)) say(`${e.at}  ${e.type.padEnd(20)} ${e.checkpointKey}${routingDetail(e.type, e.record)}`);
     }),
   );
 program
