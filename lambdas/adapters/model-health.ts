@@ -68,6 +68,8 @@ export class ModelHealthStore implements HealthBook {
       const page = await this.client.send(
         new QueryCommand({
           TableName: this.tableName,
+          // Strongly consistent: a breaker just changed by another function is seen (one partition, cheap).
+          ConsistentRead: true,
           KeyConditionExpression: '#m = :m AND sk >= :from',
           ExpressionAttributeNames: { '#m': 'model' },
           ExpressionAttributeValues: { ':m': key, ':from': bucketKey(earliest) },

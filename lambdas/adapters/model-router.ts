@@ -38,11 +38,13 @@ export interface RouteAttempt {
   readonly calls: number;
   /** Whether this call probed a half-open circuit. */
   readonly probe?: boolean;
-  /** Latency of the last call, ms. */
+  /** Latency of the last call, ms (the adapter's loading excluded). */
   readonly latencyMs?: number;
   /** The last fault, when it failed. */
   readonly fault?: ProviderFaultKind;
+  /** The last fault's HTTP status, when the provider answered one. */
   readonly status?: number;
+  /** The provider's request id of the answer, or of the last fault. */
   readonly requestId?: string;
   /** Why it was skipped or how it failed, in words (never a key or the request's content). */
   readonly reason?: string;
@@ -86,18 +88,24 @@ export interface RouterDeps {
 
 /**
  * Sends `request` down `route`. `request.modelId` is replaced by each model's id.
+ * When every model's circuit is open (none was called, and time is left), the first
+ * of them is called anyway, as a last resort: an open circuit shifts load, it never
+ * fails a run that has no other model.
  * @throws TransientError when every model failed or was skipped and any fault was transient.
  * @throws ModelRouteFailedError when every model failed with a terminal fault.
+ * @throws the runtime's own terminal errors from an adapter as they are (a scripted provider's `ScriptMismatchError`).
+ * Circuit changes made before a throw are on the error: {@link transitionsOf}.
  */
 export async function routeModelCall(route: ResolvedRoute, request: ModelRequest, deps: RouterDeps): Promise<RoutedCall> {
   const now = deps.now ?? Date.now;
   const attempts: RouteAttempt[] = [];
   const transitions: CircuitTransition[] = [];
+  const open: number[] = [];
   for (const [index, ref] of route.models.entries()) {
     const key = modelKey(ref);
     const who = { provider: ref.provider, modelId: modelIdOf(ref) };
-    if (deps.deadline !== undefined && now() + route.timeoutMs > deps.deadline) {
-      attempts.push({ ...who, outcome: 'skipped', calls: 0, reason: 'not enough time left in the invocation for one call' });
+    if (!timeLeft(deps, now, route)) {
+      attempts.push({ ...who, outcome: 'skipped', calls: 0, reason: NO_TIME });
       continue;
     }
     const view = await readHealth(deps, key, now(), route);
@@ -106,50 +114,106 @@ export async function routeModelCall(route: ResolvedRoute, request: ModelRequest
       const opened = await change(deps, key, view.breaker, { state: 'open', since: now(), reason: admission.reason });
       if (opened) transitions.push({ ...who, from: view.breaker.state, to: 'open', reason: admission.reason, at: iso(now()), stats: view.stats });
       attempts.push({ ...who, outcome: 'skipped', calls: 0, reason: `circuit opened: ${admission.reason}` });
+      open.push(index);
       continue;
     }
     if (admission.action === 'skip') {
       attempts.push({ ...who, outcome: 'skipped', calls: 0, reason: view.breaker.reason ? `${admission.reason} (${view.breaker.reason})` : admission.reason });
+      open.push(index);
       continue;
     }
     let probing: Breaker | undefined;
     if (admission.action === 'probe') {
+      // Loaded first: an SDK or a key that is slow to load must not outlive the probe's lease.
+      const loading = await load(deps, ref, route);
+      if (loading) {
+        attempts.push(failedAttempt(who, { ok: false, error: loading, calls: 1, latencyMs: 0 }, false));
+        continue;
+      }
       const reason = 'probing recovery';
       probing = await change(deps, key, view.breaker, { state: 'half_open', since: now(), reason, probeUntil: now() + route.timeoutMs + 1_000 });
       if (!probing) {
         attempts.push({ ...who, outcome: 'skipped', calls: 0, reason: 'circuit half-open: another call took the probe' });
+        open.push(index);
         continue;
       }
       transitions.push({ ...who, from: view.breaker.state, to: 'half_open', reason, at: iso(now()), stats: view.stats });
     }
     const result = await callWithRetries(ref, key, { ...request, modelId: who.modelId }, route, deps, probing !== undefined);
     if (probing) {
-      const verdict = probeVerdict({ ok: result.ok, latencyMs: result.latencyMs }, route.sloP95Ms);
-      if (await change(deps, key, probing, { state: verdict.state, since: now(), reason: verdict.reason })) {
-        transitions.push({ ...who, from: 'half_open', to: verdict.state, reason: verdict.reason, at: iso(now()) });
+      if (!result.ok && !result.error.retryable) {
+        // A terminal fault says the request is wrong, not the model: the lease is released, no verdict.
+        await change(deps, key, probing, { state: 'open', since: view.breaker.since, ...(view.breaker.reason ? { reason: view.breaker.reason } : {}) });
+      } else {
+        const verdict = probeVerdict({ ok: result.ok, latencyMs: result.latencyMs }, route.sloP95Ms);
+        if (await change(deps, key, probing, { state: verdict.state, since: now(), reason: verdict.reason })) {
+          transitions.push({ ...who, from: 'half_open', to: verdict.state, reason: verdict.reason, at: iso(now()) });
+        }
       }
     }
     if (result.ok) {
       attempts.push({ ...who, outcome: 'answered', calls: result.calls, latencyMs: result.latencyMs, requestId: result.response.requestId, ...(probing ? { probe: true } : {}) });
       return { response: result.response, servedBy: { ...who, index }, attempts, transitions };
     }
-    const fault = result.error;
-    attempts.push({
-      ...who,
-      outcome: 'failed',
-      calls: result.calls,
-      latencyMs: result.latencyMs,
-      fault: fault.kind,
-      reason: fault.message,
-      ...(fault.status !== undefined ? { status: fault.status } : {}),
-      ...(fault.requestId !== undefined ? { requestId: fault.requestId } : {}),
-      ...(probing ? { probe: true } : {}),
-    });
+    attempts.push(failedAttempt(who, result, probing !== undefined));
+  }
+  // Every model that had time was skipped for its circuit: the first of them, as a last resort.
+  const lastResort = open[0];
+  if (lastResort !== undefined && open.length === attempts.filter((a) => a.reason !== NO_TIME).length && timeLeft(deps, now, route)) {
+    const ref = route.models[lastResort] as ModelRef;
+    const who = { provider: ref.provider, modelId: modelIdOf(ref) };
+    const result = await callWithRetries(ref, modelKey(ref), { ...request, modelId: who.modelId }, route, deps, false);
+    if (result.ok) {
+      attempts.push({ ...who, outcome: 'answered', calls: result.calls, latencyMs: result.latencyMs, requestId: result.response.requestId, reason: LAST_RESORT });
+      return { response: result.response, servedBy: { ...who, index: lastResort }, attempts, transitions };
+    }
+    attempts.push({ ...failedAttempt(who, result, false), reason: `${LAST_RESORT}: ${result.error.message}` });
   }
   const summary = attempts.map((a) => `${a.provider}/${a.modelId}: ${a.outcome}${a.reason ? ` (${a.reason})` : ''}`).join('; ');
   const terminalOnly = attempts.length > 0 && attempts.every((a) => a.outcome === 'failed' && a.fault !== undefined && !TRANSIENT_PROVIDER_FAULTS.has(a.fault));
-  if (terminalOnly) throw new ModelRouteFailedError(`every model of the ${route.kind} route failed: ${summary}`);
-  throw new TransientError(`no model of the ${route.kind} route answered: ${summary}`);
+  const error = terminalOnly
+    ? new ModelRouteFailedError(`every model of the ${route.kind} route failed: ${summary}`)
+    : new TransientError(`no model of the ${route.kind} route answered: ${summary}`);
+  failedTransitions.set(error, transitions);
+  throw error;
+}
+
+const NO_TIME = 'not enough time left in the invocation for one call';
+const LAST_RESORT = "every model's circuit is open: called as a last resort";
+
+/** The circuit changes a failed {@link routeModelCall} made before it threw (none for other errors). */
+export function transitionsOf(error: unknown): CircuitTransition[] {
+  return (error instanceof Error && failedTransitions.get(error)) || [];
+}
+const failedTransitions = new WeakMap<Error, CircuitTransition[]>();
+
+function timeLeft(deps: RouterDeps, now: () => number, route: ResolvedRoute): boolean {
+  return deps.deadline === undefined || now() + route.timeoutMs <= deps.deadline;
+}
+
+/** Loads a model's adapter (SDK, key): the fault, when it fails. */
+async function load(deps: RouterDeps, ref: ModelRef, route: ResolvedRoute): Promise<ModelProviderError | undefined> {
+  try {
+    await deps.provider(ref, route.timeoutMs).ready?.();
+    return undefined;
+  } catch (error) {
+    return asProviderError(error, ref);
+  }
+}
+
+function failedAttempt(who: { provider: string; modelId: string }, result: Extract<CallResult, { ok: false }>, probe: boolean): RouteAttempt {
+  const fault = result.error;
+  return {
+    ...who,
+    outcome: 'failed',
+    calls: result.calls,
+    latencyMs: result.latencyMs,
+    fault: fault.kind,
+    reason: fault.message,
+    ...(fault.status !== undefined ? { status: fault.status } : {}),
+    ...(fault.requestId !== undefined ? { requestId: fault.requestId } : {}),
+    ...(probe ? { probe: true } : {}),
+  };
 }
 
 type CallResult = { ok: true; response: ModelResponse; calls: number; latencyMs: number } | { ok: false; error: ModelProviderError; calls: number; latencyMs: number };
@@ -187,12 +251,13 @@ async function callWithRetries(ref: ModelRef, key: string, request: ModelRequest
       try {
         const answer = await provider.converse(request);
         latencyMs = now() - started;
-        await recordSample(deps, key, { at: started, ok: true, latencyMs }, route);
+        // Counted when it ended: a slow call stays in the window as long as a fast one.
+        await recordSample(deps, key, { at: started + latencyMs, ok: true, latencyMs }, route);
         return answer;
       } catch (error) {
         latencyMs = now() - started;
         last = asProviderError(error, ref);
-        if (last.retryable) await recordSample(deps, key, { at: started, ok: false, latencyMs }, route);
+        if (last.retryable) await recordSample(deps, key, { at: started + latencyMs, ok: false, latencyMs }, route);
         throw last;
       }
     });

@@ -354,7 +354,7 @@ export function defineAgent<I extends z.ZodType, O extends z.ZodType>(props: Age
   if (!Number.isInteger(agent.historyEventLimit) || agent.historyEventLimit < minHistory || agent.historyEventLimit > STANDARD_EXECUTION_HISTORY_LIMIT) {
     throw new Error(`${where}: historyEventLimit must be an integer from ${minHistory} (room for one worst-case turn) to ${STANDARD_EXECUTION_HISTORY_LIMIT} (the Standard execution quota)`);
   }
-  const routing = routeProblems(agent.model, agent.routes);
+  const routing = routeProblems(agent.model, agent.routes, agent.modelTimeoutSeconds);
   if (routing.length > 0) throw new Error(`${where}: ${routing.join('; ')}`);
   const contextProblems = contextLimitProblems(agent.context, agent.maxOutputTokens);
   if (contextProblems.length > 0) throw new Error(`${where}: ${contextProblems.join('; ')}`);

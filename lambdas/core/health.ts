@@ -160,10 +160,14 @@ export function admit(breaker: Breaker, stats: WindowStats, config: BreakerConfi
 
 /**
  * The state a probe's outcome leads to: `closed` when it answered within the SLO
- * (any latency without one), else `open` again.
+ * (its latency in the SLO's bin or below, as {@link tripReason} judges; any latency
+ * without an SLO), else `open` again.
  */
 export function probeVerdict(outcome: { ok: boolean; latencyMs: number }, sloP95Ms?: number): { state: 'closed' | 'open'; reason: string } {
   if (!outcome.ok) return { state: 'open', reason: 'the probe failed' };
-  if (sloP95Ms !== undefined && outcome.latencyMs > sloP95Ms) return { state: 'open', reason: `the probe took ${outcome.latencyMs} ms, above the SLO of ${sloP95Ms} ms` };
+  // Judged as a trip is: in a bin above the SLO's.
+  if (sloP95Ms !== undefined && binUpperBoundMs(latencyBin(outcome.latencyMs)) > binUpperBoundMs(latencyBin(sloP95Ms))) {
+    return { state: 'open', reason: `the probe took ${outcome.latencyMs} ms, above the SLO of ${sloP95Ms} ms` };
+  }
   return { state: 'closed', reason: `the probe answered in ${outcome.latencyMs} ms` };
 }

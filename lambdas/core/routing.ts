@@ -41,6 +41,9 @@ export interface ApiKeySource {
   readonly envVar?: string;
 }
 
+/** The environment variable each provider's key is read from when no secret is named. */
+export const DEFAULT_API_KEY_ENV: Readonly<Record<'anthropic' | 'openai', string>> = { anthropic: 'ANTHROPIC_API_KEY', openai: 'OPENAI_API_KEY' };
+
 /** Fields every model reference has. */
 interface ModelRefBase {
   /**
@@ -144,8 +147,33 @@ export type BreakerConfig = z.infer<typeof BreakerConfigSchema>;
 /** The breaker configuration of every route that does not override it. */
 export const DEFAULT_BREAKER: BreakerConfig = { windowSeconds: 60, bucketSeconds: 5, minCalls: 5, errorRateThreshold: 0.5, halfOpenAfterSeconds: 30 };
 
-/** Milliseconds one call may take before it counts as a `timeout` fault. @default 60000 */
-export const DEFAULT_MODEL_CALL_TIMEOUT_MS = 60_000;
+/**
+ * Milliseconds one call may take before it counts as a `timeout` fault: 50 s, so that
+ * a primary that times out still leaves a fallback its whole timeout within the default
+ * 120 s model turn (50 + 50 + the 5 s kept for the checkpoint).
+ */
+export const DEFAULT_MODEL_CALL_TIMEOUT_MS = 50_000;
+
+/** Milliseconds of a model turn's invocation kept for the work after its model calls (checkpoint, notices), at most. */
+export const MODEL_TURN_MARGIN_MS = 5_000;
+
+/**
+ * The milliseconds a model turn keeps for its work after the model calls:
+ * {@link MODEL_TURN_MARGIN_MS}, or a fifth of a shorter invocation.
+ * @param modelTimeoutSeconds the model turn's Lambda timeout.
+ */
+export function turnMarginMs(modelTimeoutSeconds: number): number {
+  return Math.min(MODEL_TURN_MARGIN_MS, Math.floor((modelTimeoutSeconds * 1000) / 5));
+}
+
+/**
+ * The call timeout of a route that declares none: {@link DEFAULT_MODEL_CALL_TIMEOUT_MS},
+ * or what a shorter model turn leaves after its margin ({@link turnMarginMs}).
+ */
+export function defaultCallTimeoutMs(modelTimeoutSeconds?: number): number {
+  if (modelTimeoutSeconds === undefined) return DEFAULT_MODEL_CALL_TIMEOUT_MS;
+  return Math.min(DEFAULT_MODEL_CALL_TIMEOUT_MS, modelTimeoutSeconds * 1000 - turnMarginMs(modelTimeoutSeconds));
+}
 
 /** A route: the primary model, its fallbacks in order, and how calls on it are judged. */
 export interface ModelRoute {
@@ -189,15 +217,21 @@ export function isRoute(value: ModelRef | ModelRoute): value is ModelRoute {
 
 /**
  * The route of a step kind: the agent's route for that kind, else its default
- * (`model`, a reference or a route), with the defaults applied.
+ * (`model`, a reference or a route), with the defaults applied (the call timeout's
+ * from the agent's `modelTimeoutSeconds`, when given: {@link defaultCallTimeoutMs}).
  */
-export function resolveRoute(model: ModelRef | ModelRoute, routes: Partial<Record<StepKind, ModelRoute>> | undefined, kind: StepKind): ResolvedRoute {
+export function resolveRoute(
+  model: ModelRef | ModelRoute,
+  routes: Partial<Record<StepKind, ModelRoute>> | undefined,
+  kind: StepKind,
+  modelTimeoutSeconds?: number,
+): ResolvedRoute {
   const declared = routes?.[kind] ?? (isRoute(model) ? model : { primary: model });
   return {
     kind,
     models: [declared.primary, ...(declared.fallbacks ?? [])],
     ...(declared.sloP95Ms === undefined ? {} : { sloP95Ms: declared.sloP95Ms }),
-    timeoutMs: declared.timeoutMs ?? DEFAULT_MODEL_CALL_TIMEOUT_MS,
+    timeoutMs: declared.timeoutMs ?? defaultCallTimeoutMs(modelTimeoutSeconds),
     retry: { ...DEFAULT_RETRY, ...defined(declared.retry) },
     breaker: { ...DEFAULT_BREAKER, ...defined(declared.breaker) },
   };
@@ -218,9 +252,11 @@ export function modelsOf(model: ModelRef | ModelRoute, routes?: Partial<Record<S
 
 /**
  * Problems with an agent's routes, each naming its field: a timeout, SLO, retry or
- * breaker setting out of range; a model id that is empty; a fallback repeating a model of its route.
+ * breaker setting out of range (a window shorter than two buckets, a maximum delay under
+ * the base delay); a call timeout that leaves no room in the model turn's
+ * `modelTimeoutSeconds`; a model id that is empty; a fallback repeating a model of its route.
  */
-export function routeProblems(model: ModelRef | ModelRoute, routes?: Partial<Record<StepKind, ModelRoute>>): string[] {
+export function routeProblems(model: ModelRef | ModelRoute, routes?: Partial<Record<StepKind, ModelRoute>>, modelTimeoutSeconds?: number): string[] {
   const problems: string[] = [];
   const check = (route: ModelRoute, field: string): void => {
     const models = [route.primary, ...(route.fallbacks ?? [])];
@@ -232,6 +268,16 @@ export function routeProblems(model: ModelRef | ModelRoute, routes?: Partial<Rec
       keys.add(modelKey(ref));
     });
     if (route.timeoutMs !== undefined && (!Number.isInteger(route.timeoutMs) || route.timeoutMs < 1)) problems.push(`${field}.timeoutMs: must be a positive integer`);
+    if (modelTimeoutSeconds !== undefined && route.timeoutMs !== undefined && route.timeoutMs + turnMarginMs(modelTimeoutSeconds) > modelTimeoutSeconds * 1000) {
+      const margin = turnMarginMs(modelTimeoutSeconds);
+      problems.push(`${field}.timeoutMs: ${route.timeoutMs} ms and the ${margin} ms kept for the checkpoint do not fit in modelTimeoutSeconds (${modelTimeoutSeconds} s): no call could start`);
+    }
+    const breakerSettings = { ...DEFAULT_BREAKER, ...defined(route.breaker) };
+    if (breakerSettings.windowSeconds < 2 * breakerSettings.bucketSeconds) {
+      problems.push(`${field}.breaker.windowSeconds: must be at least twice bucketSeconds (${breakerSettings.bucketSeconds}), or the window holds no whole bucket`);
+    }
+    const retrySettings = { ...DEFAULT_RETRY, ...defined(route.retry) };
+    if (retrySettings.maxDelayMs < retrySettings.baseDelayMs) problems.push(`${field}.retry.maxDelayMs: must be at least baseDelayMs (${retrySettings.baseDelayMs})`);
     if (route.sloP95Ms !== undefined && (!Number.isFinite(route.sloP95Ms) || route.sloP95Ms <= 0)) problems.push(`${field}.sloP95Ms: must be a positive number`);
     const retry = RetryConfigSchema.partial().safeParse(route.retry ?? {});
     if (!retry.success) for (const issue of retry.error.issues) problems.push(`${field}.retry.${issue.path.join('.')}: ${issue.message}`);

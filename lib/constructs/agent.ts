@@ -16,7 +16,7 @@ import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import { Construct } from 'constructs';
 import { HTTP_TOOL_RECORD_SECONDS, TRIGGER_DELIVERY } from '../../lambdas/core/constants';
 import { policySchema } from '../../lambdas/core/policy';
-import { modelsOf } from '../../lambdas/core/routing';
+import { DEFAULT_API_KEY_ENV, modelsOf } from '../../lambdas/core/routing';
 import { checkPolicies } from '../policy-check';
 import type { AgentDefinition } from '../../lambdas/core/define';
 import { ENV } from '../../lambdas/core/env-names';
@@ -258,7 +258,7 @@ export class Agent extends Construct {
       } else if (ref.provider === 'anthropic' || ref.provider === 'openai') {
         const name = ref.apiKey?.secretName;
         if (!name) {
-          Annotations.of(this).addWarning(`${ref.provider} model ${ref.modelId} names no apiKey.secretName: deployed, its key is read from ${ref.apiKey?.envVar ?? (ref.provider === 'anthropic' ? 'ANTHROPIC_API_KEY' : 'OPENAI_API_KEY')}, which the Agent does not set`);
+          Annotations.of(this).addWarning(`${ref.provider} model ${ref.modelId} names no apiKey.secretName: deployed, its key is read from ${ref.apiKey?.envVar ?? DEFAULT_API_KEY_ENV[ref.provider]}, which the Agent does not set`);
         } else if (!secrets.has(name)) {
           secrets.add(name);
           const secret = name.startsWith('arn:')
@@ -275,10 +275,13 @@ export class Agent extends Construct {
  * The resources `bedrock:InvokeModel` needs for a model id: the foundation model in
  * the region; for a cross-region inference profile (`us.`, `eu.`, `apac.`, `global.`
  * prefixes), the profile and its foundation model in every region it routes to
- * (Amazon Bedrock User Guide, "Prerequisites for inference profiles").
+ * (Amazon Bedrock User Guide, "Prerequisites for inference profiles"); for a model ARN
+ * (an application inference profile, provisioned throughput), the ARN and any foundation model.
  */
 export function bedrockModelArns(modelId: string, region?: string): string[] {
   const where = region ?? Aws.REGION;
+  // An ARN (application inference profile, provisioned throughput, imported model): it, and the foundation models it may route to.
+  if (modelId.startsWith('arn:')) return [modelId, `arn:${Aws.PARTITION}:bedrock:*::foundation-model/*`];
   const profile = /^(us|eu|apac|us-gov|ca|jp|au|global)\.(.+)$/.exec(modelId);
   if (!profile) return [`arn:${Aws.PARTITION}:bedrock:${where}::foundation-model/${modelId}`];
   return [`arn:${Aws.PARTITION}:bedrock:${where}:${Aws.ACCOUNT_ID}:inference-profile/${modelId}`, `arn:${Aws.PARTITION}:bedrock:*::foundation-model/${profile[2]}`];

@@ -145,7 +145,11 @@ export async function publishedFor(sessionId: string, type: string, timeoutMs = 
   const url = need('PublishedEventsQueueUrl');
   return eventually(`${type} of ${sessionId} on the bus`, async () => {
     const out = await sqs.send(new ReceiveMessageCommand({ QueueUrl: queueUrl(url), MaxNumberOfMessages: 10, WaitTimeSeconds: 1 }));
-    for (const m of out.Messages ?? []) published.push(JSON.parse(m.Body ?? '{}') as (typeof published)[number]);
+    for (const m of out.Messages ?? []) {
+      const event = JSON.parse(m.Body ?? '{}') as (typeof published)[number];
+      // At least once: a message seen again (after its visibility timeout) is the same event.
+      if (!published.some((p) => p.detail.eventId === event.detail.eventId)) published.push(event);
+    }
     const found = published.filter((e) => e['detail-type'] === type && e.detail.sessionId === sessionId).map((e) => e.detail);
     return found.length > 0 ? found : undefined;
   }, timeoutMs);

@@ -10,24 +10,24 @@
 import { getSecret } from '@aws-lambda-powertools/parameters/secrets';
 import type { ModelProvider } from '../../core/contracts/model';
 import { ModelProviderError } from '../../core/errors';
-import { modelKey, type ApiKeySource, type ModelRef } from '../../core/routing';
+import { DEFAULT_API_KEY_ENV, type ApiKeySource, type ModelRef } from '../../core/routing';
 import { ScriptedModelProvider } from './scripted';
 
 /** Seconds a key read from Secrets Manager is reused before it is read again (a rotated key is picked up within this). */
 export const API_KEY_MAX_AGE_SECONDS = 300;
 
-/** The environment variable each provider's key is read from when no secret is named. */
-export const DEFAULT_API_KEY_ENV: Readonly<Record<'anthropic' | 'openai', string>> = { anthropic: 'ANTHROPIC_API_KEY', openai: 'OPENAI_API_KEY' };
 
 const made = new Map<string, ModelProvider>();
 
 /**
- * The adapter for `ref`, whose calls give up after `timeoutMs`. Cached by model,
- * endpoint and timeout.
+ * The adapter for `ref`, whose calls give up after `timeoutMs`. Cached per model
+ * reference (all of it but `pricing`) and timeout; a scripted model is made anew
+ * each time (its script replays by position; it keeps every request it receives).
  * Its calls throw `ModelProviderError` (kind `authentication`) when no API key can be found.
  */
 export function providerFor(ref: ModelRef, timeoutMs: number): ModelProvider {
-  const cacheKey = JSON.stringify([modelKey(ref), 'baseUrl' in ref ? ref.baseUrl : undefined, 'endpoint' in ref ? ref.endpoint : undefined, timeoutMs]);
+  if (ref.provider === 'scripted') return new ScriptedModelProvider(ref.script);
+  const cacheKey = JSON.stringify([{ ...ref, pricing: undefined }, timeoutMs]);
   let provider = made.get(cacheKey);
   if (!provider) {
     provider = makeProvider(ref, timeoutMs);
@@ -55,31 +55,42 @@ function makeProvider(ref: ModelRef, timeoutMs: number): ModelProvider {
  */
 function lazily(name: string, load: () => Promise<ModelProvider>): ModelProvider {
   let loaded: Promise<ModelProvider> | undefined;
+  const adapter = (): Promise<ModelProvider> =>
+    (loaded ??= load().catch((error: unknown) => {
+      loaded = undefined; // tried again at the next call
+      throw error;
+    }));
   return {
     name,
-    ready: async () => (await (loaded ??= load())).ready?.(),
-    converse: async (request) => (await (loaded ??= load())).converse(request),
+    ready: async () => (await adapter()).ready?.(),
+    converse: async (request) => (await adapter()).converse(request),
   };
 }
 
 /**
  * Reads a provider's API key: the secret when one is named (cached), else the
- * environment variable.
+ * environment variable, trimmed; it must be one token of printable ASCII.
  * @throws ModelProviderError of kind `authentication` (terminal: the route moves to its
  *   next model) naming the secret or variable when it gives no key; the secret's read
  *   faults propagate (the router counts them as transient).
  */
 export function apiKeyReader(provider: 'anthropic' | 'openai', modelId: string, source: ApiKeySource | undefined, env: NodeJS.ProcessEnv = process.env): () => Promise<string> {
   const missing = (why: string): ModelProviderError => new ModelProviderError(`${provider} ${modelId}: no API key: ${why}`, { provider, modelId, kind: 'authentication' });
+  // A key with a space, a line break or a control character inside would be quoted back by the
+  // HTTP client's header check (into error messages and checkpoints): refused here, unquoted.
+  const checked = (key: string, where: string): string => {
+    if (!/^[\x21-\x7e]+$/.test(key)) throw missing(`${where} holds something that is not a single-line key (whitespace or a character outside printable ASCII)`);
+    return key;
+  };
   return async () => {
     if (source?.secretName) {
       const value = await getSecret(source.secretName, { maxAge: API_KEY_MAX_AGE_SECONDS });
-      if (typeof value !== 'string' || value === '') throw missing(`the secret ${source.secretName} holds no plain SecretString`);
-      return value;
+      if (typeof value !== 'string' || value.trim() === '') throw missing(`the secret ${source.secretName} holds no plain SecretString`);
+      return checked(value.trim(), `the secret ${source.secretName}`);
     }
     const name = source?.envVar ?? DEFAULT_API_KEY_ENV[provider];
     const value = env[name];
     if (!value) throw missing(`set the environment variable ${name} or name a Secrets Manager secret (apiKey.secretName)`);
-    return value;
+    return checked(value.trim(), `the environment variable ${name}`);
   };
 }

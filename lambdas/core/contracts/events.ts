@@ -73,7 +73,8 @@ export const PUBLISHED_EVENT_TYPES: ReadonlySet<EventType> = new Set<EventType>(
 export function publishedDetail(row: EventLogRecord): Record<string, unknown> {
   const r = row.record;
   const base = { eventId: row.eventId, sessionId: row.sessionId, agent: r.agent, type: row.type, step: r.step, at: row.at };
-  if (r.kind === 'notice') return { ...base, ...(r.detail as Record<string, unknown>) };
+  // The row's own fields win over a notice's detail (a circuit change's `at` is in its detail as `at` too).
+  if (r.kind === 'notice') return { ...(r.detail as Record<string, unknown>), ...base };
   if (r.kind === 'pause') return { ...base, budget: r.budget, used: r.used, limit: r.limit, budgets: r.budgets, approvalId: r.approvalId, expiresAt: r.expiresAt };
   return { ...base, status: r.status, budgets: r.budgets, stop: r.stop };
 }

@@ -19,6 +19,7 @@ import { ModelTurnInputSchema, ToolTaskInputSchema, type ModelTurnResult, type P
 import type { AgentDefinition } from '../../core/define';
 import { outputReviewCallId, reviewAnswer } from '../../core/approvals';
 import { ENV } from '../../core/env-names';
+import { turnMarginMs } from '../../core/routing';
 import { approvalIdFor } from '../../core/ids';
 import { authorizationRequest, policySchema } from '../../core/policy';
 import { logger, logStep } from '../../observability/powertools';
@@ -27,9 +28,6 @@ import { modelTurn } from './model-turn';
 import { prepare, type PrepareEvent } from './prepare';
 import { runTool, type ToolTaskResult } from './run-tool';
 import { startRun } from './start-run';
-
-/** Milliseconds of a model turn's invocation kept for the work after the model call (checkpoint, notices). */
-const MODEL_CALL_MARGIN_MS = 5_000;
 
 /** The handlers of an agent. */
 export interface AgentHandlers {
@@ -115,7 +113,7 @@ export function createAgentHandlers(agent: AgentDefinition): AgentHandlers {
       once: (onceFor ??= powertoolsOnce(requireEnv(ENV.idempotencyTable)))(context),
       fault: (point, sessionId) => injectFault(point, sessionId, context),
       // A margin for the checkpoint after the call: no model call starts that could not end before it.
-      deadline: () => Date.now() + context.getRemainingTimeInMillis() - MODEL_CALL_MARGIN_MS,
+      deadline: () => Date.now() + context.getRemainingTimeInMillis() - turnMarginMs(agent.modelTimeoutSeconds),
     };
   };
 

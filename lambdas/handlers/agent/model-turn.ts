@@ -46,7 +46,7 @@ import { buildConversation, decideTurn, outputValidationFailure } from '../../co
 import { answerText, decideFinalAnswer, outputContext } from '../../core/output';
 import { DEFAULT_PRINCIPAL } from '../../core/policy';
 import { modelIdOf, modelKey, resolveRoute, stepKindOf, type ModelRef } from '../../core/routing';
-import { routeModelCall, type RouterDeps } from '../../adapters/model-router';
+import { routeModelCall, transitionsOf, type CircuitTransition, type RouterDeps } from '../../adapters/model-router';
 import type { PolicySnapshot, StepDeps } from './deps';
 
 type Progress = Pick<ModelTurnResult, 'events' | 'execution' | 'branch' | 'toolRuns' | 'decision'>;
@@ -106,7 +106,7 @@ export async function modelTurn(input: ModelTurnInput, deps: StepDeps): Promise<
   const after = replayed ? spend : addTurn(spend, record);
   await announceThresholds(input.sessionId, after, limits, step, deps, input.executionArn);
   // Also on a replay: a crash may have come between the model checkpoint and the notices.
-  await announceRouting(record, deps, input.executionArn);
+  await announceRouting(record, deps, input.executionArn, input.branch);
 
   if (record.outcome === 'review') {
     // Only a replayed review has been waited for. Its answer is in the payload, or (after a
@@ -196,24 +196,37 @@ async function announceToolBudgets(record: ModelCheckpoint, deps: StepDeps, exec
 
 /**
  * Writes the routing notices of a model turn (once per key): `ModelFallback` when a
- * fallback answered, and one notice per circuit change the call made.
+ * fallback answered, and one notice per circuit change the call (and its summaries) made.
  */
-async function announceRouting(record: ModelCheckpoint, deps: StepDeps, executionArn: string): Promise<void> {
+async function announceRouting(record: ModelCheckpoint, deps: StepDeps, executionArn: string, branch: number): Promise<void> {
   const routing = record.routing;
   if (!routing) return;
-  const notices: { notice: NoticeRecord['notice']; key: string; detail: Record<string, unknown> }[] = [];
+  const notices: RoutingNotice[] = [];
   if (routing.servedBy.index > 0) {
     const primary = routing.route[0];
-    notices.push({ notice: 'ModelFallback', key: String(record.step), detail: { kind: routing.kind, primary, servedBy: `${routing.servedBy.provider}/${routing.servedBy.modelId}`, attempts: routing.attempts } });
+    // Per branch: a rolled-back session's fallback at the same step is a new one.
+    notices.push({ notice: 'ModelFallback', key: `${branch}#${record.step}`, detail: { kind: routing.kind, primary, servedBy: `${routing.servedBy.provider}/${routing.servedBy.modelId}`, attempts: routing.attempts } });
   }
   const summaryTransitions = Object.values(record.context?.summaries ?? {}).flatMap((x) => x.transitions);
-  for (const t of [...routing.transitions, ...summaryTransitions]) {
-    const notice = t.to === 'open' ? 'CircuitOpened' : t.to === 'half_open' ? 'CircuitHalfOpened' : 'CircuitClosed';
-    notices.push({ notice, key: `${t.provider}/${t.modelId}#${t.at}`, detail: { model: `${t.provider}/${t.modelId}`, from: t.from, to: t.to, reason: t.reason, at: t.at, stats: t.stats } });
-  }
-  for (const n of notices) {
+  notices.push(...[...routing.transitions, ...summaryTransitions].map(circuitNotice));
+  await writeNotices(record.sessionId, record.step, notices, deps, executionArn);
+}
+
+type RoutingNotice = { notice: NoticeRecord['notice']; key: string; detail: Record<string, unknown> };
+
+/** The notice of a circuit change (keyed by the model and the change's time). */
+function circuitNotice(t: CircuitTransition): RoutingNotice {
+  const notice = t.to === 'open' ? 'CircuitOpened' : t.to === 'half_open' ? 'CircuitHalfOpened' : 'CircuitClosed';
+  return { notice, key: `${t.provider}/${t.modelId}#${t.at}`, detail: { model: `${t.provider}/${t.modelId}`, from: t.from, to: t.to, reason: t.reason, at: t.at, stats: t.stats } };
+}
+
+/** Writes the notices not written yet (one read of the session's notices, not a refused write each). */
+async function writeNotices(sessionId: string, step: number, notices: readonly RoutingNotice[], deps: StepDeps, executionArn: string): Promise<void> {
+  if (notices.length === 0) return;
+  const written = new Set((await deps.store.listNotices(sessionId)).map((n) => n.sk));
+  for (const n of notices.filter((x) => !written.has(checkpointKey.notice(x.notice, x.key)))) {
     await deps.store.putCheckpoint(
-      { sessionId: record.sessionId, sk: checkpointKey.notice(n.notice, n.key), kind: 'notice', notice: n.notice, agent: deps.agent.name, step: record.step, detail: n.detail },
+      { sessionId, sk: checkpointKey.notice(n.notice, n.key), kind: 'notice', notice: n.notice, agent: deps.agent.name, step, detail: n.detail },
       executionArn,
     );
   }
@@ -248,7 +261,7 @@ async function callModel(
   const sk = checkpointKey.model(step);
   if (context.exceeded) return { failure: contextLimitFailure(context) };
   const summaries = await modelSummaries(context.summarisedKeys, loadedHistory, input, deps, now);
-  const route = resolveRoute(agent.model, agent.routes, stepKindOf(records, step));
+  const route = resolveRoute(agent.model, agent.routes, stepKindOf(records, step), agent.modelTimeoutSeconds);
   const request: ModelRequest = {
     modelId: modelIdOf(route.models[0] as ModelRef),
     system: agent.systemPrompt,
@@ -260,7 +273,11 @@ async function callModel(
   const started = now();
   // Once per key: a retry after the model answered (and before the checkpoint) gets the same answer.
   const stored = await deps.once(idempotencyKey, async () => {
-    const routed = await routeModelCall(route, request, routerDeps(deps, now));
+    const routed = await routeModelCall(route, request, routerDeps(deps, now)).catch(async (error: unknown) => {
+      // The turn fails (its Retry runs it again later), but the circuits it changed are announced now: an outage is when they matter.
+      await writeNotices(input.sessionId, step, transitionsOf(error).map(circuitNotice), deps, input.executionArn);
+      throw error;
+    });
     const routing: RoutingRecord = {
       kind: route.kind,
       route: route.models.map(modelKey),
@@ -275,7 +292,8 @@ async function callModel(
       : { response: answer, usage: answer.usage, routing };
   });
   const response: ModelResponse = stored.responseRef ? (JSON.parse(await bodies.get(stored.responseRef)) as ModelResponse) : stored.response;
-  const served = route.models[stored.routing.servedBy.index] ?? route.models[0] as ModelRef;
+  // An idempotency record written before routing existed has no `routing`: the route's first model answered it.
+  const served = route.models[stored.routing?.servedBy.index ?? 0] ?? (route.models[0] as ModelRef);
   const provider = deps.provider(served, route.timeoutMs);
   const servedRequest = { ...request, modelId: modelIdOf(served) };
   const durationMs = now() - started;
@@ -358,7 +376,7 @@ async function modelSummaries(
   if (!deps.agent.routes?.summarise || keys.length === 0) return { texts, written };
   const earlier = new Map<string, ModelSummary>();
   for (const r of history) if (r.kind === 'model') for (const [key, summary] of Object.entries(r.context?.summaries ?? {})) earlier.set(key, summary);
-  const route = resolveRoute(deps.agent.model, deps.agent.routes, 'summarise');
+  const route = resolveRoute(deps.agent.model, deps.agent.routes, 'summarise', deps.agent.modelTimeoutSeconds);
   for (const key of keys) {
     const tool = history.find((r): r is ToolCheckpoint => r.kind === 'tool' && r.sk === key);
     if (!tool || tool.result === undefined) continue;

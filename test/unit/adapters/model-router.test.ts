@@ -6,7 +6,7 @@
  * controlled (a slow call advances it inside `converse`).
  */
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { routeModelCall, type RouterDeps, type RoutedCall } from '../../../lambdas/adapters/model-router';
+import { routeModelCall, transitionsOf, type RouterDeps, type RoutedCall } from '../../../lambdas/adapters/model-router';
 import type { ModelProvider, ModelRequest, ModelResponse } from '../../../lambdas/core/contracts/model';
 import { ModelProviderError, ModelRouteFailedError, ScriptMismatchError, TransientError, type ProviderFaultKind } from '../../../lambdas/core/errors';
 import { binUpperBoundMs, latencyBin, type Breaker } from '../../../lambdas/core/health';
@@ -347,12 +347,12 @@ describe('routeModelCall: retries and the deadline', () => {
 });
 
 describe('routeModelCall: health samples', () => {
-  it('counts each answer with its latency and each transient fault, in the bucket of the call’s start', async () => {
+  it('counts each answer with its latency and each transient fault, in the bucket of the call’s end (a slow call stays in the window as long as a fast one)', async () => {
     const h = harness({ gpt: { script: [fault('server_error', { latencyMs: 30 }), slow(250)] } });
     await routeModelCall(route(), REQUEST, h.deps);
     expect(h.health.samples).toEqual([
-      { key: GPT_KEY, sample: { at: T0, ok: false, latencyMs: 30 } },
-      { key: GPT_KEY, sample: { at: T0 + 30, ok: true, latencyMs: 250 } },
+      { key: GPT_KEY, sample: { at: T0 + 30, ok: false, latencyMs: 30 } },
+      { key: GPT_KEY, sample: { at: T0 + 280, ok: true, latencyMs: 250 } },
     ]);
     const view = await h.health.read(GPT_KEY, h.clock.ms, route().breaker);
     expect(view.stats).toEqual({ calls: 2, errors: 1, errorRate: 0.5, p50Ms: binUpperBoundMs(latencyBin(250)), p95Ms: binUpperBoundMs(latencyBin(250)) });
@@ -636,14 +636,34 @@ describe('routeModelCall: the circuit breaker', () => {
     expect(h.health.breakers.get(modelKey(CLAUDE))).toBeUndefined();
   });
 
-  it('throws TransientError when every circuit of the route is open', async () => {
+  it('calls the first model anyway when every circuit of the route is open (an open circuit never fails a run alone)', async () => {
     const h = harness();
     seedOpen(h, 1_000);
     h.health.breakers.set(modelKey(CLAUDE), { state: 'open', since: T0 - 1_000, reason: 'the probe failed', version: 5 });
+    const routed = await routeModelCall(route(), REQUEST, h.deps);
+    expect(routed.servedBy).toEqual({ provider: 'openai', modelId: 'gpt-a', index: 0 });
+    expect(routed.attempts.map((a) => [a.modelId, a.outcome])).toEqual([
+      ['gpt-a', 'skipped'],
+      ['claude-b', 'skipped'],
+      ['gpt-a', 'answered'],
+    ]);
+    expect(routed.attempts[2]?.reason).toBe("every model's circuit is open: called as a last resort");
+    expect(h.models.gpt.calls).toHaveLength(1);
+    expect(h.models.claude.calls).toHaveLength(0);
+    // The circuits are left as they were: only a probe closes one.
+    expect(breakerOf(h.health)?.state).toBe('open');
+  });
+
+  it('throws TransientError, with the circuit changes it made, when the last resort fails too', async () => {
+    const h = harness({ gpt: { afterwards: fault('overloaded', { status: 529 }) } });
+    h.health.breakers.set(modelKey(CLAUDE), { state: 'open', since: T0 - 1_000, reason: 'the probe failed', version: 5 });
+    // GPT's window trips it at the call: then both circuits are open.
+    for (let i = 0; i < 5; i++) await h.health.record(GPT_KEY, { at: T0 - 100, ok: false, latencyMs: 10 }, route().breaker);
     const error = await rejection(routeModelCall(route(), REQUEST, h.deps));
     expect(error).toBeInstanceOf(TransientError);
     expect(error.message).toContain('anthropic/claude-b: skipped (circuit open (the probe failed))');
-    expect(h.models.gpt.calls).toHaveLength(0);
+    expect(error.message).toContain("gpt-a: failed (every model's circuit is open: called as a last resort: ");
+    expect(transitionsOf(error)).toEqual([expect.objectContaining({ modelId: 'gpt-a', from: 'closed', to: 'open' })]);
     expect(h.models.claude.calls).toHaveLength(0);
   });
 });

@@ -287,7 +287,9 @@ describe('probeVerdict', () => {
   });
 
   it('opens the circuit again when the probe answered above the SLO', () => {
-    expect(probeVerdict({ ok: true, latencyMs: 1_001 }, 1_000)).toEqual({ state: 'open', reason: 'the probe took 1001 ms, above the SLO of 1000 ms' });
+    expect(probeVerdict({ ok: true, latencyMs: 1_200 }, 1_000)).toEqual({ state: 'open', reason: 'the probe took 1200 ms, above the SLO of 1000 ms' });
+    // Within the SLO's bin (10% resolution), as a trip is judged: closed.
+    expect(probeVerdict({ ok: true, latencyMs: 1_040 }, 1_000).state).toBe('closed');
   });
 
   it('closes the circuit on any answer without an SLO', () => {

@@ -9,7 +9,9 @@ import {
   DEFAULT_BREAKER,
   DEFAULT_MODEL_CALL_TIMEOUT_MS,
   DEFAULT_RETRY,
+  defaultCallTimeoutMs,
   faultKindOfStatus,
+  MODEL_TURN_MARGIN_MS,
   modelKey,
   modelsOf,
   resolveRoute,
@@ -17,6 +19,7 @@ import {
   routeProblems,
   stepKindOf,
   STEP_KINDS,
+  turnMarginMs,
   type ModelRef,
   type ModelRoute,
   type StepKind,
@@ -36,6 +39,53 @@ const headers =
   (values: Record<string, string>) =>
   (name: string): string | null =>
     values[name] ?? null;
+
+describe('turnMarginMs', () => {
+  it('keeps MODEL_TURN_MARGIN_MS (5 s) of a model turn of 25 s or more', () => {
+    expect(MODEL_TURN_MARGIN_MS).toBe(5_000);
+    for (const seconds of [25, 60, 120, 900]) expect(turnMarginMs(seconds), `${seconds} s`).toBe(5_000);
+  });
+
+  it('keeps a fifth of a shorter model turn', () => {
+    expect(turnMarginMs(5)).toBe(1_000);
+    expect(turnMarginMs(1)).toBe(200);
+    expect(turnMarginMs(10)).toBe(2_000);
+    expect(turnMarginMs(24)).toBe(4_800);
+  });
+});
+
+describe('defaultCallTimeoutMs', () => {
+  it('is DEFAULT_MODEL_CALL_TIMEOUT_MS (50 s) without a model turn timeout, and for the default 120 s', () => {
+    expect(DEFAULT_MODEL_CALL_TIMEOUT_MS).toBe(50_000);
+    expect(defaultCallTimeoutMs()).toBe(50_000);
+    expect(defaultCallTimeoutMs(undefined)).toBe(50_000);
+    expect(defaultCallTimeoutMs(120)).toBe(50_000);
+  });
+
+  it('stays at 50 s for any model turn with room for it and the margin', () => {
+    // 60 s leaves 55 s after its 5 s margin: still 50 s. 55 s is the shortest turn that leaves 50 s.
+    expect(defaultCallTimeoutMs(60)).toBe(50_000);
+    expect(defaultCallTimeoutMs(55)).toBe(50_000);
+    expect(defaultCallTimeoutMs(900)).toBe(50_000);
+  });
+
+  it('is what a shorter model turn leaves after its margin', () => {
+    expect(defaultCallTimeoutMs(54)).toBe(49_000);
+    expect(defaultCallTimeoutMs(30)).toBe(25_000);
+    expect(defaultCallTimeoutMs(5)).toBe(4_000);
+    expect(defaultCallTimeoutMs(1)).toBe(800);
+  });
+
+  it('always fits with the margin in the model turn, so routeProblems accepts it declared', () => {
+    const misfits: string[] = [];
+    for (let seconds = 1; seconds <= 900; seconds++) {
+      const timeoutMs = defaultCallTimeoutMs(seconds);
+      if (timeoutMs < 1 || timeoutMs + turnMarginMs(seconds) > seconds * 1000) misfits.push(`${seconds} s: ${timeoutMs} ms`);
+      misfits.push(...routeProblems({ primary: GPT, timeoutMs }, undefined, seconds).map((problem) => `${seconds} s: ${problem}`));
+    }
+    expect(misfits).toEqual([]);
+  });
+});
 
 describe('resolveRoute', () => {
   it('makes a model reference a route of one model with every default', () => {
@@ -92,6 +142,27 @@ describe('resolveRoute', () => {
     const route = resolveRoute({ primary: GPT, retry: { maxAttempts: 1 }, breaker: { minCalls: 1 } }, undefined, 'act');
     expect(route.retry).not.toBe(DEFAULT_RETRY);
     expect({ retry: DEFAULT_RETRY, breaker: DEFAULT_BREAKER }).toEqual(before);
+  });
+
+  it('gives a route that declares no timeout the default call timeout of the model turn', () => {
+    expect(resolveRoute(GPT, undefined, 'act', 5).timeoutMs).toBe(4_000);
+    expect(resolveRoute(GPT, undefined, 'act', 60).timeoutMs).toBe(50_000);
+    expect(resolveRoute(GPT, undefined, 'act', 120).timeoutMs).toBe(50_000);
+    expect(resolveRoute(GPT, undefined, 'act', undefined).timeoutMs).toBe(DEFAULT_MODEL_CALL_TIMEOUT_MS);
+    expect(resolveRoute({ primary: GPT, fallbacks: [CLAUDE] }, undefined, 'plan', 30).timeoutMs).toBe(25_000);
+    expect(resolveRoute(GPT, { summarise: { primary: NOVA } }, 'summarise', 10).timeoutMs).toBe(8_000);
+  });
+
+  it('keeps a declared timeout whatever the model turn’s (routeProblems judges whether it fits)', () => {
+    expect(resolveRoute({ primary: GPT, timeoutMs: 30_000 }, undefined, 'act', 5).timeoutMs).toBe(30_000);
+    expect(resolveRoute({ primary: GPT, timeoutMs: 3_000 }, undefined, 'act', 120).timeoutMs).toBe(3_000);
+    expect(resolveRoute(GPT, { repair: { primary: CLAUDE, timeoutMs: 70_000 } }, 'repair', 120).timeoutMs).toBe(70_000);
+  });
+
+  it('does not take the default route’s timeout into a per-kind route that declares none', () => {
+    const model: ModelRoute = { primary: GPT, timeoutMs: 3_000 };
+    expect(resolveRoute(model, { act: { primary: CLAUDE } }, 'act', 5).timeoutMs).toBe(4_000);
+    expect(resolveRoute(model, { act: { primary: CLAUDE } }, 'plan', 5).timeoutMs).toBe(3_000);
   });
 });
 
@@ -187,6 +258,66 @@ describe('routeProblems', () => {
       'routes.act.sloP95Ms: must be a positive number',
       expect.stringMatching(/^routes\.act\.retry\.maxAttempts: /),
     ]);
+  });
+
+  it('names a declared timeout that, with the margin, does not fit in the model turn', () => {
+    expect(routeProblems({ primary: GPT, timeoutMs: 116_000 }, undefined, 120)).toEqual([
+      'model.timeoutMs: 116000 ms and the 5000 ms kept for the checkpoint do not fit in modelTimeoutSeconds (120 s): no call could start',
+    ]);
+    expect(routeProblems(GPT, { act: { primary: CLAUDE, timeoutMs: 4_001 } }, 5)).toEqual([
+      'routes.act.timeoutMs: 4001 ms and the 1000 ms kept for the checkpoint do not fit in modelTimeoutSeconds (5 s): no call could start',
+    ]);
+  });
+
+  it('accepts a declared timeout that fits with the margin, up to the millisecond', () => {
+    expect(routeProblems({ primary: GPT, timeoutMs: 115_000 }, undefined, 120)).toEqual([]);
+    expect(routeProblems({ primary: GPT, timeoutMs: 115_001 }, undefined, 120)).toEqual([expect.stringMatching(/^model\.timeoutMs: 115001 ms /)]);
+    expect(routeProblems({ primary: GPT, timeoutMs: 4_000 }, { act: { primary: CLAUDE, timeoutMs: 1_000 } }, 5)).toEqual([]);
+    expect(routeProblems({ primary: GPT, timeoutMs: 60_000 }, undefined, 120)).toEqual([]);
+  });
+
+  it('names each route whose timeout does not fit, and only those', () => {
+    expect(
+      routeProblems({ primary: GPT, timeoutMs: 20_000 }, { plan: { primary: CLAUDE, timeoutMs: 56_000 }, summarise: { primary: NOVA, timeoutMs: 55_000 } }, 60),
+    ).toEqual(['routes.plan.timeoutMs: 56000 ms and the 5000 ms kept for the checkpoint do not fit in modelTimeoutSeconds (60 s): no call could start']);
+  });
+
+  it('does not judge a timeout against the model turn when none is given, nor an undeclared timeout', () => {
+    expect(routeProblems({ primary: GPT, timeoutMs: 900_000 })).toEqual([]);
+    expect(routeProblems(GPT, { act: { primary: CLAUDE } }, 1)).toEqual([]);
+    expect(routeProblems({ primary: GPT, fallbacks: [CLAUDE] }, { repair: { primary: NOVA } }, 5)).toEqual([]);
+  });
+
+  it('names a timeout both not an integer and too long once for each', () => {
+    expect(routeProblems({ primary: GPT, timeoutMs: 150_000.5 }, undefined, 120)).toEqual([
+      'model.timeoutMs: must be a positive integer',
+      expect.stringMatching(/^model\.timeoutMs: 150000\.5 ms and the 5000 ms kept for the checkpoint do not fit/),
+    ]);
+  });
+
+  it('names a breaker window shorter than two buckets', () => {
+    const problem = (field: string, bucketSeconds: number) =>
+      `${field}.breaker.windowSeconds: must be at least twice bucketSeconds (${bucketSeconds}), or the window holds no whole bucket`;
+    expect(routeProblems({ primary: GPT, breaker: { windowSeconds: 19, bucketSeconds: 10 } })).toEqual([problem('model', 10)]);
+    expect(routeProblems({ primary: GPT, breaker: { windowSeconds: 20, bucketSeconds: 10 } })).toEqual([]);
+    // Only one of the two overridden: the other is the default (window 60 s, buckets of 5 s).
+    expect(routeProblems({ primary: GPT, breaker: { windowSeconds: 9 } })).toEqual([problem('model', 5)]);
+    expect(routeProblems({ primary: GPT, breaker: { windowSeconds: 10 } })).toEqual([]);
+    expect(routeProblems(GPT, { repair: { primary: CLAUDE, breaker: { bucketSeconds: 31 } } })).toEqual([problem('routes.repair', 31)]);
+    expect(routeProblems(GPT, { repair: { primary: CLAUDE, breaker: { bucketSeconds: 30 } } })).toEqual([]);
+    // An explicit undefined keeps the default.
+    expect(routeProblems({ primary: GPT, breaker: { windowSeconds: undefined, bucketSeconds: 31 } })).toEqual([problem('model', 31)]);
+    expect(routeProblems({ primary: GPT, breaker: { windowSeconds: 9, bucketSeconds: undefined } })).toEqual([problem('model', 5)]);
+  });
+
+  it('names a maximum retry delay under the base delay', () => {
+    expect(routeProblems({ primary: GPT, retry: { maxDelayMs: 100 } })).toEqual(['model.retry.maxDelayMs: must be at least baseDelayMs (250)']);
+    expect(routeProblems(GPT, { summarise: { primary: NOVA, retry: { baseDelayMs: 9_000 } } })).toEqual([
+      'routes.summarise.retry.maxDelayMs: must be at least baseDelayMs (9000)',
+    ]);
+    expect(routeProblems({ primary: GPT, retry: { baseDelayMs: 1_000, maxDelayMs: 1_000 } })).toEqual([]);
+    expect(routeProblems({ primary: GPT, retry: { baseDelayMs: 0, maxDelayMs: 0 } })).toEqual([]);
+    expect(routeProblems({ primary: GPT, retry: { baseDelayMs: 8_000 } })).toEqual([]);
   });
 });
 

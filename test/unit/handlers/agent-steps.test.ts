@@ -10,11 +10,12 @@ import { APPROVAL_TIMED_OUT_REASON, DEFAULT_MAX_OUTPUT_TOKENS, MAX_TOOL_RESULT_B
 import { checkpointKey, type CheckpointRecord, type ModelCheckpoint, type ToolCheckpoint } from '../../../lambdas/core/contracts/checkpoint';
 import type { ApprovalOutcome, ModelTurnResult, PrepareResult, ToolCallRef, ToolRun, WaitDecision } from '../../../lambdas/core/contracts/loop';
 import type { ModelProvider, ModelRequest, ToolUseBlock } from '../../../lambdas/core/contracts/model';
-import type { ModelRef } from '../../../lambdas/core/routing';
+import { DEFAULT_BREAKER, type ModelRef } from '../../../lambdas/core/routing';
+import { INITIAL_BREAKER } from '../../../lambdas/core/health';
 import type { ScriptedConversation, ScriptedTurn } from '../../../lambdas/core/contracts/scripted';
 import { defineAgent, defineTool, toolSpec, type AgentDefinition, type ToolContext } from '../../../lambdas/core/define';
 import { decideRollback, isRefusal } from '../../../lambdas/core/control';
-import { ConfigurationError, ScriptMismatchError, SessionFencedError, ToolError, ToolOutputInvalidError } from '../../../lambdas/core/errors';
+import { ConfigurationError, ModelProviderError, ScriptMismatchError, SessionFencedError, ToolError, ToolOutputInvalidError, TransientError } from '../../../lambdas/core/errors';
 import { minimumHistoryEventLimit } from '../../../lambdas/core/history';
 import { modelCallIdempotencyKey, sessionIdFor, toolCallIdempotencyKey } from '../../../lambdas/core/ids';
 import { errorResult, REPAIR_PREFIX, unknownToolResult } from '../../../lambdas/core/loop';
@@ -74,6 +75,8 @@ interface Harness {
   readonly http: ScriptedHttp;
   /** The recorded answers to output reviews (none, so pending, until a test records one). */
   readonly reviews: ScriptedReviews;
+  /** The models' health (breakers and windows). */
+  readonly health: MemoryHealthBook;
   readonly deps: StepDeps;
   /** Every request that reached the model, over all provider instances. */
   readonly modelCalls: ModelRequest[];
@@ -97,6 +100,7 @@ function harness(
   const policies = new ScriptedPolicies();
   const http = new ScriptedHttp();
   const reviews = new ScriptedReviews();
+  const health = new MemoryHealthBook();
   const modelCalls: ModelRequest[] = [];
   const provider = (ref: ModelRef): ModelProvider => {
     if (ref.provider !== 'scripted') throw new Error(`the step tests run scripted models only, not ${ref.provider}`);
@@ -117,7 +121,7 @@ function harness(
     bodies,
     once: once.once,
     provider,
-    health: new MemoryHealthBook(),
+    health,
     toolFunctions: () => toolFunctions,
     fault: faults.fire,
     policies: options.policies ?? policies.snapshot,
@@ -125,7 +129,7 @@ function harness(
     reviewDecision: reviews.decision,
     now: () => (clock += STEP_MS),
   };
-  return { agent, store, bodies, once, faults, policies, http, reviews, deps, modelCalls, executionArn: executionArn(agent, 'run-1') };
+  return { agent, store, bodies, once, faults, policies, http, reviews, health, deps, modelCalls, executionArn: executionArn(agent, 'run-1') };
 }
 
 const apiTrigger = (agent: AgentDefinition, input: unknown, key = 'alert-42'): ApiTrigger => ({ source: 'api', sessionId: sessionIdFor(agent.name, key), idempotencyKey: key, input });
@@ -154,7 +158,7 @@ const nextTurn = (
   h: Harness,
   previous: Pointer,
   toolRuns: readonly ToolRun[] | null = null,
-  options: { executionArn?: string; retryCount?: number; decision?: WaitDecision } = {},
+  options: { executionArn?: string; retryCount?: number; decision?: WaitDecision; deps?: StepDeps } = {},
 ): Promise<ModelTurnResult> =>
   modelTurn(
     {
@@ -169,7 +173,7 @@ const nextTurn = (
       branch: previous.branch,
       toolRuns: toolRuns ? [...toolRuns] : null,
     },
-    h.deps,
+    options.deps ?? h.deps,
   );
 
 const NOT_REQUIRED: ApprovalOutcome = { decision: 'not_required' };
@@ -1490,6 +1494,62 @@ describe('bodies stored by reference', () => {
 // ---------------------------------------------------------------------------
 // The agent's context limit
 // ---------------------------------------------------------------------------
+
+describe('modelTurn: model routing', () => {
+  const primary = script('scripted/primary-v1', say(ANSWER));
+  const fallback = script('scripted/fallback-v1', say(ANSWER));
+  const PRIMARY_KEY = 'scripted/scripted/primary-v1';
+  const routedAgent = (): AgentDefinition =>
+    defineAgent({ ...small, name: 'unit-routed', tools: [], model: { primary: { provider: 'scripted', script: primary }, fallbacks: [{ provider: 'scripted', script: fallback }] } });
+  /** Opens the primary's circuit, as a trip a few seconds before the harness clock's start would have. */
+  const openPrimary = (h: Harness): Promise<unknown> =>
+    h.health.transition(PRIMARY_KEY, INITIAL_BREAKER, { state: 'open', since: Date.UTC(2024, 11, 10, 11, 10, 0), reason: 'error rate 1.00 (5 of 5 calls) at or above 0.5' });
+
+  it('serves a turn from the fallback when the primary’s circuit is open, records the route, and writes one ModelFallback notice, replay or not', async () => {
+    const h = harness(routedAgent());
+    await openPrimary(h);
+    const prepared = await ready(h);
+    await expect(nextTurn(h, prepared)).resolves.toMatchObject({ step: 1, outcome: 'final' });
+    // A replay of the turn (a retried task) writes nothing twice.
+    await expect(nextTurn(h, prepared)).resolves.toMatchObject({ step: 1, outcome: 'final' });
+
+    expect(await model(h, prepared.sessionId, 1)).toMatchObject({
+      provider: 'scripted',
+      request: { modelId: 'scripted/fallback-v1' },
+      routing: {
+        kind: 'plan',
+        route: [PRIMARY_KEY, 'scripted/scripted/fallback-v1'],
+        servedBy: { provider: 'scripted', modelId: 'scripted/fallback-v1', index: 1 },
+        attempts: [
+          { modelId: 'scripted/primary-v1', outcome: 'skipped', calls: 0 },
+          { modelId: 'scripted/fallback-v1', outcome: 'answered', calls: 1 },
+        ],
+        transitions: [],
+      },
+    });
+    const notices = await h.store.listNotices(prepared.sessionId);
+    expect(notices.map((n) => n.sk)).toEqual([checkpointKey.notice('ModelFallback', '0#1')]);
+    expect(notices[0]).toMatchObject({ notice: 'ModelFallback', step: 1, detail: { kind: 'plan', primary: PRIMARY_KEY, servedBy: 'scripted/scripted/fallback-v1' } });
+    expect(h.modelCalls.map((r) => r.modelId)).toEqual(['scripted/fallback-v1']);
+  });
+
+  it('announces the circuit changes of a turn that fails on every model, then throws the transient fault for the Retry', async () => {
+    const h = harness(routedAgent());
+    const prepared = await ready(h);
+    for (let i = 0; i < 5; i++) await h.health.record(PRIMARY_KEY, { at: Date.UTC(2024, 11, 10, 11, 10, 5), ok: false, latencyMs: 10 }, DEFAULT_BREAKER);
+    const overloaded = (ref: ModelRef): ModelProvider => ({
+      name: ref.provider,
+      converse: async (request) => {
+        throw new ModelProviderError(`overloaded ${request.modelId}`, { provider: ref.provider, modelId: request.modelId, kind: 'overloaded', status: 529 });
+      },
+    });
+    const error = await rejection(nextTurn(h, prepared, null, { deps: { ...h.deps, provider: overloaded } }));
+    expect(error).toBeInstanceOf(TransientError);
+    const notices = await h.store.listNotices(prepared.sessionId);
+    expect(notices).toEqual([expect.objectContaining({ notice: 'CircuitOpened', step: 1, detail: expect.objectContaining({ model: PRIMARY_KEY, from: 'closed', to: 'open' }) as unknown })]);
+    expect(await h.store.getCheckpoint(prepared.sessionId, checkpointKey.model(1))).toBeUndefined();
+  });
+});
 
 describe("modelTurn: the agent's context limit", () => {
   const RESULT_BYTES = 300 + '{"text":""}'.length;
