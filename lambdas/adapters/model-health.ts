@@ -53,11 +53,13 @@ export interface HealthBook {
  * SDK errors propagate (the router treats a health-table fault as no health information).
  */
 export class ModelHealthStore implements HealthBook {
+  /** @param tableName the runtime's model health table (`ENV.healthTable`). */
   constructor(
     private readonly client: DynamoDBDocumentClient,
     private readonly tableName: string,
   ) {}
 
+  /** One strongly consistent Query from the window's first bucket: the buckets and the breaker. @throws the SDK's errors. */
   async read(key: string, now: number, config: BreakerConfig): Promise<HealthView> {
     // The breaker first, to know where the window starts: but both come from one Query
     // reaching back a whole window; buckets before the breaker's `since` are dropped here.
@@ -85,6 +87,7 @@ export class ModelHealthStore implements HealthBook {
     return { breaker, stats: windowStats(buckets, windowStart(now, config, breaker.since)) };
   }
 
+  /** One UpdateItem of `ADD`s on the bucket of `sample.at`, whose TTL is two windows and a bucket after its start. @throws the SDK's errors. */
   async record(key: string, sample: HealthSample, config: BreakerConfig): Promise<void> {
     const start = bucketStart(sample.at, config.bucketSeconds);
     const names: Record<string, string> = {};
@@ -105,6 +108,10 @@ export class ModelHealthStore implements HealthBook {
     );
   }
 
+  /**
+   * One conditional UpdateItem: `attribute_not_exists(version)` from a breaker never written
+   * (version 0), else `version = <from.version>`. @throws the SDK's errors but the refused condition.
+   */
   async transition(key: string, from: Breaker, to: Omit<Breaker, 'version'>): Promise<Breaker | undefined> {
     const next: Breaker = { ...to, version: from.version + 1 };
     try {

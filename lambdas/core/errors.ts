@@ -109,9 +109,13 @@ export const TRANSIENT_PROVIDER_FAULTS: ReadonlySet<ProviderFaultKind> = new Set
  */
 export class ModelProviderError extends AgentRuntimeError {
   override readonly name = 'ModelProviderError';
+  /** Whether the router retries it: its `kind` is in {@link TRANSIENT_PROVIDER_FAULTS}. */
   readonly retryable: boolean;
+  /** The provider (`bedrock`, `anthropic`, `openai`, `scripted`). */
   readonly provider: string;
+  /** The model id the call asked for. */
   readonly modelId: string;
+  /** What went wrong (see {@link ProviderFaultKind}). */
   readonly kind: ProviderFaultKind;
   /** HTTP status, when the provider answered. */
   readonly status?: number;
@@ -119,6 +123,10 @@ export class ModelProviderError extends AgentRuntimeError {
   readonly retryAfterMs?: number;
   /** The provider's request id, when it sent one. */
   readonly requestId?: string;
+  /**
+   * @param message short, naming the provider, the model and the fault; never a key or the request's content.
+   * @param fault the facts above; `cause` is the SDK's error, when it holds nothing secret.
+   */
   constructor(
     message: string,
     fault: { provider: string; modelId: string; kind: ProviderFaultKind; status?: number; retryAfterMs?: number; requestId?: string; cause?: unknown },

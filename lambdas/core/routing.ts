@@ -25,9 +25,6 @@ export const STEP_KINDS = ['plan', 'act', 'repair', 'summarise'] as const;
 /** One of {@link STEP_KINDS}. */
 export type StepKind = (typeof STEP_KINDS)[number];
 
-/** The providers the runtime has adapters for (`adapters/providers/`). */
-export type ProviderName = 'scripted' | 'bedrock' | 'anthropic' | 'openai';
-
 /**
  * Where an Anthropic or OpenAI API key comes from: a Secrets Manager secret (in AWS:
  * the Agent construct grants the model-turn function read access to it), else the
@@ -130,15 +127,15 @@ export const DEFAULT_RETRY: RetryConfig = { maxAttempts: 3, baseDelayMs: 250, ma
  * an answer within the SLO closes the circuit, anything else opens it again.
  */
 export const BreakerConfigSchema = z.object({
-  /** @default 60 */
+  /** Seconds of calls the statistics cover (at least two buckets). @default 60 */
   windowSeconds: z.number().int().min(1).max(3600),
-  /** @default 5 */
+  /** Seconds per bucket of counts (one DynamoDB item per model and bucket). @default 5 */
   bucketSeconds: z.number().int().min(1).max(300),
-  /** @default 5 */
+  /** Calls the window must hold before it may open the circuit. @default 5 */
   minCalls: z.number().int().min(1),
-  /** Fraction of calls in the window that failed with a transient fault. @default 0.5 */
+  /** Fraction (0 to 1] of the window's calls that failed with a transient fault, at which the circuit opens. @default 0.5 */
   errorRateThreshold: z.number().gt(0).max(1),
-  /** @default 30 */
+  /** Seconds an open circuit waits before one call probes the model. @default 30 */
   halfOpenAfterSeconds: z.number().int().min(1),
 });
 /** See {@link BreakerConfigSchema}. */
@@ -177,6 +174,7 @@ export function defaultCallTimeoutMs(modelTimeoutSeconds?: number): number {
 
 /** A route: the primary model, its fallbacks in order, and how calls on it are judged. */
 export interface ModelRoute {
+  /** The model tried first. */
   readonly primary: ModelRef;
   /** Tried in order when the models before them are open or fail. @default none */
   readonly fallbacks?: readonly ModelRef[];
@@ -192,9 +190,13 @@ export interface ModelRoute {
 
 /** A route with every default applied. */
 export interface ResolvedRoute {
+  /** The step kind it serves. */
   readonly kind: StepKind;
+  /** The primary, then the fallbacks, in order. */
   readonly models: readonly ModelRef[];
+  /** p95 latency (ms) above which a model's circuit opens; absent: errors only. */
   readonly sloP95Ms?: number;
+  /** Milliseconds one call may take. */
   readonly timeoutMs: number;
   readonly retry: RetryConfig;
   readonly breaker: BreakerConfig;
@@ -310,6 +312,8 @@ export function stepKindOf(records: readonly CheckpointRecord[], step: number): 
  * The delay a provider asked for, in milliseconds, from its response headers:
  * `retry-after-ms` (Anthropic, OpenAI), else `retry-after` in seconds or as an
  * HTTP date (RFC 9110 §10.2.3). Undefined when absent or unreadable; never negative.
+ * @param header reads a response header by its lower-case name.
+ * @param now the current time, ms since the epoch (an HTTP date's delay is counted from it).
  */
 export function retryAfterMs(header: (name: string) => string | null | undefined, now: number): number | undefined {
   const ms = header('retry-after-ms');

@@ -64,17 +64,13 @@ export class AnthropicProvider implements ModelProvider {
    * `retryAfterMs` and `requestId`); `timeout` past `timeoutMs`; `connection` when the
    * connection is refused, reset or dropped (also mid-body); `malformed_response` for a
    * body that is not JSON, is cut off, or lacks the documented fields; `authentication`
-   * when the API key cannot be read; `invalid_request` (terminal) for any other failure
+   * when the API key is empty (a fault reading it comes through as it is); `invalid_request` (terminal) for any other failure
    * (an SDK or programming error). The message names the model and the fault, never
    * the API key or the request's content.
    */
   async converse(request: ModelRequest): Promise<ModelResponse> {
-    let connection: Connection;
-    try {
-      connection = await this.connect();
-    } catch (error) {
-      throw keyUnavailable(request.modelId, error);
-    }
+    // A fault reading the key (a Secrets Manager throttle) comes through as it is: the router counts it transient.
+    const connection = await this.connect(request.modelId);
     const deadline = new AbortController();
     const timer = setTimeout(() => deadline.abort(), this.options.timeoutMs);
     const call = connection.client.messages.create(toWireRequest(request), { signal: deadline.signal });
@@ -94,7 +90,7 @@ export class AnthropicProvider implements ModelProvider {
 
   /** Reads the API key and builds the client, so that the first call's latency is the provider's alone. */
   async ready(): Promise<void> {
-    await this.connect();
+    await this.connect('(ready)');
   }
 
   /**
@@ -102,15 +98,15 @@ export class AnthropicProvider implements ModelProvider {
    * it: a rotated key is picked up when the cache expires), the client rebuilt only
    * when the key changed.
    */
-  private async connect(): Promise<Connection> {
+  private async connect(modelId: string): Promise<Connection> {
     const apiKey = await this.options.apiKey();
     if (this.connection?.apiKey === apiKey) return this.connection;
-    this.connection = this.createConnection(apiKey);
+    this.connection = this.createConnection(apiKey, modelId);
     return this.connection;
   }
 
-  private createConnection(apiKey: string): Connection {
-    if (apiKey.trim() === '') throw new Error('the API key is empty');
+  private createConnection(apiKey: string, modelId: string): Connection {
+    if (apiKey.trim() === '') throw new ModelProviderError(`anthropic ${modelId}: the API key is empty`, { provider: 'anthropic', modelId, kind: 'authentication' });
     const client = new Anthropic({
       apiKey,
       // The documented header (Messages API docs, "Authentication"); this SDK version
@@ -313,16 +309,6 @@ function transportDetail(error: unknown): string {
     if (current instanceof Error && current.message !== '') message = current.message;
   }
   return clip(message);
-}
-
-function keyUnavailable(modelId: string, error: unknown): ModelProviderError {
-  if (error instanceof ModelProviderError) return error;
-  return new ModelProviderError(`anthropic ${modelId}: could not read the API key (${errorName(error)}: ${transportDetail(error)})`, {
-    provider: 'anthropic',
-    modelId,
-    kind: 'authentication',
-    cause: error,
-  });
 }
 
 function errorName(error: unknown): string {

@@ -27,7 +27,9 @@ const made = new Map<string, ModelProvider>();
  */
 export function providerFor(ref: ModelRef, timeoutMs: number): ModelProvider {
   if (ref.provider === 'scripted') return new ScriptedModelProvider(ref.script);
-  const cacheKey = JSON.stringify([{ ...ref, pricing: undefined }, timeoutMs]);
+  // In a fixed order: two equal references written in another order share their adapter.
+  const where = ref.provider === 'bedrock' ? [ref.region, ref.endpoint] : [ref.baseUrl, ref.apiKey?.secretName, ref.apiKey?.envVar];
+  const cacheKey = JSON.stringify([ref.provider, ref.modelId, ...where, timeoutMs]);
   let provider = made.get(cacheKey);
   if (!provider) {
     provider = makeProvider(ref, timeoutMs);
@@ -90,7 +92,7 @@ export function apiKeyReader(provider: 'anthropic' | 'openai', modelId: string, 
     }
     const name = source?.envVar ?? DEFAULT_API_KEY_ENV[provider];
     const value = env[name];
-    if (!value) throw missing(`set the environment variable ${name} or name a Secrets Manager secret (apiKey.secretName)`);
+    if (!value?.trim()) throw missing(`set the environment variable ${name} or name a Secrets Manager secret (apiKey.secretName)`);
     return checked(value.trim(), `the environment variable ${name}`);
   };
 }

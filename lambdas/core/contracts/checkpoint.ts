@@ -37,6 +37,7 @@
  * cost and status `denied`; the `notice` and `pause` kinds.
  */
 import { z } from 'zod';
+import { STEP_KINDS } from '../routing';
 import { CHECKPOINT_SCHEMA_VERSION, SUPPORTED_CHECKPOINT_SCHEMA_VERSIONS } from '../constants';
 import { CorruptCheckpointError } from '../errors';
 import {
@@ -152,7 +153,7 @@ export const InputCheckpointSchema = InputCheckpointV1Schema.extend(v2);
  * Example: `{"kind":"act","route":["anthropic/claude-sonnet-4-5","openai/gpt-4.1"],"servedBy":{"provider":"openai","modelId":"gpt-4.1","index":1},"attempts":[{"provider":"anthropic","modelId":"claude-sonnet-4-5","outcome":"skipped","calls":0,"reason":"circuit open"},{"provider":"openai","modelId":"gpt-4.1","outcome":"answered","calls":1,"latencyMs":812,"requestId":"req_1"}],"transitions":[]}`
  */
 export const RoutingRecordSchema = z.object({
-  kind: z.enum(['plan', 'act', 'repair', 'summarise']),
+  kind: z.enum(STEP_KINDS),
   route: z.array(z.string()),
   servedBy: z.object({ provider: z.string(), modelId: z.string(), index: z.number().int().nonnegative() }),
   attempts: z.array(
@@ -162,7 +163,9 @@ export const RoutingRecordSchema = z.object({
       outcome: z.enum(['answered', 'failed', 'skipped']),
       calls: z.number().int().nonnegative(),
       probe: z.boolean().optional(),
+      /** Milliseconds of the last call (the adapter's loading excluded). */
       latencyMs: z.number().nonnegative().optional(),
+      /** The last fault's kind (`ProviderFaultKind`). */
       fault: z.string().optional(),
       status: z.number().int().optional(),
       requestId: z.string().optional(),
