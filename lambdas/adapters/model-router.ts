@@ -80,7 +80,7 @@ export interface RouterDeps {
   readonly provider: (ref: ModelRef, timeoutMs: number) => ModelProvider;
   /** @default Date.now */
   readonly now?: () => number;
-  /** No call starts that could not end (timeout included) before this time, ms since the epoch (the Lambda's remaining time). */
+  /** No call or retry starts less than {@link MIN_CALL_MS} before this time, ms since the epoch (the Lambda's remaining time less its margin). */
   readonly deadline?: number;
   /** Reports a fault of the health table (the call goes on without health information). */
   readonly onHealthError?: (error: unknown, key: string) => void;
@@ -104,7 +104,7 @@ export async function routeModelCall(route: ResolvedRoute, request: ModelRequest
   for (const [index, ref] of route.models.entries()) {
     const key = modelKey(ref);
     const who = { provider: ref.provider, modelId: modelIdOf(ref) };
-    if (!timeLeft(deps, now, route)) {
+    if (!timeLeft(deps, now)) {
       attempts.push({ ...who, outcome: 'skipped', calls: 0, reason: NO_TIME });
       continue;
     }
@@ -159,7 +159,7 @@ export async function routeModelCall(route: ResolvedRoute, request: ModelRequest
   }
   // Every model that had time was skipped for its circuit: the first of them, as a last resort.
   const lastResort = open[0];
-  if (lastResort !== undefined && open.length === attempts.filter((a) => a.reason !== NO_TIME).length && timeLeft(deps, now, route)) {
+  if (lastResort !== undefined && open.length === attempts.filter((a) => a.reason !== NO_TIME).length && timeLeft(deps, now)) {
     const ref = route.models[lastResort] as ModelRef;
     const who = { provider: ref.provider, modelId: modelIdOf(ref) };
     const result = await callWithRetries(ref, modelKey(ref), { ...request, modelId: who.modelId }, route, deps, false);
@@ -178,7 +178,7 @@ export async function routeModelCall(route: ResolvedRoute, request: ModelRequest
   throw error;
 }
 
-const NO_TIME = 'not enough time left in the invocation for one call';
+const NO_TIME = 'not enough time left in the invocation for a call';
 const LAST_RESORT = "every model's circuit is open: called as a last resort";
 
 /** The circuit changes a failed {@link routeModelCall} made before it threw (none for other errors). */
@@ -187,9 +187,17 @@ export function transitionsOf(error: unknown): CircuitTransition[] {
 }
 const failedTransitions = new WeakMap<Error, CircuitTransition[]>();
 
-function timeLeft(deps: RouterDeps, now: () => number, route: ResolvedRoute): boolean {
-  return deps.deadline === undefined || now() + route.timeoutMs <= deps.deadline;
+/**
+ * Whether a call may start: at least {@link MIN_CALL_MS} before the deadline. A call
+ * that then runs past it is cut off by the invocation's own timeout, and the state
+ * machine's Retry runs the turn again (its samples, counted, may have opened the circuit).
+ */
+function timeLeft(deps: RouterDeps, now: () => number, wait = 0): boolean {
+  return deps.deadline === undefined || now() + wait + MIN_CALL_MS <= deps.deadline;
 }
+
+/** Milliseconds that must be left before the deadline for a call (or a retry) to start. */
+export const MIN_CALL_MS = 1_000;
 
 /** Loads a model's adapter (SDK, key): the fault, when it fails. */
 async function load(deps: RouterDeps, ref: ModelRef, route: ResolvedRoute): Promise<ModelProviderError | undefined> {
@@ -230,15 +238,15 @@ async function callWithRetries(ref: ModelRef, key: string, request: ModelRequest
       if (!(error instanceof ModelProviderError) || !error.retryable) return false;
       // A long Retry-After is not waited out here: the next model is tried at once.
       if ((error.retryAfterMs ?? 0) > config.maxRetryAfterMs) return false;
-      return deps.deadline === undefined || now() + (error.retryAfterMs ?? 0) + route.timeoutMs <= deps.deadline;
+      return timeLeft(deps, now, error.retryAfterMs ?? 0);
     }),
     { maxAttempts: probe ? 0 : config.maxAttempts - 1, backoff: retryAfterBackoff(config.baseDelayMs, config.maxDelayMs) },
   );
   let last: ModelProviderError | undefined;
   try {
     const response = await policy.execute(async () => {
-      // After the backoff: a retry that could not end before the deadline is not made.
-      if (last && deps.deadline !== undefined && now() + route.timeoutMs > deps.deadline) throw new OutOfTime(last);
+      // After the backoff: a retry with too little time left is not made.
+      if (last && !timeLeft(deps, now)) throw new OutOfTime(last);
       calls += 1;
       // The SDK's loading and the key's reading are not the model's latency (nor, failing, a sample of its health).
       try {
@@ -267,7 +275,7 @@ async function callWithRetries(ref: ModelRef, key: string, request: ModelRequest
   }
 }
 
-/** A retry given up because it could not end before the deadline: carries the fault it would have retried. */
+/** A retry given up for lack of time before the deadline: carries the fault it would have retried. */
 class OutOfTime extends Error {
   constructor(readonly fault: ModelProviderError) {
     super('no time left for a retry');

@@ -7,13 +7,14 @@
  * the real store's side of the same contract.
  */
 import { ProvisionedThroughputExceededException, TransactionCanceledException } from '@aws-sdk/client-dynamodb';
-import { GetCommand, TransactWriteCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { GetCommand, TransactWriteCommand } from '@aws-sdk/lib-dynamodb';
 import { describe, expect, it } from 'vitest';
 import { CheckpointStore } from '../../../lambdas/adapters/checkpoint-store';
 import { SESSION_SK, type SessionRecord } from '../../../lambdas/core/contracts/checkpoint';
 import { SessionFencedError } from '../../../lambdas/core/errors';
 import { budgetWait, EXECUTION_ARN, SESSION_ID, sessionRecord } from '../support/records';
 import { rejection } from '../support/rejection';
+import { ScriptedDocumentClient } from '../support/scripted-document-client';
 
 const TABLE = 'unit-checkpoints';
 const OTHER_EXECUTION = 'arn:aws:states:us-east-1:123456789012:execution:unit-agent:run-2';
@@ -29,13 +30,11 @@ type Sent = TransactWriteCommand | GetCommand;
  * checks the command's type; a command no answer expects fails the test. Every
  * command is recorded.
  */
-class ScriptedDocumentClient {
-  readonly sent: Sent[] = [];
-  private readonly answers: Array<(command: Sent) => unknown> = [];
+class ScriptedStoreClient extends ScriptedDocumentClient<Sent> {
 
   /** The next TransactWriteItems: succeeds, or throws `error`. */
   transact(error?: Error): this {
-    this.answers.push((command) => {
+    this.next((command) => {
       expect(command).toBeInstanceOf(TransactWriteCommand);
       if (error) throw error;
       return {};
@@ -45,7 +44,7 @@ class ScriptedDocumentClient {
 
   /** The next GetItem: the session head, as stored (or none). */
   head(item: SessionRecord | undefined): this {
-    this.answers.push((command) => {
+    this.next((command) => {
       expect(command).toBeInstanceOf(GetCommand);
       expect(command.input).toMatchObject({ TableName: TABLE, Key: { sessionId: SESSION_ID, sk: SESSION_SK }, ConsistentRead: true });
       return { Item: item && structuredClone(item) };
@@ -53,19 +52,6 @@ class ScriptedDocumentClient {
     return this;
   }
 
-  readonly client = {
-    send: async (command: Sent): Promise<unknown> => {
-      this.sent.push(command);
-      const answer = this.answers.shift();
-      if (!answer) throw new Error(`unexpected ${command.constructor.name}: no answer scripted`);
-      return answer(command);
-    },
-  } as unknown as DynamoDBDocumentClient;
-
-  /** What is left unanswered. */
-  get left(): number {
-    return this.answers.length;
-  }
 }
 
 /** DynamoDB's cancellation of a transaction, with one reason per item (the head's update, the wait's Put). */
@@ -79,7 +65,7 @@ const cancelled = (head: string, wait = 'None'): TransactionCanceledException =>
 const running = (overrides: Partial<SessionRecord> = {}): SessionRecord => sessionRecord({ step: 3, budgets: { costUsd: PAUSE.limit, steps: 8 }, ...overrides });
 const pausedHead = (approvalId: string = PAUSE.approvalId): SessionRecord => running({ status: 'PAUSED_BUDGET', pause: { ...PAUSE, approvalId }, pauses: 1 });
 
-async function pauseWith(dynamo: ScriptedDocumentClient, executionArn = EXECUTION_ARN): Promise<'paused' | 'already' | 'raised'> {
+async function pauseWith(dynamo: ScriptedStoreClient, executionArn = EXECUTION_ARN): Promise<'paused' | 'already' | 'raised'> {
   const result = await new CheckpointStore(dynamo.client, TABLE, () => NOW).pause(SESSION_ID, executionArn, PAUSE, WAIT);
   expect(dynamo.left).toBe(0);
   return result;
@@ -87,7 +73,7 @@ async function pauseWith(dynamo: ScriptedDocumentClient, executionArn = EXECUTIO
 
 describe('CheckpointStore.pause', () => {
   it("pauses in one transaction: the head's update, conditional on the execution, RUNNING and the budget's limit, with the Put of the wait", async () => {
-    const dynamo = new ScriptedDocumentClient().transact();
+    const dynamo = new ScriptedStoreClient().transact();
 
     await expect(pauseWith(dynamo)).resolves.toBe('paused');
 
@@ -108,12 +94,12 @@ describe('CheckpointStore.pause', () => {
   });
 
   it('answers already when the transaction was cancelled and the head holds this very pause (a retried request)', async () => {
-    const dynamo = new ScriptedDocumentClient().transact(cancelled('ConditionalCheckFailed')).head(pausedHead());
+    const dynamo = new ScriptedStoreClient().transact(cancelled('ConditionalCheckFailed')).head(pausedHead());
     await expect(pauseWith(dynamo)).resolves.toBe('already');
   });
 
   it("answers raised when the head is RUNNING under the execution with another limit for the budget (a raise came first)", async () => {
-    const dynamo = new ScriptedDocumentClient().transact(cancelled('ConditionalCheckFailed')).head(running({ budgets: { costUsd: 1, steps: 8 } }));
+    const dynamo = new ScriptedStoreClient().transact(cancelled('ConditionalCheckFailed')).head(running({ budgets: { costUsd: 1, steps: 8 } }));
     await expect(pauseWith(dynamo)).resolves.toBe('raised');
   });
 
@@ -124,7 +110,7 @@ describe('CheckpointStore.pause', () => {
     ['the session is paused by another wait', pausedHead('apv_other')],
     ['there is no session', undefined],
   ])('fails with SessionFencedError when %s', async (_why, head) => {
-    const dynamo = new ScriptedDocumentClient().transact(cancelled('ConditionalCheckFailed')).head(head);
+    const dynamo = new ScriptedStoreClient().transact(cancelled('ConditionalCheckFailed')).head(head);
 
     const err = await rejection(pauseWith(dynamo));
 
@@ -134,25 +120,25 @@ describe('CheckpointStore.pause', () => {
 
   it('fails with the cancellation (retried, not fenced) when the transaction conflicted with another write and the head still meets the condition', async () => {
     const conflict = cancelled('TransactionConflict');
-    const dynamo = new ScriptedDocumentClient().transact(conflict).head(running());
+    const dynamo = new ScriptedStoreClient().transact(conflict).head(running());
     await expect(pauseWith(dynamo)).rejects.toBe(conflict);
   });
 
   it('fails with the cancellation, not raised, when a head without the budget among its limits is RUNNING (the condition holds)', async () => {
     const conflict = cancelled('TransactionConflict');
-    const dynamo = new ScriptedDocumentClient().transact(conflict).head(running({ budgets: { steps: 8 } }));
+    const dynamo = new ScriptedStoreClient().transact(conflict).head(running({ budgets: { steps: 8 } }));
     await expect(pauseWith(dynamo)).rejects.toBe(conflict);
   });
 
   it('fails with the cancellation when the Put of the wait failed, not the head', async () => {
     const invalid = cancelled('None', 'ValidationError');
-    const dynamo = new ScriptedDocumentClient().transact(invalid).head(pausedHead('apv_other'));
+    const dynamo = new ScriptedStoreClient().transact(invalid).head(pausedHead('apv_other'));
     await expect(pauseWith(dynamo)).rejects.toBe(invalid);
   });
 
   it('fails with any other SDK error as it came, reading nothing', async () => {
     const throttled = new ProvisionedThroughputExceededException({ message: 'slow down', $metadata: {} });
-    const dynamo = new ScriptedDocumentClient().transact(throttled);
+    const dynamo = new ScriptedStoreClient().transact(throttled);
     await expect(pauseWith(dynamo)).rejects.toBe(throttled);
     expect(dynamo.sent).toHaveLength(1);
   });

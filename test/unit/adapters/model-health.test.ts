@@ -8,12 +8,13 @@
  * the real store's side of the same contract.
  */
 import { ConditionalCheckFailedException, ProvisionedThroughputExceededException } from '@aws-sdk/client-dynamodb';
-import { QueryCommand, UpdateCommand, type DynamoDBDocumentClient, type QueryCommandInput, type UpdateCommandInput } from '@aws-sdk/lib-dynamodb';
+import { QueryCommand, UpdateCommand, type QueryCommandInput, type UpdateCommandInput } from '@aws-sdk/lib-dynamodb';
 import { describe, expect, it } from 'vitest';
 import { BREAKER_SK, ModelHealthStore, type HealthSample } from '../../../lambdas/adapters/model-health';
 import { bucketStart, INITIAL_BREAKER, latencyBin, windowStart, type Breaker } from '../../../lambdas/core/health';
 import { DEFAULT_BREAKER, type BreakerConfig } from '../../../lambdas/core/routing';
 import { rejection } from '../support/rejection';
+import { ScriptedDocumentClient } from '../support/scripted-document-client';
 
 const TABLE = 'unit-model-health';
 const MODEL = 'anthropic:claude-sonnet-4-5';
@@ -32,13 +33,11 @@ type Item = Record<string, unknown>;
  * checks the command's type; a command no answer expects fails the test. Every
  * command is recorded.
  */
-class ScriptedDocumentClient {
-  readonly sent: Sent[] = [];
-  private readonly answers: Array<(command: Sent) => unknown> = [];
+class ScriptedStoreClient extends ScriptedDocumentClient<Sent> {
 
   /** The next Query: one page of `items`, with `lastKey` as its LastEvaluatedKey (more to read). */
   page(items: readonly Item[], lastKey?: Item): this {
-    this.answers.push((command) => {
+    this.next((command) => {
       expect(command).toBeInstanceOf(QueryCommand);
       return { Items: structuredClone(items), Count: items.length, ...(lastKey ? { LastEvaluatedKey: lastKey } : {}) };
     });
@@ -47,7 +46,7 @@ class ScriptedDocumentClient {
 
   /** The next Query: fails with `error`. */
   queryFails(error: Error): this {
-    this.answers.push((command) => {
+    this.next((command) => {
       expect(command).toBeInstanceOf(QueryCommand);
       throw error;
     });
@@ -56,7 +55,7 @@ class ScriptedDocumentClient {
 
   /** The next UpdateItem: succeeds, or throws `error`. */
   update(error?: Error): this {
-    this.answers.push((command) => {
+    this.next((command) => {
       expect(command).toBeInstanceOf(UpdateCommand);
       if (error) throw error;
       return {};
@@ -64,19 +63,6 @@ class ScriptedDocumentClient {
     return this;
   }
 
-  readonly client = {
-    send: async (command: Sent): Promise<unknown> => {
-      this.sent.push(command);
-      const answer = this.answers.shift();
-      if (!answer) throw new Error(`unexpected ${command.constructor.name}: no answer scripted`);
-      return answer(command);
-    },
-  } as unknown as DynamoDBDocumentClient;
-
-  /** What is left unanswered. */
-  get left(): number {
-    return this.answers.length;
-  }
 
   /** The input of the `index`th command sent, which must be a Query. */
   query(index: number): QueryCommandInput {
@@ -93,7 +79,7 @@ class ScriptedDocumentClient {
   }
 }
 
-const store = (dynamo: ScriptedDocumentClient): ModelHealthStore => new ModelHealthStore(dynamo.client, TABLE);
+const store = (dynamo: ScriptedStoreClient): ModelHealthStore => new ModelHealthStore(dynamo.client, TABLE);
 
 /** A bucket item as the table holds it (the key, the TTL and the counters). */
 const bucket = (start: number, counters: { calls: number; errors: number } & Record<`b${number}`, number>): Item => ({
@@ -106,7 +92,7 @@ const bucket = (start: number, counters: { calls: number; errors: number } & Rec
 /** A breaker item as the table holds it (written by `transition`: no reason is '', no probe lease is 0). */
 const stateItem = (fields: { state: string; since: number; reason: string; probeUntil: number; version: number }): Item => ({ model: MODEL, sk: BREAKER_SK, ...fields });
 
-async function recordWith(dynamo: ScriptedDocumentClient, sample: HealthSample, config: BreakerConfig = DEFAULT_BREAKER): Promise<UpdateCommandInput> {
+async function recordWith(dynamo: ScriptedStoreClient, sample: HealthSample, config: BreakerConfig = DEFAULT_BREAKER): Promise<UpdateCommandInput> {
   await store(dynamo).record(MODEL, sample, config);
   expect(dynamo.left).toBe(0);
   expect(dynamo.sent).toHaveLength(1);
@@ -115,7 +101,7 @@ async function recordWith(dynamo: ScriptedDocumentClient, sample: HealthSample, 
 
 describe('ModelHealthStore.record', () => {
   it("adds an answered call to its bucket: calls 1, errors 0 and its latency bin 1, with the TTL in epoch seconds two windows and a bucket after the bucket's start", async () => {
-    const update = await recordWith(new ScriptedDocumentClient().update(), { at: NOW, ok: true, latencyMs: 250 });
+    const update = await recordWith(new ScriptedStoreClient().update(), { at: NOW, ok: true, latencyMs: 250 });
 
     expect(latencyBin(250)).toBe(58);
     expect(update).toStrictEqual({
@@ -132,7 +118,7 @@ describe('ModelHealthStore.record', () => {
   });
 
   it('adds a failed call as calls 1, errors 1 and no latency bin (no attribute names at all)', async () => {
-    const update = await recordWith(new ScriptedDocumentClient().update(), { at: NOW, ok: false, latencyMs: 250 });
+    const update = await recordWith(new ScriptedStoreClient().update(), { at: NOW, ok: false, latencyMs: 250 });
 
     expect(update).toStrictEqual({
       TableName: TABLE,
@@ -151,14 +137,14 @@ describe('ModelHealthStore.record', () => {
     const config: BreakerConfig = { ...DEFAULT_BREAKER, windowSeconds: 300, bucketSeconds: 60 };
     expect(bucketStart(at, 60)).toBe(start);
 
-    const update = await recordWith(new ScriptedDocumentClient().update(), { at, ok: true, latencyMs: 120 }, config);
+    const update = await recordWith(new ScriptedStoreClient().update(), { at, ok: true, latencyMs: 120 }, config);
 
     expect(update.Key).toStrictEqual({ model: MODEL, sk: `B#00${start}` });
     expect(update.ExpressionAttributeValues).toStrictEqual({ ':one': 1, ':err': 0, ':ttl': start + 300 * 2 + 60 });
   });
 
   it('pads the bucket start to 12 digits, so keys sort by time', async () => {
-    const update = await recordWith(new ScriptedDocumentClient().update(), { at: 12_345_678, ok: false, latencyMs: 5 });
+    const update = await recordWith(new ScriptedStoreClient().update(), { at: 12_345_678, ok: false, latencyMs: 5 });
     expect(update.Key).toStrictEqual({ model: MODEL, sk: 'B#000000012345' });
   });
 
@@ -170,14 +156,14 @@ describe('ModelHealthStore.record', () => {
     [900, 'b72'],
     [1e9, 'b149'],
   ])('counts an answer of %d ms in bin %s', async (latencyMs, name) => {
-    const update = await recordWith(new ScriptedDocumentClient().update(), { at: NOW, ok: true, latencyMs });
+    const update = await recordWith(new ScriptedStoreClient().update(), { at: NOW, ok: true, latencyMs });
     expect(update.ExpressionAttributeNames).toStrictEqual({ '#bin': name });
     expect(name).toBe(`b${latencyBin(latencyMs)}`);
   });
 
   it('fails with the SDK error as it came', async () => {
     const throttled = new ProvisionedThroughputExceededException({ message: 'slow down', $metadata: {} });
-    const dynamo = new ScriptedDocumentClient().update(throttled);
+    const dynamo = new ScriptedStoreClient().update(throttled);
     await expect(store(dynamo).record(MODEL, { at: NOW, ok: true, latencyMs: 10 }, DEFAULT_BREAKER)).rejects.toBe(throttled);
   });
 });
@@ -187,7 +173,7 @@ describe('ModelHealthStore.read', () => {
   const WINDOW = [bucket(1_733_829_280, { calls: 4, errors: 1, b51: 3 }), bucket(NOW_BUCKET, { calls: 8, errors: 1, b51: 5, b72: 2 })];
 
   it("queries the model's whole window, from the bucket after the one a window ago, which also reaches the STATE item", async () => {
-    const dynamo = new ScriptedDocumentClient().page(WINDOW);
+    const dynamo = new ScriptedStoreClient().page(WINDOW);
 
     await store(dynamo).read(MODEL, NOW, DEFAULT_BREAKER);
 
@@ -208,20 +194,20 @@ describe('ModelHealthStore.read', () => {
   });
 
   it('answers the initial breaker without a STATE item, and the statistics of every bucket in the window, percentiles from the latency bins', async () => {
-    const view = await store(new ScriptedDocumentClient().page(WINDOW)).read(MODEL, NOW, DEFAULT_BREAKER);
+    const view = await store(new ScriptedStoreClient().page(WINDOW)).read(MODEL, NOW, DEFAULT_BREAKER);
 
     expect(view.breaker).toStrictEqual(INITIAL_BREAKER);
     expect(view.stats).toStrictEqual({ calls: 12, errors: 2, errorRate: 2 / 12, p50Ms: 130, p95Ms: 956 });
   });
 
   it('answers no calls, an error rate of 0 and no percentiles for an empty window', async () => {
-    const view = await store(new ScriptedDocumentClient().page([])).read(MODEL, NOW, DEFAULT_BREAKER);
+    const view = await store(new ScriptedStoreClient().page([])).read(MODEL, NOW, DEFAULT_BREAKER);
 
     expect(view).toStrictEqual({ breaker: INITIAL_BREAKER, stats: { calls: 0, errors: 0, errorRate: 0 } });
   });
 
   it('answers no percentiles when every call in the window failed', async () => {
-    const view = await store(new ScriptedDocumentClient().page([bucket(NOW_BUCKET, { calls: 3, errors: 3 })])).read(MODEL, NOW, DEFAULT_BREAKER);
+    const view = await store(new ScriptedStoreClient().page([bucket(NOW_BUCKET, { calls: 3, errors: 3 })])).read(MODEL, NOW, DEFAULT_BREAKER);
 
     expect(view.stats).toStrictEqual({ calls: 3, errors: 3, errorRate: 1 });
   });
@@ -229,7 +215,7 @@ describe('ModelHealthStore.read', () => {
   it('counts the bucket that starts the window and no earlier one the page might hold', async () => {
     const items = [bucket(WINDOW_START - 5, { calls: 7, errors: 7 }), bucket(WINDOW_START, { calls: 2, errors: 0, b51: 2 })];
 
-    const view = await store(new ScriptedDocumentClient().page(items)).read(MODEL, NOW, DEFAULT_BREAKER);
+    const view = await store(new ScriptedStoreClient().page(items)).read(MODEL, NOW, DEFAULT_BREAKER);
 
     expect(view.stats).toStrictEqual({ calls: 2, errors: 0, errorRate: 0, p50Ms: 130, p95Ms: 130 });
   });
@@ -237,7 +223,7 @@ describe('ModelHealthStore.read', () => {
   it('follows LastEvaluatedKey: the next page starts there, and the items of every page count, the STATE item on the last', async () => {
     const lastKey = { model: MODEL, sk: 'B#001733829280' };
     const state = stateItem({ state: 'closed', since: 0, reason: '', probeUntil: 0, version: 2 });
-    const dynamo = new ScriptedDocumentClient().page([WINDOW[0] as Item], lastKey).page([WINDOW[1] as Item, state]);
+    const dynamo = new ScriptedStoreClient().page([WINDOW[0] as Item], lastKey).page([WINDOW[1] as Item, state]);
 
     const view = await store(dynamo).read(MODEL, NOW, DEFAULT_BREAKER);
 
@@ -251,7 +237,7 @@ describe('ModelHealthStore.read', () => {
   });
 
   it('follows pages until one has no LastEvaluatedKey, even an empty page', async () => {
-    const dynamo = new ScriptedDocumentClient()
+    const dynamo = new ScriptedStoreClient()
       .page([], { model: MODEL, sk: 'B#001733829250' })
       .page([WINDOW[0] as Item], { model: MODEL, sk: 'B#001733829280' })
       .page([WINDOW[1] as Item]);
@@ -270,7 +256,7 @@ describe('ModelHealthStore.read', () => {
   it('reads the breaker from the STATE item: state, since, reason, probe lease and version', async () => {
     const state = stateItem({ state: 'half_open', since: NOW - 40_000, reason: 'probing after 30 s open', probeUntil: NOW + 60_000, version: 7 });
 
-    const view = await store(new ScriptedDocumentClient().page([state])).read(MODEL, NOW, DEFAULT_BREAKER);
+    const view = await store(new ScriptedStoreClient().page([state])).read(MODEL, NOW, DEFAULT_BREAKER);
 
     expect(view.breaker).toStrictEqual({ state: 'half_open', since: NOW - 40_000, reason: 'probing after 30 s open', probeUntil: NOW + 60_000, version: 7 });
   });
@@ -278,7 +264,7 @@ describe('ModelHealthStore.read', () => {
   it('reads an empty reason and a probe lease of 0 as absent', async () => {
     const state = stateItem({ state: 'open', since: NOW - 10_000, reason: '', probeUntil: 0, version: 1 });
 
-    const view = await store(new ScriptedDocumentClient().page([state])).read(MODEL, NOW, DEFAULT_BREAKER);
+    const view = await store(new ScriptedStoreClient().page([state])).read(MODEL, NOW, DEFAULT_BREAKER);
 
     expect(view.breaker).toStrictEqual({ state: 'open', since: NOW - 10_000, version: 1 });
     expect(view.breaker).not.toHaveProperty('reason');
@@ -295,7 +281,7 @@ describe('ModelHealthStore.read', () => {
       bucket(NOW_BUCKET, { calls: 1, errors: 1 }),
       stateItem({ state: 'closed', since, reason: 'the probe answered in 80 ms', probeUntil: 0, version: 4 }),
     ];
-    const dynamo = new ScriptedDocumentClient().page(items);
+    const dynamo = new ScriptedStoreClient().page(items);
 
     const view = await store(dynamo).read(MODEL, NOW, DEFAULT_BREAKER);
 
@@ -310,7 +296,7 @@ describe('ModelHealthStore.read', () => {
   it('counts the whole window when the breaker changed before it began', async () => {
     const state = stateItem({ state: 'closed', since: NOW - 3_600_000, reason: 'the probe answered in 80 ms', probeUntil: 0, version: 2 });
 
-    const view = await store(new ScriptedDocumentClient().page([...WINDOW, state])).read(MODEL, NOW, DEFAULT_BREAKER);
+    const view = await store(new ScriptedStoreClient().page([...WINDOW, state])).read(MODEL, NOW, DEFAULT_BREAKER);
 
     expect(view.stats).toStrictEqual({ calls: 12, errors: 2, errorRate: 2 / 12, p50Ms: 130, p95Ms: 956 });
   });
@@ -320,7 +306,7 @@ describe('ModelHealthStore.read', () => {
     const first = windowStart(NOW, config);
     expect(first).toBe(1_733_829_060);
     const items = [bucket(first - 60, { calls: 9, errors: 9 }), bucket(first, { calls: 1, errors: 0, b72: 1 })];
-    const dynamo = new ScriptedDocumentClient().page(items);
+    const dynamo = new ScriptedStoreClient().page(items);
 
     const view = await store(dynamo).read(MODEL, NOW, config);
 
@@ -330,7 +316,7 @@ describe('ModelHealthStore.read', () => {
 
   it('fails with the SDK error as it came', async () => {
     const throttled = new ProvisionedThroughputExceededException({ message: 'slow down', $metadata: {} });
-    const dynamo = new ScriptedDocumentClient().queryFails(throttled);
+    const dynamo = new ScriptedStoreClient().queryFails(throttled);
     await expect(store(dynamo).read(MODEL, NOW, DEFAULT_BREAKER)).rejects.toBe(throttled);
   });
 });
@@ -340,7 +326,7 @@ describe('ModelHealthStore.transition', () => {
   const conflict = (): ConditionalCheckFailedException => new ConditionalCheckFailedException({ message: 'x', $metadata: {} });
 
   it('creates the STATE item from the initial breaker (version 0), on condition that none exists, and answers version 1', async () => {
-    const dynamo = new ScriptedDocumentClient().update();
+    const dynamo = new ScriptedStoreClient().update();
 
     const next = await store(dynamo).transition(MODEL, INITIAL_BREAKER, { state: 'open', since: NOW, reason: 'error rate 0.60 (3 of 5 calls) at or above 0.5' });
 
@@ -358,7 +344,7 @@ describe('ModelHealthStore.transition', () => {
 
   it('moves a breaker at version n on condition that the stored version is still n, writing n + 1', async () => {
     const from: Breaker = { state: 'open', since: NOW - 31_000, reason: 'the probe failed', version: 5 };
-    const dynamo = new ScriptedDocumentClient().update();
+    const dynamo = new ScriptedStoreClient().update();
 
     const next = await store(dynamo).transition(MODEL, from, { state: 'half_open', since: NOW, reason: 'probing', probeUntil: NOW + 90_000 });
 
@@ -375,7 +361,7 @@ describe('ModelHealthStore.transition', () => {
 
   it("writes an absent reason as '' and an absent probe lease as 0, and answers the breaker without them", async () => {
     const from: Breaker = { state: 'half_open', since: NOW - 5_000, reason: 'probing', probeUntil: NOW + 55_000, version: 1 };
-    const dynamo = new ScriptedDocumentClient().update();
+    const dynamo = new ScriptedStoreClient().update();
 
     const next = await store(dynamo).transition(MODEL, from, { state: 'closed', since: NOW });
 
@@ -384,7 +370,7 @@ describe('ModelHealthStore.transition', () => {
   });
 
   it('numbers the new version from the breaker as read, never from a version the target carries', async () => {
-    const dynamo = new ScriptedDocumentClient().update();
+    const dynamo = new ScriptedStoreClient().update();
     const to = { state: 'open', since: NOW, reason: 'r', version: 99 } as const;
 
     const next = await store(dynamo).transition(MODEL, { ...INITIAL_BREAKER, version: 3 }, to);
@@ -394,7 +380,7 @@ describe('ModelHealthStore.transition', () => {
   });
 
   it('writes what read answers back: the STATE item of a transition reads as the breaker it answered', async () => {
-    const dynamo = new ScriptedDocumentClient().update();
+    const dynamo = new ScriptedStoreClient().update();
     const next = await store(dynamo).transition(MODEL, { state: 'open', since: NOW - 40_000, version: 2 }, { state: 'half_open', since: NOW, probeUntil: NOW + 60_000 });
     const values = dynamo.updated(0).ExpressionAttributeValues ?? {};
     const written = stateItem({
@@ -405,7 +391,7 @@ describe('ModelHealthStore.transition', () => {
       version: values[':next'] as number,
     });
 
-    const view = await store(new ScriptedDocumentClient().page([written])).read(MODEL, NOW, DEFAULT_BREAKER);
+    const view = await store(new ScriptedStoreClient().page([written])).read(MODEL, NOW, DEFAULT_BREAKER);
 
     expect(next).toBeDefined();
     expect(view.breaker).toStrictEqual(next);
@@ -415,7 +401,7 @@ describe('ModelHealthStore.transition', () => {
     ['from the initial breaker (another call created the STATE item first)', INITIAL_BREAKER],
     ['from version n (another call moved it first)', { state: 'open', since: NOW - 31_000, version: 5 } satisfies Breaker],
   ])('answers undefined when the condition failed %s', async (_why, from) => {
-    const dynamo = new ScriptedDocumentClient().update(conflict());
+    const dynamo = new ScriptedStoreClient().update(conflict());
 
     await expect(store(dynamo).transition(MODEL, from, { state: 'half_open', since: NOW, probeUntil: NOW + 60_000 })).resolves.toBeUndefined();
     expect(dynamo.left).toBe(0);
@@ -424,14 +410,14 @@ describe('ModelHealthStore.transition', () => {
 
   it('fails with any other SDK error as it came', async () => {
     const throttled = new ProvisionedThroughputExceededException({ message: 'slow down', $metadata: {} });
-    const dynamo = new ScriptedDocumentClient().update(throttled);
+    const dynamo = new ScriptedStoreClient().update(throttled);
 
     await expect(store(dynamo).transition(MODEL, INITIAL_BREAKER, { state: 'open', since: NOW, reason: 'r' })).rejects.toBe(throttled);
   });
 
   it('fails with an error that is no SDK error at all', async () => {
     const reset = new Error('socket hang up');
-    const dynamo = new ScriptedDocumentClient().update(reset);
+    const dynamo = new ScriptedStoreClient().update(reset);
 
     const err = await rejection(store(dynamo).transition(MODEL, { state: 'open', since: NOW - 31_000, version: 5 }, { state: 'half_open', since: NOW, probeUntil: NOW + 60_000 }));
 

@@ -6,7 +6,7 @@
  * controlled (a slow call advances it inside `converse`).
  */
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { routeModelCall, transitionsOf, type RouterDeps, type RoutedCall } from '../../../lambdas/adapters/model-router';
+import { MIN_CALL_MS, routeModelCall, transitionsOf, type RouterDeps, type RoutedCall } from '../../../lambdas/adapters/model-router';
 import type { ModelProvider, ModelRequest, ModelResponse } from '../../../lambdas/core/contracts/model';
 import { ModelProviderError, ModelRouteFailedError, ScriptMismatchError, TransientError, type ProviderFaultKind } from '../../../lambdas/core/errors';
 import { binUpperBoundMs, latencyBin, type Breaker } from '../../../lambdas/core/health';
@@ -319,9 +319,9 @@ describe('routeModelCall: retries', () => {
     expect(routed.attempts[0]).toMatchObject({ outcome: 'failed', calls: 1, fault: 'throttled', status: 429 });
   });
 
-  it('does not retry when the Retry-After and one more call would pass the deadline', async () => {
+  it('does not retry when the Retry-After leaves less than MIN_CALL_MS before the deadline', async () => {
     const h = harness({ gpt: { afterwards: fault('throttled', { status: 429, retryAfterMs: 100, latencyMs: 100 }) } });
-    // After the first call (100 ms): a retry at once would fit (T0+100+1000), one after the Retry-After would not (T0+1200).
+    // After the first call (100 ms): a retry at once would have its second (T0+100+1000), one after the Retry-After would not (T0+1200).
     const deadline = T0 + 1_150;
     const routed = await routeModelCall(route({ timeoutMs: 1_000 }), REQUEST, { ...h.deps, deadline });
     expect(h.models.gpt.calls).toHaveLength(1);
@@ -334,14 +334,14 @@ describe('routeModelCall: retries and the deadline', () => {
   it('does not make a retry whose backoff leaves too little time before the deadline', async () => {
     vi.spyOn(Math, 'random').mockReturnValue(0.999);
     const h = harness({ gpt: { afterwards: fault('server_error', { status: 500 }) } });
-    // The clock is real here: a 300 ms backoff (full jitter at its ceiling) leaves less than one 1,000 ms call before the deadline.
+    // The clock is real here: a 300 ms backoff (full jitter at its ceiling) leaves less than MIN_CALL_MS before the deadline.
     const started = Date.now();
-    const error = await rejection(routeModelCall(route({ timeoutMs: 1_000, retry: { baseDelayMs: 300, maxDelayMs: 300 } }), REQUEST, { ...h.deps, now: Date.now, deadline: started + 1_050 }));
+    const error = await rejection(routeModelCall(route({ timeoutMs: 1_000, retry: { baseDelayMs: 300, maxDelayMs: 300 } }), REQUEST, { ...h.deps, now: Date.now, deadline: started + MIN_CALL_MS + 50 }));
     expect(h.models.gpt.calls).toHaveLength(1);
     // The fault is kept (transient: the turn is retried later), and the fallback had no time left either.
     expect(error).toBeInstanceOf(TransientError);
     expect((error as Error).message).toContain('openai/gpt-a: failed');
-    expect((error as Error).message).toContain('anthropic/claude-b: skipped (not enough time left in the invocation for one call)');
+    expect((error as Error).message).toContain('anthropic/claude-b: skipped (not enough time left in the invocation for a call)');
     expect(h.models.claude.calls).toHaveLength(0);
   });
 });
@@ -403,30 +403,30 @@ describe('routeModelCall: health samples', () => {
 });
 
 describe('routeModelCall: the deadline', () => {
-  it('skips every model when not one call fits before the deadline, calling none', async () => {
+  it('skips every model when less than MIN_CALL_MS is left, calling none', async () => {
     const h = harness();
-    const error = await rejection(routeModelCall(route({ timeoutMs: 10_000 }), REQUEST, { ...h.deps, deadline: T0 + 9_999 }));
+    const error = await rejection(routeModelCall(route({ timeoutMs: 10_000 }), REQUEST, { ...h.deps, deadline: T0 + MIN_CALL_MS - 1 }));
     expect(error).toBeInstanceOf(TransientError);
     expect(error.message).toBe(
-      'no model of the act route answered: openai/gpt-a: skipped (not enough time left in the invocation for one call); anthropic/claude-b: skipped (not enough time left in the invocation for one call)',
+      'no model of the act route answered: openai/gpt-a: skipped (not enough time left in the invocation for a call); anthropic/claude-b: skipped (not enough time left in the invocation for a call)',
     );
     expect(h.models.gpt.calls).toHaveLength(0);
     expect(h.models.claude.calls).toHaveLength(0);
   });
 
-  it('calls a model whose timeout ends exactly at the deadline', async () => {
+  it('calls a model with MIN_CALL_MS left, though its timeout is longer (the invocation’s own timeout cuts it off)', async () => {
     const h = harness();
-    const routed = await routeModelCall(route({ timeoutMs: 10_000 }), REQUEST, { ...h.deps, deadline: T0 + 10_000 });
+    const routed = await routeModelCall(route({ timeoutMs: 10_000 }), REQUEST, { ...h.deps, deadline: T0 + MIN_CALL_MS });
     expect(routed.servedBy.index).toBe(0);
   });
 
   it('skips a fallback when the models before it used up the time', async () => {
     const h = harness({ gpt: { script: [fault('invalid_request', { status: 400, latencyMs: 500 })] } });
-    const error = await rejection(routeModelCall(route({ timeoutMs: 1_000 }), REQUEST, { ...h.deps, deadline: T0 + 1_200 }));
+    const error = await rejection(routeModelCall(route({ timeoutMs: 1_000 }), REQUEST, { ...h.deps, deadline: T0 + MIN_CALL_MS + 200 }));
     expect(error).toBeInstanceOf(TransientError);
     expect(h.models.claude.calls).toHaveLength(0);
     expect(error.message).toBe(
-      'no model of the act route answered: openai/gpt-a: failed (openai gpt-a: invalid_request); anthropic/claude-b: skipped (not enough time left in the invocation for one call)',
+      'no model of the act route answered: openai/gpt-a: failed (openai gpt-a: invalid_request); anthropic/claude-b: skipped (not enough time left in the invocation for a call)',
     );
   });
 });
