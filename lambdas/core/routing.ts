@@ -180,8 +180,10 @@ export interface ModelRoute {
   readonly fallbacks?: readonly ModelRef[];
   /** p95 latency (ms) above which a model's circuit opens. @default none (errors only) */
   readonly sloP95Ms?: number;
-  /** Milliseconds one call may take. @default {@link DEFAULT_MODEL_CALL_TIMEOUT_MS} */
+  /** Milliseconds one call may take. @default {@link DEFAULT_MODEL_CALL_TIMEOUT_MS} (or what a shorter model turn leaves) */
   readonly timeoutMs?: number;
+  /** Sampling temperature of the route's calls, 0 to 2 (Anthropic accepts up to 1). @default the provider's */
+  readonly temperature?: number;
   /** Overrides of {@link DEFAULT_RETRY}, field by field. */
   readonly retry?: Partial<RetryConfig>;
   /** Overrides of {@link DEFAULT_BREAKER}, field by field. */
@@ -198,6 +200,8 @@ export interface ResolvedRoute {
   readonly sloP95Ms?: number;
   /** Milliseconds one call may take. */
   readonly timeoutMs: number;
+  /** Sampling temperature; absent: the provider's default. */
+  readonly temperature?: number;
   readonly retry: RetryConfig;
   readonly breaker: BreakerConfig;
 }
@@ -234,6 +238,7 @@ export function resolveRoute(
     models: [declared.primary, ...(declared.fallbacks ?? [])],
     ...(declared.sloP95Ms === undefined ? {} : { sloP95Ms: declared.sloP95Ms }),
     timeoutMs: declared.timeoutMs ?? defaultCallTimeoutMs(modelTimeoutSeconds),
+    ...(declared.temperature === undefined ? {} : { temperature: declared.temperature }),
     retry: { ...DEFAULT_RETRY, ...defined(declared.retry) },
     breaker: { ...DEFAULT_BREAKER, ...defined(declared.breaker) },
   };
@@ -281,6 +286,7 @@ export function routeProblems(model: ModelRef | ModelRoute, routes?: Partial<Rec
     const retrySettings = { ...DEFAULT_RETRY, ...defined(route.retry) };
     if (retrySettings.maxDelayMs < retrySettings.baseDelayMs) problems.push(`${field}.retry.maxDelayMs: must be at least baseDelayMs (${retrySettings.baseDelayMs})`);
     if (route.sloP95Ms !== undefined && (!Number.isFinite(route.sloP95Ms) || route.sloP95Ms <= 0)) problems.push(`${field}.sloP95Ms: must be a positive number`);
+    if (route.temperature !== undefined && !(route.temperature >= 0 && route.temperature <= 2)) problems.push(`${field}.temperature: must be from 0 to 2`);
     const retry = RetryConfigSchema.partial().safeParse(route.retry ?? {});
     if (!retry.success) for (const issue of retry.error.issues) problems.push(`${field}.retry.${issue.path.join('.')}: ${issue.message}`);
     const breaker = BreakerConfigSchema.partial().safeParse(route.breaker ?? {});

@@ -47,6 +47,7 @@ import { answerText, decideFinalAnswer, outputContext } from '../../core/output'
 import { DEFAULT_PRINCIPAL } from '../../core/policy';
 import { modelIdOf, modelKey, resolveRoute, stepKindOf, type ModelRef } from '../../core/routing';
 import { routeModelCall, transitionsOf, type CircuitTransition, type RouterDeps } from '../../adapters/model-router';
+import { logger } from '../../observability/powertools';
 import type { PolicySnapshot, StepDeps } from './deps';
 
 type Progress = Pick<ModelTurnResult, 'events' | 'execution' | 'branch' | 'toolRuns' | 'decision'>;
@@ -268,6 +269,7 @@ async function callModel(
     messages: buildConversation(loadedHistory, new Map([...context.replaced, ...summaries.texts])),
     tools: toolSpecs,
     maxTokens: agent.maxOutputTokens,
+    ...(route.temperature === undefined ? {} : { temperature: route.temperature }),
   };
   const idempotencyKey = modelCallIdempotencyKey(input.sessionId, step, input.branch);
   const started = now();
@@ -350,6 +352,19 @@ async function callModel(
     input.executionArn,
   );
   if (record.kind !== 'model') throw new ConfigurationError(`checkpoint ${sk} is not a model checkpoint`);
+  const routing = stored.routing;
+  logger.info('model call', {
+    kind: route.kind,
+    model: `${provider.name}/${servedRequest.modelId}`,
+    reportedModel: response.modelId,
+    requestId: response.requestId,
+    fallback: (routing?.servedBy.index ?? 0) > 0,
+    attempts: routing?.attempts.map((a) => `${a.provider}/${a.modelId}: ${a.outcome}${a.fault ? ` (${a.fault})` : ''}`),
+    circuitChanges: routing?.transitions.map((t) => `${t.provider}/${t.modelId}: ${t.from} -> ${t.to}`),
+    params: { maxTokens: request.maxTokens, temperature: request.temperature },
+    usage: response.usage,
+    costUsd,
+  });
   return record;
 }
 

@@ -425,3 +425,17 @@ describe('faultKindOfStatus', () => {
     expect(faultKindOfStatus(status)).toBe(kind);
   });
 });
+
+describe('route temperature', () => {
+  it('carries a declared temperature into the resolved route, and none otherwise', () => {
+    expect(resolveRoute({ primary: { provider: 'openai', modelId: 'gpt-t' }, temperature: 0.3 }, undefined, 'act').temperature).toBe(0.3);
+    expect(resolveRoute({ provider: 'openai', modelId: 'gpt-t' }, undefined, 'act')).not.toHaveProperty('temperature');
+  });
+
+  it('names a temperature outside 0 to 2', () => {
+    expect(routeProblems({ primary: { provider: 'openai', modelId: 'gpt-t' }, temperature: 2.5 })).toEqual(['model.temperature: must be from 0 to 2']);
+    expect(routeProblems({ provider: 'openai', modelId: 'gpt-t' }, { repair: { primary: { provider: 'openai', modelId: 'gpt-t' }, temperature: -1 } })).toEqual([
+      'routes.repair.temperature: must be from 0 to 2',
+    ]);
+  });
+});

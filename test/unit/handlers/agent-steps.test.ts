@@ -1533,6 +1533,15 @@ describe('modelTurn: model routing', () => {
     expect(h.modelCalls.map((r) => r.modelId)).toEqual(['scripted/fallback-v1']);
   });
 
+  it('sends the route’s temperature in the request and records it among the parameters', async () => {
+    const agent = defineAgent({ ...small, name: 'unit-tempered', tools: [], model: { primary: { provider: 'scripted', script: primary }, temperature: 0.2 } });
+    const h = harness(agent);
+    const prepared = await ready(h);
+    await expect(nextTurn(h, prepared)).resolves.toMatchObject({ outcome: 'final' });
+    expect(h.modelCalls[0]).toMatchObject({ temperature: 0.2, maxTokens: 4096 });
+    expect((await model(h, prepared.sessionId, 1)).params).toEqual({ maxTokens: 4096, temperature: 0.2 });
+  });
+
   it('announces the circuit changes of a turn that fails on every model, then throws the transient fault for the Retry', async () => {
     const h = harness(routedAgent());
     const prepared = await ready(h);
