@@ -54,6 +54,8 @@ export interface RouteAttempt {
 export interface CircuitTransition {
   readonly provider: string;
   readonly modelId: string;
+  /** The model's health key (`modelKey`: provider, model id, and where it is served). */
+  readonly model: string;
   readonly from: CircuitState;
   readonly to: CircuitState;
   readonly reason: string;
@@ -112,7 +114,7 @@ export async function routeModelCall(route: ResolvedRoute, request: ModelRequest
     const admission = admit(view.breaker, view.stats, route.breaker, route.sloP95Ms, now());
     if (admission.action === 'trip') {
       const opened = await change(deps, key, view.breaker, { state: 'open', since: now(), reason: admission.reason });
-      if (opened) transitions.push({ ...who, from: view.breaker.state, to: 'open', reason: admission.reason, at: iso(now()), stats: view.stats });
+      if (opened) transitions.push({ ...who, model: key, from: view.breaker.state, to: 'open', reason: admission.reason, at: iso(now()), stats: view.stats });
       attempts.push({ ...who, outcome: 'skipped', calls: 0, reason: `circuit opened: ${admission.reason}` });
       open.push(index);
       continue;
@@ -137,7 +139,7 @@ export async function routeModelCall(route: ResolvedRoute, request: ModelRequest
         open.push(index);
         continue;
       }
-      transitions.push({ ...who, from: view.breaker.state, to: 'half_open', reason, at: iso(now()), stats: view.stats });
+      transitions.push({ ...who, model: key, from: view.breaker.state, to: 'half_open', reason, at: iso(now()), stats: view.stats });
     }
     const result = await callWithRetries(ref, key, { ...request, modelId: who.modelId }, route, deps, probing !== undefined);
     if (probing) {
@@ -147,7 +149,7 @@ export async function routeModelCall(route: ResolvedRoute, request: ModelRequest
       } else {
         const verdict = probeVerdict({ ok: result.ok, latencyMs: result.latencyMs }, route.sloP95Ms);
         if (await change(deps, key, probing, { state: verdict.state, since: now(), reason: verdict.reason })) {
-          transitions.push({ ...who, from: 'half_open', to: verdict.state, reason: verdict.reason, at: iso(now()) });
+          transitions.push({ ...who, model: key, from: 'half_open', to: verdict.state, reason: verdict.reason, at: iso(now()) });
         }
       }
     }

@@ -211,9 +211,26 @@ export function modelIdOf(ref: ModelRef): string {
   return ref.provider === 'scripted' ? ref.script.modelId : ref.modelId;
 }
 
-/** The health key of a model: `<provider>/<model id>`, e.g. `anthropic/claude-sonnet-4-5`. */
+/**
+ * The health key of a model: `<provider>/<model id>`, e.g. `anthropic/claude-sonnet-4-5`,
+ * then `@<where>` when the reference names where it is served: a Bedrock `region` (or
+ * its `endpoint`'s host), an Anthropic or OpenAI `baseUrl`'s host, e.g.
+ * `bedrock/amazon.nova-pro-v1:0@eu-west-1`, `openai/llama-3@127.0.0.1:8080`. The same
+ * model served in two places has two circuits.
+ */
 export function modelKey(ref: ModelRef): string {
-  return `${ref.provider}/${modelIdOf(ref)}`;
+  const base = `${ref.provider}/${modelIdOf(ref)}`;
+  const where = ref.provider === 'bedrock' ? (ref.region ?? hostOf(ref.endpoint)) : ref.provider === 'scripted' ? undefined : hostOf(ref.baseUrl);
+  return where ? `${base}@${where}` : base;
+}
+
+function hostOf(url: string | undefined): string | undefined {
+  if (!url) return undefined;
+  try {
+    return new URL(url).host;
+  } catch {
+    return url;
+  }
 }
 
 /** Whether a value is a route (has `primary`) rather than a model reference. */

@@ -98,13 +98,14 @@ export async function checkpoints(sessionId: string): Promise<CheckpointRecord[]
 }
 
 /**
- * Finds (and deletes) the DLQ envelope of a session. Receives with a zero visibility
- * timeout so envelopes of other tests stay visible.
+ * Finds (and deletes) the DLQ envelope of a session. Receives with a 2-second visibility
+ * timeout, so that the next poll moves past other envelopes (other tests', or stale ones
+ * a kept local cloud holds) while they stay visible to their own tests within seconds.
  */
 export async function deadLetterFor(sessionIdOrExecution: string, timeoutMs = 30_000): Promise<DeadLetterEnvelope> {
   const url = queueUrl(need('DeadLetterQueueUrl'));
   return eventually(`DLQ envelope for ${sessionIdOrExecution}`, async () => {
-    const out = await sqs.send(new ReceiveMessageCommand({ QueueUrl: url, MaxNumberOfMessages: 10, VisibilityTimeout: 0, WaitTimeSeconds: 1 }));
+    const out = await sqs.send(new ReceiveMessageCommand({ QueueUrl: url, MaxNumberOfMessages: 10, VisibilityTimeout: 2, WaitTimeSeconds: 1 }));
     for (const m of out.Messages ?? []) {
       const envelope = DeadLetterEnvelopeSchema.parse(JSON.parse(m.Body ?? '{}'));
       if (envelope.sessionId === sessionIdOrExecution || envelope.executionArn === sessionIdOrExecution) {

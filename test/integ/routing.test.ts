@@ -106,9 +106,12 @@ describe('a primary slower than its SLO mid-run', () => {
     expect(notices.filter((n) => n === 'CircuitHalfOpened')).toHaveLength(1);
     expect(notices.filter((n) => n === 'CircuitClosed')).toHaveLength(1);
     expect(notices.filter((n) => n === 'ModelFallback')).toHaveLength(probeAt - 3);
-    expect(await publishedFor(run.sessionId, 'CircuitOpened')).toEqual([expect.objectContaining({ model: `anthropic/${ROUTING_MODELS.primary}`, to: 'open', step: 4 })]);
-    expect(await publishedFor(run.sessionId, 'CircuitClosed')).toEqual([expect.objectContaining({ model: `anthropic/${ROUTING_MODELS.primary}`, to: 'closed', step: probeAt + 1 })]);
-    expect((await publishedFor(run.sessionId, 'ModelFallback'))[0]).toMatchObject({ primary: `anthropic/${ROUTING_MODELS.primary}`, servedBy: `openai/${ROUTING_MODELS.fallback}`, step: 4 });
+    // Models by their health keys: provider, model id, and where they are served.
+    const primaryKey = `anthropic/${ROUTING_MODELS.primary}@127.0.0.1:${ROUTING_PORTS.anthropic}`;
+    expect(modelKey(ROUTING_ROUTE.primary)).toBe(primaryKey);
+    expect(await publishedFor(run.sessionId, 'CircuitOpened')).toEqual([expect.objectContaining({ model: primaryKey, to: 'open', step: 4 })]);
+    expect(await publishedFor(run.sessionId, 'CircuitClosed')).toEqual([expect.objectContaining({ model: primaryKey, to: 'closed', step: probeAt + 1 })]);
+    expect((await publishedFor(run.sessionId, 'ModelFallback'))[0]).toMatchObject({ primary: primaryKey, servedBy: `openai/${ROUTING_MODELS.fallback}@127.0.0.1:${ROUTING_PORTS.openai}`, step: 4 });
     await expectCompleteEventLog(run.sessionId, 'SessionSucceeded');
   });
 });

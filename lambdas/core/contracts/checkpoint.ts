@@ -176,6 +176,8 @@ export const RoutingRecordSchema = z.object({
     z.object({
       provider: z.string(),
       modelId: z.string(),
+      /** The model's health key (provider, model id, and where it is served). */
+      model: z.string().optional(),
       from: z.enum(['closed', 'open', 'half_open']),
       to: z.enum(['closed', 'open', 'half_open']),
       reason: z.string(),

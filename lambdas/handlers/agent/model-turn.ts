@@ -206,7 +206,8 @@ async function announceRouting(record: ModelCheckpoint, deps: StepDeps, executio
   if (routing.servedBy.index > 0) {
     const primary = routing.route[0];
     // Per branch: a rolled-back session's fallback at the same step is a new one.
-    notices.push({ notice: 'ModelFallback', key: `${branch}#${record.step}`, detail: { kind: routing.kind, primary, servedBy: `${routing.servedBy.provider}/${routing.servedBy.modelId}`, attempts: routing.attempts } });
+    const servedBy = routing.route[routing.servedBy.index] ?? `${routing.servedBy.provider}/${routing.servedBy.modelId}`;
+    notices.push({ notice: 'ModelFallback', key: `${branch}#${record.step}`, detail: { kind: routing.kind, primary, servedBy, attempts: routing.attempts } });
   }
   const summaryTransitions = Object.values(record.context?.summaries ?? {}).flatMap((x) => x.transitions);
   notices.push(...[...routing.transitions, ...summaryTransitions].map(circuitNotice));
@@ -216,9 +217,10 @@ async function announceRouting(record: ModelCheckpoint, deps: StepDeps, executio
 type RoutingNotice = { notice: NoticeRecord['notice']; key: string; detail: Record<string, unknown> };
 
 /** The notice of a circuit change (keyed by the model and the change's time). */
-function circuitNotice(t: CircuitTransition): RoutingNotice {
+function circuitNotice(t: Omit<CircuitTransition, 'model'> & { model?: string }): RoutingNotice {
   const notice = t.to === 'open' ? 'CircuitOpened' : t.to === 'half_open' ? 'CircuitHalfOpened' : 'CircuitClosed';
-  return { notice, key: `${t.provider}/${t.modelId}#${t.at}`, detail: { model: `${t.provider}/${t.modelId}`, from: t.from, to: t.to, reason: t.reason, at: t.at, stats: t.stats } };
+  const model = t.model ?? `${t.provider}/${t.modelId}`;
+  return { notice, key: `${model}#${t.at}`, detail: { model, from: t.from, to: t.to, reason: t.reason, at: t.at, stats: t.stats } };
 }
 
 /** Writes the notices not written yet (one read of the session's notices, not a refused write each). */

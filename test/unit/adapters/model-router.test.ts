@@ -449,7 +449,7 @@ describe('routeModelCall: the circuit breaker', () => {
     expect(tripped.servedBy.index).toBe(1);
     expect(tripped.attempts[0]).toEqual({ provider: 'openai', modelId: 'gpt-a', outcome: 'skipped', calls: 0, reason: `circuit opened: ${reason}` });
     expect(tripped.transitions).toEqual([
-      { provider: 'openai', modelId: 'gpt-a', from: 'closed', to: 'open', reason, at: iso(T0), stats: { calls: 3, errors: 3, errorRate: 1 } },
+      { provider: 'openai', modelId: 'gpt-a', model: 'openai/gpt-a', from: 'closed', to: 'open', reason, at: iso(T0), stats: { calls: 3, errors: 3, errorRate: 1 } },
     ]);
     expect(breakerOf(h.health)).toEqual({ state: 'open', since: T0, reason, version: 1 });
 
@@ -486,7 +486,7 @@ describe('routeModelCall: the circuit breaker', () => {
     expect(tripped.servedBy.index).toBe(1);
     expect(tripped.attempts[0]).toMatchObject({ outcome: 'skipped', calls: 0, reason: `circuit opened: ${reason}` });
     expect(tripped.transitions).toEqual([
-      { provider: 'openai', modelId: 'gpt-a', from: 'closed', to: 'open', reason, at: iso(T0 + 6_000), stats: { calls: 3, errors: 0, errorRate: 0, p50Ms: p95, p95Ms: p95 } },
+      { provider: 'openai', modelId: 'gpt-a', model: 'openai/gpt-a', from: 'closed', to: 'open', reason, at: iso(T0 + 6_000), stats: { calls: 3, errors: 0, errorRate: 0, p50Ms: p95, p95Ms: p95 } },
     ]);
     expect(h.models.gpt.calls).toHaveLength(3);
   });
@@ -526,8 +526,8 @@ describe('routeModelCall: the circuit breaker', () => {
     expect(probed.servedBy.index).toBe(0);
     expect(probed.attempts).toEqual([{ provider: 'openai', modelId: 'gpt-a', outcome: 'answered', calls: 1, latencyMs: 100, requestId: 'gpt-a-req-3', probe: true }]);
     expect(probed.transitions).toEqual([
-      { provider: 'openai', modelId: 'gpt-a', from: 'open', to: 'half_open', reason: 'probing recovery', at: iso(probeAt), stats: { calls: 0, errors: 0, errorRate: 0 } },
-      { provider: 'openai', modelId: 'gpt-a', from: 'half_open', to: 'closed', reason: 'the probe answered in 100 ms', at: iso(probeAt + 100) },
+      { provider: 'openai', modelId: 'gpt-a', model: 'openai/gpt-a', from: 'open', to: 'half_open', reason: 'probing recovery', at: iso(probeAt), stats: { calls: 0, errors: 0, errorRate: 0 } },
+      { provider: 'openai', modelId: 'gpt-a', model: 'openai/gpt-a', from: 'half_open', to: 'closed', reason: 'the probe answered in 100 ms', at: iso(probeAt + 100) },
     ]);
     expect(breakerOf(h.health)).toEqual({ state: 'closed', since: probeAt + 100, reason: 'the probe answered in 100 ms', version: 3 });
 
@@ -587,7 +587,7 @@ describe('routeModelCall: the circuit breaker', () => {
     const reason = 'the probe took 1500 ms, above the SLO of 1000 ms';
     expect(probed.servedBy.index).toBe(0);
     expect(probed.attempts[0]).toMatchObject({ outcome: 'answered', latencyMs: 1_500, probe: true });
-    expect(probed.transitions.slice(1)).toEqual([{ provider: 'openai', modelId: 'gpt-a', from: 'half_open', to: 'open', reason, at: iso(T0 + 1_500) }]);
+    expect(probed.transitions.slice(1)).toEqual([{ provider: 'openai', modelId: 'gpt-a', model: 'openai/gpt-a', from: 'half_open', to: 'open', reason, at: iso(T0 + 1_500) }]);
     expect(breakerOf(h.health)).toEqual({ state: 'open', since: T0 + 1_500, reason, version: 3 });
 
     const next = await routeModelCall(config, REQUEST, h.deps);

@@ -172,11 +172,22 @@ describe('modelsOf', () => {
     expect(models).toEqual([NOVA, GPT, CLAUDE]);
   });
 
-  it('treats references with the same provider and model id as one model (the first one kept)', () => {
+  it('treats references with the same health key as one model (the first one kept); the same model served elsewhere is another', () => {
+    const same: ModelRef = { provider: 'openai', modelId: 'gpt-a', pricing: { inputUsdPerMillionTokens: 1, outputUsdPerMillionTokens: 1, source: 'test', asOf: '2026-11-21' } };
     const elsewhere: ModelRef = { provider: 'openai', modelId: 'gpt-a', baseUrl: 'https://llm.example.com/v1' };
-    const models = modelsOf(GPT, { act: { primary: elsewhere }, summarise: { primary: { provider: 'anthropic', modelId: 'gpt-a' } } });
-    expect(models).toEqual([GPT, { provider: 'anthropic', modelId: 'gpt-a' }]);
-    expect(new Set(models.map(modelKey)).size).toBe(models.length);
+    const models = modelsOf(GPT, { plan: { primary: same }, act: { primary: elsewhere }, summarise: { primary: { provider: 'anthropic', modelId: 'gpt-a' } } });
+    // In step-kind order (plan first): `same` stands for GPT.
+    expect(models).toEqual([same, elsewhere, { provider: 'anthropic', modelId: 'gpt-a' }]);
+    expect(models.map(modelKey)).toEqual(['openai/gpt-a', 'openai/gpt-a@llm.example.com', 'anthropic/gpt-a']);
+  });
+
+  it('keys a model by where it is served: a Bedrock region or endpoint host, a base URL’s host', () => {
+    expect(modelKey({ provider: 'bedrock', modelId: 'amazon.nova-pro-v1:0', region: 'eu-west-1' })).toBe('bedrock/amazon.nova-pro-v1:0@eu-west-1');
+    expect(modelKey({ provider: 'bedrock', modelId: 'amazon.nova-pro-v1:0', endpoint: 'https://vpce-1.bedrock-runtime.us-east-1.vpce.amazonaws.com' })).toBe(
+      'bedrock/amazon.nova-pro-v1:0@vpce-1.bedrock-runtime.us-east-1.vpce.amazonaws.com',
+    );
+    expect(modelKey({ provider: 'bedrock', modelId: 'amazon.nova-pro-v1:0' })).toBe('bedrock/amazon.nova-pro-v1:0');
+    expect(modelKey({ provider: 'anthropic', modelId: 'claude-x', baseUrl: 'http://127.0.0.1:4611' })).toBe('anthropic/claude-x@127.0.0.1:4611');
   });
 
   it('names the scripted model by its script’s model id', () => {
@@ -203,8 +214,11 @@ describe('routeProblems', () => {
   });
 
   it('names a model that appears twice in one route (the same model in two routes is fine)', () => {
-    const again: ModelRef = { provider: 'openai', modelId: 'gpt-a', baseUrl: 'https://other.example.com/v1' };
+    const again: ModelRef = { provider: 'openai', modelId: 'gpt-a', apiKey: { envVar: 'OTHER_KEY' } };
     expect(routeProblems({ primary: GPT, fallbacks: [CLAUDE, again] })).toEqual(['model.fallbacks[1]: openai/gpt-a appears twice in the route']);
+    // Served elsewhere, it is another model: a fallback to the same model in another region is fine.
+    const otherRegion: ModelRef = { provider: 'bedrock', modelId: 'nova', region: 'eu-west-1' };
+    expect(routeProblems({ primary: { provider: 'bedrock', modelId: 'nova', region: 'us-east-1' }, fallbacks: [otherRegion] })).toEqual([]);
     expect(routeProblems({ primary: GPT, fallbacks: [CLAUDE] }, { plan: { primary: CLAUDE, fallbacks: [GPT] } })).toEqual([]);
   });
 
