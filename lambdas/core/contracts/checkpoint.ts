@@ -354,6 +354,9 @@ export const RollbackRecordSchema = z.object({
   requestedBy: z.string().optional(),
 });
 
+/** The notices (`NOTICE#<notice>#<key>`); each is also an event type of its own name (`contracts/events.ts`). */
+export const NOTICE_NAMES = ['BudgetThresholdReached', 'ToolBudgetExceeded', 'ModelFallback', 'CircuitOpened', 'CircuitHalfOpened', 'CircuitClosed'] as const;
+
 /**
  * A governance notice, written once per key (`NOTICE#<notice>#<key>`), logged as its
  * own event type and published on the runtime's bus by the projector.
@@ -370,7 +373,7 @@ export const NoticeRecordSchema = z.object({
   ...v2,
   createdAt: z.string(),
   kind: z.literal('notice'),
-  notice: z.enum(['BudgetThresholdReached', 'ToolBudgetExceeded', 'ModelFallback', 'CircuitOpened', 'CircuitHalfOpened', 'CircuitClosed']),
+  notice: z.enum(NOTICE_NAMES),
   agent: z.string(),
   step: z.number().int().nonnegative(),
   detail: z.record(z.string(), z.unknown()),

@@ -8,7 +8,7 @@
  */
 import { z } from 'zod';
 import { EVENT_SCHEMA_VERSION } from '../constants';
-import { ABANDONED_SK_PREFIX } from './checkpoint';
+import { ABANDONED_SK_PREFIX, NOTICE_NAMES } from './checkpoint';
 
 /**
  * Event types, one per kind of checkpoint change. Governance: `BudgetThresholdReached` and
@@ -33,37 +33,22 @@ export const EventTypeSchema = z.enum([
   'SessionRolledBack',
   'CheckpointAbandoned',
   'RecordRemoved',
-  'BudgetThresholdReached',
-  'ToolBudgetExceeded',
   'BudgetExhausted',
   'SessionPaused',
   'SessionResumed',
   'SessionStopped',
-  'ModelFallback',
-  'CircuitOpened',
-  'CircuitHalfOpened',
-  'CircuitClosed',
+  ...NOTICE_NAMES,
 ]);
 
 /** Notices logged as an event type of their own name. */
-const NOTICE_EVENT_TYPES: ReadonlySet<EventType> = new Set<EventType>(['BudgetThresholdReached', 'ToolBudgetExceeded', 'ModelFallback', 'CircuitOpened', 'CircuitHalfOpened', 'CircuitClosed']);
+const NOTICE_EVENT_TYPES: ReadonlySet<EventType> = new Set<EventType>(NOTICE_NAMES);
 
 /**
  * Event types the projector also publishes on the runtime's bus (source
  * `agent-runtime`, detail-type the event type, detail {@link publishedDetail}):
- * the governance events operators act on. Delivery is at least once; `eventId` tells repeats apart.
+ * every notice, and the governance events operators act on. Delivery is at least once; `eventId` tells repeats apart.
  */
-export const PUBLISHED_EVENT_TYPES: ReadonlySet<EventType> = new Set<EventType>([
-  'BudgetThresholdReached',
-  'ToolBudgetExceeded',
-  'BudgetExhausted',
-  'SessionResumed',
-  'SessionStopped',
-  'ModelFallback',
-  'CircuitOpened',
-  'CircuitHalfOpened',
-  'CircuitClosed',
-]);
+export const PUBLISHED_EVENT_TYPES: ReadonlySet<EventType> = new Set<EventType>([...NOTICE_NAMES, 'BudgetExhausted', 'SessionResumed', 'SessionStopped']);
 
 /**
  * The detail of a published event: the session, the agent, the step, the event id

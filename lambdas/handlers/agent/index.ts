@@ -112,7 +112,7 @@ export function createAgentHandlers(agent: AgentDefinition): AgentHandlers {
       ...base,
       once: (onceFor ??= powertoolsOnce(requireEnv(ENV.idempotencyTable)))(context),
       fault: (point, sessionId) => injectFault(point, sessionId, context),
-      // A margin for the checkpoint after the call: no model call starts that could not end before it.
+      // The invocation's end less a margin for the checkpoint: no model call or retry starts within a second of it.
       deadline: () => Date.now() + context.getRemainingTimeInMillis() - turnMarginMs(agent.modelTimeoutSeconds),
     };
   };
