@@ -13,9 +13,9 @@ import {
   checkpoints,
   deadLetterFor,
   executionOf,
+  ended,
   expectCompleteEventLog,
   findingEvent,
-  finished,
   history,
   publishFinding,
   sfn,
@@ -41,7 +41,7 @@ describe('the example agent, ssh-investigator', () => {
     expect(JSON.stringify(await api.getRun(sessionId))).not.toContain('taskToken');
     await api.decide(pending.approvalId, 'approve', 'confirmed', 'integ-test');
 
-    expect((await finished(executionArn)).status).toBe('SUCCEEDED');
+    await ended(executionArn, 'SUCCEEDED');
     const run = await api.getRun(sessionId);
     expect(run.status).toBe('SUCCEEDED');
     const report = IncidentReportSchema.parse(run.output);
@@ -74,7 +74,7 @@ describe('the example agent, ssh-investigator', () => {
 
     const pending = await api.waitForApproval(first.sessionId);
     await api.decide(pending.approvalId, 'approve');
-    expect((await finished(first.executionArn)).status).toBe('SUCCEEDED');
+    await ended(first.executionArn, 'SUCCEEDED');
     expect((await api.getRun(first.sessionId)).status).toBe('SUCCEEDED');
   });
 
@@ -102,7 +102,7 @@ describe('the example agent, ssh-investigator', () => {
     detail.service.action.networkConnectionAction.remoteIpDetails.ipAddressV4 = 'not-an-ip';
     const envelope = { ...findingEvent, id: uniqueKey('bad-event'), detail };
     const executionArn = await startExecution('ssh-investigator', envelope);
-    expect((await finished(executionArn)).status).toBe('FAILED');
+    await ended(executionArn, 'FAILED');
     const sessionId = sessionIdFor('ssh-investigator', envelope.id);
     const dead = await deadLetterFor(sessionId);
     expect(dead).toMatchObject({ agent: 'ssh-investigator', executionArn, failedState: 'Prepare', error: 'InvalidInput' });
@@ -119,7 +119,7 @@ describe('approvals', () => {
     await api.decide(pending.approvalId, 'reject', 'address belongs to our VPN', 'integ-test');
     await expect(api.decide(pending.approvalId, 'approve')).rejects.toMatchObject({ status: 409 });
 
-    expect((await finished(run.executionArn)).status).toBe('SUCCEEDED');
+    await ended(run.executionArn, 'SUCCEEDED');
     const report = IncidentReportSchema.parse((await api.getRun(run.sessionId)).output);
     expect(report.blockedAddresses).toEqual([]);
     const block = tools(await checkpoints(run.sessionId)).find((t) => t.tool === 'block_address');
@@ -132,7 +132,7 @@ describe('approvals', () => {
     const pending = await api.waitForApproval(run.sessionId);
     expect(new Date(pending.expiresAt).getTime() - new Date(pending.requestedAt).getTime()).toBe(10_000);
 
-    expect((await finished(run.executionArn, 60_000)).status).toBe('SUCCEEDED');
+    await ended(run.executionArn, 'SUCCEEDED', 60_000);
     const block = tools(await checkpoints(run.sessionId)).find((t) => t.tool === 'block_address');
     expect(block).toMatchObject({ status: 'rejected', approval: { decision: 'timed_out', reason: 'timed out' } });
     expect(JSON.parse(block?.result ?? '{}')).toMatchObject({ status: 'rejected', reason: 'timed out' });
@@ -145,7 +145,7 @@ describe('runs that end outside the loop', () => {
     const run = await api.startRun('integ-declined', findingEvent.detail, uniqueKey('stopped'), { principal: RESPONDER });
     await api.waitForApproval(run.sessionId);
     await sfn.send(new StopExecutionCommand({ executionArn: run.executionArn, error: 'OperatorStopped', cause: 'stopped by the integration test' }));
-    expect((await finished(run.executionArn)).status).toBe('ABORTED');
+    await ended(run.executionArn, 'ABORTED');
     const envelope = await deadLetterFor(run.sessionId);
     expect(envelope).toMatchObject({ agent: 'integ-declined', executionArn: run.executionArn, failedState: 'Execution' });
     expect(await api.getRun(run.sessionId)).toMatchObject({ status: 'FAILED', failure: { failedState: 'Execution' } });
@@ -156,7 +156,7 @@ describe('runs that end outside the loop', () => {
 describe('loop outcomes', () => {
   it('sends an invalid final answer back to the model with the validation errors, then succeeds', async () => {
     const run = await api.startRun('integ-repair', { question: 'What is six times seven?' }, uniqueKey('repair'));
-    expect((await finished(run.executionArn)).status).toBe('SUCCEEDED');
+    await ended(run.executionArn, 'SUCCEEDED');
     const records = await checkpoints(run.sessionId);
     expect(models(records).map((m) => m.outcome)).toEqual(['repair', 'final']);
     expect(models(records)[0]?.validationErrors).toEqual([expect.stringContaining('confidence')]);
@@ -166,15 +166,14 @@ describe('loop outcomes', () => {
 
   it('fails with OutputValidationFailed when the answer is still invalid after its repairs', async () => {
     const run = await api.startRun('integ-never-valid', { question: 'q' }, uniqueKey('never-valid'));
-    const done = await finished(run.executionArn);
-    expect(done).toMatchObject({ status: 'FAILED', error: 'OutputValidationFailed' });
+    expect(await ended(run.executionArn, 'FAILED')).toMatchObject({ error: 'OutputValidationFailed' });
     expect(await deadLetterFor(run.sessionId)).toMatchObject({ failedState: 'ModelTurn', error: 'OutputValidationFailed', agent: 'integ-never-valid' });
     await expectCompleteEventLog(run.sessionId, 'SessionFailed');
   });
 
   it('fails with StepLimitReached when the agent reaches maxSteps, enforced by the definition', async () => {
     const run = await api.startRun('integ-step-limit', { question: 'q' }, uniqueKey('limit'));
-    expect(await finished(run.executionArn)).toMatchObject({ status: 'FAILED', error: 'StepLimitReached' });
+    expect(await ended(run.executionArn, 'FAILED')).toMatchObject({ error: 'StepLimitReached' });
     const records = await checkpoints(run.sessionId);
     expect(models(records)).toHaveLength(2);
     expect(tools(records)).toHaveLength(1);
@@ -184,7 +183,7 @@ describe('loop outcomes', () => {
 
   it('retries a tool that keeps failing, then records the run and sends its envelope to the DLQ', async () => {
     const run = await api.startRun('integ-failing-tool', { question: 'q' }, uniqueKey('failing'));
-    expect((await finished(run.executionArn)).status).toBe('FAILED');
+    await ended(run.executionArn, 'FAILED');
     const envelope = await deadLetterFor(run.sessionId);
     expect(envelope).toMatchObject({ schemaVersion: 1, agent: 'integ-failing-tool', sessionId: run.sessionId, executionArn: run.executionArn, failedState: 'RunTools' });
     expect(envelope.error).not.toBe('');
@@ -208,9 +207,9 @@ describe('loop outcomes', () => {
       detail: { question: 'What is six times seven?' },
     };
     const first = await startExecution('integ-repair', envelope);
-    expect((await finished(first)).status).toBe('SUCCEEDED');
+    await ended(first, 'SUCCEEDED');
     const second = await startExecution('integ-repair', envelope);
-    expect((await finished(second)).status).toBe('SUCCEEDED');
+    await ended(second, 'SUCCEEDED');
     expect((await history(second)).some((e) => e.stateEnteredEventDetails?.name === 'DuplicateTrigger')).toBe(true);
     expect((await history(second)).some((e) => e.stateEnteredEventDetails?.name === 'ModelTurn')).toBe(false);
   });

@@ -16,7 +16,7 @@ import type { ExecutionRecord, ToolCheckpoint } from '../../lambdas/core/contrac
 import { sessionIdFor } from '../../lambdas/core/ids';
 import { targetsLocalCloud } from '../../scripts/lib/cloud';
 import { LONG_RUN_TURNS } from '../fixtures/agents';
-import { api, checkpoints, doc, eventually, expectCompleteEventLog, finished, history, outputs, uniqueKey } from './harness';
+import { api, checkpoints, doc, ended, eventually, expectCompleteEventLog, history, outputs, uniqueKey } from './harness';
 
 const DURABLE = 'integ-durable';
 type Point = 'Prepare' | 'ModelTurn' | 'RunTool' | 'RunTool.afterSideEffect' | 'RequestApproval';
@@ -144,8 +144,8 @@ describe('recovery', () => {
     expect(executions.map((e) => e.reason)).toEqual(['start', 'resume']);
     expect(executions[1]?.parentExecutionArn).toBe(executions[0]?.executionArn);
     // Only the failed execution went to the DLQ path; the resumed one ended SUCCEEDED.
-    expect((await finished(executions[0]?.executionArn ?? '')).status).toBe('FAILED');
-    expect((await finished(executions[1]?.executionArn ?? '')).status).toBe('SUCCEEDED');
+    await ended(executions[0]?.executionArn ?? '', 'FAILED');
+    await ended(executions[1]?.executionArn ?? '', 'SUCCEEDED');
     await expectExactlyOnce(sessionId);
   }, 300_000);
 
@@ -208,8 +208,7 @@ describe('cancel', () => {
     await api.waitForApproval(started.sessionId);
     const answer = await api.cancel(started.sessionId, { reason: 'wrong host', requestedBy: 'integ-test' });
     expect(answer.status).toBe('CANCELLED');
-    const ended = await finished(started.executionArn);
-    expect(ended.status).toBe('ABORTED');
+    await ended(started.executionArn, 'ABORTED');
     const run = await api.getRun(started.sessionId);
     expect(run).toMatchObject({ status: 'CANCELLED', cancellation: { reason: 'wrong host', by: 'integ-test' }, pendingApprovals: [] });
     // The backstop saw the ABORTED execution and left the cancelled session as it was.
@@ -230,7 +229,7 @@ describe('rollback', () => {
 
     const rolled = await api.rollback(sessionId, { toStep: 2, reason: 'redo from step 2', requestedBy: 'integ-test' });
     expect(rolled).toMatchObject({ sessionId, branch: 1, execution: 2, abandoned: 5 });
-    expect((await finished(rolled.executionArn)).status).toBe('SUCCEEDED');
+    await ended(rolled.executionArn, 'SUCCEEDED');
     const run = await api.getRun(sessionId);
     expect(run).toMatchObject({ status: 'SUCCEEDED', branch: 1, executions: 2, executionArn: rolled.executionArn });
     expect(run.output).toEqual({ answer: 'echoed 4 times', confidence: 1 });

@@ -9,7 +9,7 @@ import { describe, expect, it } from 'vitest';
 import { PolicyStore } from '../../lambdas/adapters/policy-engine';
 import type { ModelCheckpoint, NoticeRecord, PauseRecord, ToolCheckpoint } from '../../lambdas/core/contracts/checkpoint';
 import { BUDGET_COST_USD, REVOKED_POLICIES } from '../fixtures/governance';
-import { api, checkpoints, doc, eventually, expectCompleteEventLog, finished, history, outputs, publishedFor, uniqueKey } from './harness';
+import { api, checkpoints, doc, ended, eventually, expectCompleteEventLog, history, outputs, publishedFor, uniqueKey } from './harness';
 
 const BOB = { user: 'bob', tenant: 'acme', roles: ['analyst'] };
 const question = { question: 'q' };
@@ -38,7 +38,7 @@ describe('budgets', () => {
 
     const raised = await api.raiseBudget(run.sessionId, { budgets: { costUsd: 5 }, reason: 'worth it', requestedBy: 'integ' });
     expect(raised).toMatchObject({ status: 'RUNNING', budgets: { costUsd: 5 }, resumed: true });
-    expect((await finished(run.executionArn)).status).toBe('SUCCEEDED');
+    await ended(run.executionArn, 'SUCCEEDED');
 
     const done = await api.getRun(run.sessionId);
     expect(done).toMatchObject({ status: 'SUCCEEDED', step: 4, budgets: { costUsd: 5 }, output: { answer: 'echoed three times' } });
@@ -63,8 +63,7 @@ describe('budgets', () => {
     const stopped = await api.stop(run.sessionId, { reason: 'not worth more', requestedBy: 'integ' });
     expect(stopped).toMatchObject({ status: 'STOPPED', step: 3, completedToolCalls: 3, pause: { budget: 'costUsd', used: 3, limit: BUDGET_COST_USD } });
 
-    const ended = await finished(run.executionArn);
-    expect(ended.status).toBe('SUCCEEDED');
+    await ended(run.executionArn, 'SUCCEEDED');
     const states = (await history(run.executionArn)).filter((e) => e.type === 'SucceedStateEntered').map((e) => e.stateEnteredEventDetails?.name);
     expect(states).toContain('Stopped');
     const run2 = await api.getRun(run.sessionId);
@@ -85,12 +84,15 @@ describe('tools and policies', () => {
     const run = await api.startRun('integ-tools', question, uniqueKey('tools'), { principal: BOB });
     const pending = await api.waitForApproval(run.sessionId);
     expect(pending.tool).toBe('gate');
-    // Revoke probe while the gate waits: the next model turn and call see it.
+    // The turn's calls run concurrently, in no fixed order: the gate may wait before
+    // probe has run. Revoke probe once it has, while the gate waits: the next model
+    // turn and call see it.
+    await eventually('probe (toolu_t6) to have run', async () => tools(await checkpoints(run.sessionId)).find((t) => t.callId === 'toolu_t6'));
     const policies = new PolicyStore(doc, outputs.PolicyTableName ?? '');
     await policies.put('integ-tools', REVOKED_POLICIES, 'integ');
     try {
       await api.decide(pending.approvalId, 'approve', 'ok', 'integ');
-      expect((await finished(run.executionArn)).status).toBe('SUCCEEDED');
+      await ended(run.executionArn, 'SUCCEEDED');
     } finally {
       await policies.remove('integ-tools');
     }
@@ -140,7 +142,7 @@ describe('output pipeline', () => {
     expect(pending).toMatchObject({ tool: 'output_review', input: { output: { answer: 'see id-7', cited: ['id-7'] }, confidence: 0.4 } });
     expect((pending.input as { reasons: string[] }).reasons.join(' ')).toContain('0.7');
     await api.decide(pending.approvalId, 'approve', 'checked by hand', 'integ');
-    expect((await finished(run.executionArn)).status).toBe('SUCCEEDED');
+    await ended(run.executionArn, 'SUCCEEDED');
     expect(await api.getRun(run.sessionId)).toMatchObject({ status: 'SUCCEEDED', output: { answer: 'see id-7', cited: ['id-7'] } });
 
     const [, repaired, reviewed] = models(await checkpoints(run.sessionId));
@@ -164,8 +166,7 @@ describe('output pipeline', () => {
     expect(pending.tool).toBe('output_review');
     expect((pending.input as { reasons: string[] }).reasons.join(' ')).toContain('cited id "id-3"');
     await api.decide(pending.approvalId, 'reject', 'id-3 does not exist', 'integ');
-    const ended = await finished(run.executionArn);
-    expect(ended).toMatchObject({ status: 'FAILED', error: 'OutputRejected' });
+    expect(await ended(run.executionArn, 'FAILED')).toMatchObject({ error: 'OutputRejected' });
     expect(await api.getRun(run.sessionId)).toMatchObject({ status: 'FAILED', failure: { error: 'OutputRejected' } });
     expect((await api.getRun(run.sessionId)).failure?.cause).toContain('id-3 does not exist');
     await expectCompleteEventLog(run.sessionId, 'SessionFailed');

@@ -86,6 +86,17 @@ export async function finished(executionArn: string, timeoutMs = 90_000): Promis
   }, timeoutMs);
 }
 
+/**
+ * Waits until the execution ends and asserts its status; a failure message carries
+ * the execution's error and cause, so a CI log says why a run ended otherwise.
+ * @returns its description.
+ */
+export async function ended(executionArn: string, status: 'SUCCEEDED' | 'FAILED' | 'ABORTED' | 'TIMED_OUT', timeoutMs?: number): ReturnType<typeof finished> {
+  const done = await finished(executionArn, timeoutMs);
+  expect(done.status, `execution ended ${done.status}${done.error ? ` (${done.error}: ${(done.cause ?? '').slice(0, 2000)})` : ''}`).toBe(status);
+  return done;
+}
+
 /** The execution's history events. */
 export const history = (executionArn: string): Promise<HistoryEvent[]> => executionHistory(sfn, executionArn);
 

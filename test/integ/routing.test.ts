@@ -14,7 +14,7 @@ import { ROUTING_KEYS, ROUTING_MODELS, ROUTING_PORTS, ROUTING_ROUTE, ROUTING_SLO
 import { scriptedAnthropicHandler } from '../support/fake-providers/anthropic';
 import { scriptedOpenAiHandler } from '../support/fake-providers/openai';
 import { assistantTurns, startFakeServer, type FakeServer } from '../support/fake-providers/server';
-import { api, checkpoints, doc, expectCompleteEventLog, finished, outputs, publishedFor, uniqueKey } from './harness';
+import { api, checkpoints, doc, ended, expectCompleteEventLog, outputs, publishedFor, uniqueKey } from './harness';
 
 /** How slow the degraded primary answers: twice its SLO. */
 const DEGRADED_MS = ROUTING_SLO_MS * 2;
@@ -57,8 +57,7 @@ async function forgetHealth(): Promise<void> {
 describe('a primary slower than its SLO mid-run', () => {
   it('opens its circuit, serves from the fallback, completes the run, and returns to the primary after a probe', async () => {
     const run = await api.startRun('integ-routing', { question: 'echo twenty times' }, uniqueKey('routing'));
-    const done = await finished(run.executionArn, 150_000);
-    expect(done.status, done.cause).toBe('SUCCEEDED');
+    await ended(run.executionArn, 'SUCCEEDED', 150_000);
     expect(await api.getRun(run.sessionId)).toMatchObject({ status: 'SUCCEEDED', output: { answer: `echoed ${ROUTING_TURNS} times` } });
 
     const records = await checkpoints(run.sessionId);
