@@ -182,7 +182,7 @@ export interface ModelRoute {
   readonly sloP95Ms?: number;
   /** Milliseconds one call may take. @default {@link DEFAULT_MODEL_CALL_TIMEOUT_MS} (or what a shorter model turn leaves) */
   readonly timeoutMs?: number;
-  /** Sampling temperature of the route's calls, 0 to 2 (Anthropic accepts up to 1). @default the provider's */
+  /** Sampling temperature of the route's calls, 0 to 2; at most 1 when the route holds a Claude model (Anthropic accepts 0 to 1). @default the provider's */
   readonly temperature?: number;
   /** Overrides of {@link DEFAULT_RETRY}, field by field. */
   readonly retry?: Partial<RetryConfig>;
@@ -275,10 +275,18 @@ export function modelsOf(model: ModelRef | ModelRoute, routes?: Partial<Record<S
 }
 
 /**
+ * Whether `ref` is served by Anthropic's Messages API, directly or as a Claude model on
+ * Bedrock (model ids `anthropic.…`, inference profiles `us.anthropic.…`): those take a
+ * temperature from 0 to 1 (Anthropic Messages API reference, `temperature`).
+ */
+const isClaude = (ref: ModelRef): boolean => ref.provider === 'anthropic' || (ref.provider === 'bedrock' && /(^|[.:/])anthropic\./.test(ref.modelId));
+
+/**
  * Problems with an agent's routes, each naming its field: a timeout, SLO, retry or
  * breaker setting out of range (a window shorter than two buckets, a maximum delay under
  * the base delay); a call timeout that leaves no room in the model turn's
- * `modelTimeoutSeconds`; a model id that is empty; a fallback repeating a model of its route.
+ * `modelTimeoutSeconds`; a model id that is empty; a fallback repeating a model of its route; a
+ * temperature above 1 for a Claude model.
  */
 export function routeProblems(model: ModelRef | ModelRoute, routes?: Partial<Record<StepKind, ModelRoute>>, modelTimeoutSeconds?: number): string[] {
   const problems: string[] = [];
@@ -304,6 +312,10 @@ export function routeProblems(model: ModelRef | ModelRoute, routes?: Partial<Rec
     if (retrySettings.maxDelayMs < retrySettings.baseDelayMs) problems.push(`${field}.retry.maxDelayMs: must be at least baseDelayMs (${retrySettings.baseDelayMs})`);
     if (route.sloP95Ms !== undefined && (!Number.isFinite(route.sloP95Ms) || route.sloP95Ms <= 0)) problems.push(`${field}.sloP95Ms: must be a positive number`);
     if (route.temperature !== undefined && !(route.temperature >= 0 && route.temperature <= 2)) problems.push(`${field}.temperature: must be from 0 to 2`);
+    else if (route.temperature !== undefined && route.temperature > 1) {
+      const claude = models.find(isClaude);
+      if (claude) problems.push(`${field}.temperature: ${route.temperature} is above 1, the most Anthropic accepts (${modelKey(claude)})`);
+    }
     const retry = RetryConfigSchema.partial().safeParse(route.retry ?? {});
     if (!retry.success) for (const issue of retry.error.issues) problems.push(`${field}.retry.${issue.path.join('.')}: ${issue.message}`);
     const breaker = BreakerConfigSchema.partial().safeParse(route.breaker ?? {});

@@ -446,6 +446,16 @@ describe('route temperature', () => {
     expect(resolveRoute({ provider: 'openai', modelId: 'gpt-t' }, undefined, 'act')).not.toHaveProperty('temperature');
   });
 
+  it('names a temperature above 1 in a route with a Claude model, directly or on Bedrock', () => {
+    const claude = { provider: 'anthropic', modelId: 'claude-t' } as const;
+    expect(routeProblems({ primary: { provider: 'openai', modelId: 'gpt-t' }, fallbacks: [claude], temperature: 1.5 })).toEqual([
+      'model.temperature: 1.5 is above 1, the most Anthropic accepts (anthropic/claude-t)',
+    ]);
+    expect(routeProblems({ primary: { provider: 'bedrock', modelId: 'us.anthropic.claude-t-v1:0', region: 'us-east-1' }, temperature: 1.2 })[0]).toMatch(/^model\.temperature: 1\.2 is above 1/);
+    expect(routeProblems({ primary: claude, temperature: 1 })).toEqual([]);
+    expect(routeProblems({ primary: { provider: 'bedrock', modelId: 'amazon.nova-t-v1:0', region: 'us-east-1' }, temperature: 1.5 })).toEqual([]);
+  });
+
   it('names a temperature outside 0 to 2', () => {
     expect(routeProblems({ primary: { provider: 'openai', modelId: 'gpt-t' }, temperature: 2.5 })).toEqual(['model.temperature: must be from 0 to 2']);
     expect(routeProblems({ provider: 'openai', modelId: 'gpt-t' }, { repair: { primary: { provider: 'openai', modelId: 'gpt-t' }, temperature: -1 } })).toEqual([
