@@ -17,17 +17,21 @@ const question = { question: 'q' };
 const models = (records: Awaited<ReturnType<typeof checkpoints>>): ModelCheckpoint[] => records.filter((r): r is ModelCheckpoint => r.kind === 'model');
 const tools = (records: Awaited<ReturnType<typeof checkpoints>>): ToolCheckpoint[] => records.filter((r): r is ToolCheckpoint => r.kind === 'tool');
 
-async function status(sessionId: string, wanted: string): Promise<Awaited<ReturnType<typeof api.getRun>>> {
-  return eventually(`session ${sessionId} ${wanted}`, async () => {
+/**
+ * The run once paused for its budget, with the pause's approval listed: pending approvals
+ * come from a secondary index, which follows the pause's write (eventually consistent).
+ */
+async function pausedForBudget(sessionId: string): Promise<Awaited<ReturnType<typeof api.getRun>>> {
+  return eventually(`session ${sessionId} PAUSED_BUDGET with its approval`, async () => {
     const run = await api.getRun(sessionId).catch(() => undefined);
-    return run?.status === wanted ? run : undefined;
+    return run?.status === 'PAUSED_BUDGET' && run.pendingApprovals.length > 0 ? run : undefined;
   }, 60_000);
 }
 
 describe('budgets', () => {
   it('announces 80% once, pauses at 100% with a snapshot, and finishes where it stopped after a raise', async () => {
     const run = await api.startRun('integ-budget', question, uniqueKey('budget-raise'));
-    const paused = await status(run.sessionId, 'PAUSED_BUDGET');
+    const paused = await pausedForBudget(run.sessionId);
     expect(paused.pause).toMatchObject({ budget: 'costUsd', used: 3, limit: BUDGET_COST_USD, step: 3 });
     expect(paused.pendingApprovals.map((a) => a.tool)).toEqual(['budget:costUsd']);
 
@@ -59,7 +63,7 @@ describe('budgets', () => {
 
   it('ends STOPPED with its partial results when stopped while paused', async () => {
     const run = await api.startRun('integ-budget', question, uniqueKey('budget-stop'));
-    await status(run.sessionId, 'PAUSED_BUDGET');
+    await pausedForBudget(run.sessionId);
     const stopped = await api.stop(run.sessionId, { reason: 'not worth more', requestedBy: 'integ' });
     expect(stopped).toMatchObject({ status: 'STOPPED', step: 3, completedToolCalls: 3, pause: { budget: 'costUsd', used: 3, limit: BUDGET_COST_USD } });
 

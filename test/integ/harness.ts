@@ -3,7 +3,7 @@ import * as fs from 'node:fs';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { EventBridgeClient, PutEventsCommand } from '@aws-sdk/client-eventbridge';
 import { DescribeExecutionCommand, SFNClient, StartExecutionCommand, type HistoryEvent } from '@aws-sdk/client-sfn';
-import { DeleteMessageCommand, ReceiveMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
+import { DeleteMessageBatchCommand, DeleteMessageCommand, ReceiveMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
 import { DynamoDBDocumentClient, paginateQuery } from '@aws-sdk/lib-dynamodb';
 import { expect, inject } from 'vitest';
 import { StoredCheckpointRecordSchema, type CheckpointRecord } from '../../lambdas/core/contracts/checkpoint';
@@ -149,7 +149,10 @@ export async function expectCompleteEventLog(sessionId: string, terminal: 'Sessi
   }
 }
 
-/** What the runtime published on its bus (captured by the PublishedEvents queue), kept across polls. */
+/**
+ * What the runtime published on its bus (captured by the PublishedEvents queue), kept
+ * across polls. Each test file runs in its own process, after the one before it.
+ */
 const published: { 'detail-type': string; detail: Record<string, unknown> }[] = [];
 
 /** The details of the events of `type` the runtime published for a session (waits for at least one). */
@@ -157,10 +160,15 @@ export async function publishedFor(sessionId: string, type: string, timeoutMs = 
   const url = need('PublishedEventsQueueUrl');
   return eventually(`${type} of ${sessionId} on the bus`, async () => {
     const out = await sqs.send(new ReceiveMessageCommand({ QueueUrl: queueUrl(url), MaxNumberOfMessages: 10, WaitTimeSeconds: 1 }));
-    for (const m of out.Messages ?? []) {
+    const messages = out.Messages ?? [];
+    for (const m of messages) {
       const event = JSON.parse(m.Body ?? '{}') as (typeof published)[number];
-      // At least once: a message seen again (after its visibility timeout) is the same event.
+      // At least once: a message delivered twice is the same event.
       if (!published.some((p) => p.detail.eventId === event.detail.eventId)) published.push(event);
+    }
+    // Kept here, so deleted there: later polls (and later test files) need not page past them.
+    if (messages.length > 0) {
+      await sqs.send(new DeleteMessageBatchCommand({ QueueUrl: queueUrl(url), Entries: messages.map((m, i) => ({ Id: String(i), ReceiptHandle: m.ReceiptHandle ?? '' })) }));
     }
     const found = published.filter((e) => e['detail-type'] === type && e.detail.sessionId === sessionId).map((e) => e.detail);
     return found.length > 0 ? found : undefined;

@@ -78,8 +78,8 @@ describe('a primary slower than its SLO mid-run', () => {
     const probe = turns[probeAt]?.routing;
     expect(probe?.servedBy.modelId).toBe(ROUTING_MODELS.primary);
     expect(probe?.transitions.map((t) => `${t.from}->${t.to}`)).toEqual(['open->half_open', 'half_open->closed']);
-    expect(servedBy.slice(3, probeAt).every((m) => m === ROUTING_MODELS.fallback)).toBe(true);
-    expect(servedBy.slice(probeAt).every((m) => m === ROUTING_MODELS.primary)).toBe(true);
+    expect(servedBy.slice(3, probeAt)).toEqual(Array(probeAt - 3).fill(ROUTING_MODELS.fallback));
+    expect(servedBy.slice(probeAt)).toEqual(Array(servedBy.length - probeAt).fill(ROUTING_MODELS.primary));
     // The open circuit lasted at least halfOpenAfterSeconds, and no more than the scenario needs.
     const openedAt = Date.parse(opened?.transitions[0]?.at ?? '');
     const probedAt = Date.parse(probe?.transitions[0]?.at ?? '');
@@ -87,8 +87,8 @@ describe('a primary slower than its SLO mid-run', () => {
 
     // Each fake saw exactly the calls the checkpoints say it served, each with the key from Secrets Manager.
     expect(fallback.requests).toHaveLength(servedBy.filter((m) => m === ROUTING_MODELS.fallback).length);
-    expect(fallback.requests.every((r) => r.headers.authorization === `Bearer ${ROUTING_KEYS.openai}`)).toBe(true);
-    expect(primary.requests.every((r) => r.headers['x-api-key'] === ROUTING_KEYS.anthropic)).toBe(true);
+    expect(new Set(fallback.requests.map((r) => r.headers.authorization))).toEqual(new Set([`Bearer ${ROUTING_KEYS.openai}`]));
+    expect(new Set(primary.requests.map((r) => r.headers['x-api-key']))).toEqual(new Set([ROUTING_KEYS.anthropic]));
     // The conversation went on across providers: each request carried every earlier turn.
     expect(fallback.requests.map((r) => assistantTurns(r.body))).toEqual(turns.filter((t) => t.routing?.servedBy.index === 1).map((t) => t.step - 1));
 

@@ -206,12 +206,13 @@ describe('version 2 records', () => {
           record.kind === 'notice'
             ? checkpointKey.notice(record.notice, record.notice === 'BudgetThresholdReached' ? String(record.detail.budget) : `${record.step}#${String(record.detail.callId)}`)
             : '',
-        // A pause is keyed by the time its wait began (the time its approval id derives from);
-        // an older build numbered them (PAUSE#0001).
+        // A pause is keyed by the time its wait began, the time its approval id derives from
+        // (the key holds nothing else to rebuild it from); an older build numbered them (PAUSE#0001).
         pause: () => {
           if (record.kind !== 'pause') return '';
           if (/^PAUSE#\d{4}$/.test(record.sk)) return record.sk;
           const at = record.sk.slice('PAUSE#'.length);
+          expect(at).toMatch(/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/);
           expect(approvalIdFor(record.sessionId, record.step, `budget@${at}`)).toBe(record.approvalId);
           return checkpointKey.pause(at);
         },
