@@ -29,6 +29,7 @@ import type {
   ModelResponse,
   StopReason,
   TextBlock,
+  ToolResultBlock,
   ToolSpec,
   ToolUseBlock,
 } from '../../core/contracts/model';
@@ -140,7 +141,9 @@ interface SdkErrorFacts {
  * `{text}`; `tool_use` → `{toolUse: {toolUseId, name, input}}`; `tool_result` →
  * `{toolResult: {toolUseId, content: [{text}], status: 'error' | 'success'}}`;
  * `maxTokens`/`temperature` → `inferenceConfig`; tools → `toolConfig.tools[].toolSpec`
- * with `inputSchema: {json}`, sent only when tools are offered.
+ * with `inputSchema: {json}`, sent only when tools are offered; with no tool offered,
+ * `tool_use` and `tool_result` blocks are sent as text blocks instead, since Converse
+ * refuses tool blocks without a `toolConfig` (see `toConverseInput`).
  *
  * Response mapping: `output.message.content` text and `toolUse` blocks (other blocks,
  * e.g. `reasoningContent`, are dropped); `stopReason` `end_turn`, `tool_use`,
@@ -204,15 +207,27 @@ function buildClient(options: BedrockProviderOptions): BedrockRuntimeClient {
   return tracer.captureAWSv3Client(client);
 }
 
-/** The Converse request of a runtime request (see {@link BedrockProvider}). */
+/**
+ * The Converse request of a runtime request (see {@link BedrockProvider}).
+ *
+ * `toolConfig` is sent only when tools are offered. Converse refuses (400
+ * `ValidationException`: "The toolConfig field must be defined when using toolUse and
+ * toolResult content blocks.") any request whose messages hold `toolUse` or
+ * `toolResult` blocks without a `toolConfig`, which a conversation reaches when
+ * policies or budgets leave no tool to offer after earlier tool calls. Offering the
+ * past tools again would let the model call a revoked tool, so with no tool offered
+ * those blocks are sent as text instead (see {@link toolBlockAsText}): one block for
+ * one block, so the messages keep their roles and still alternate.
+ */
 function toConverseInput(request: ModelRequest): ConverseCommandInput {
   const inferenceConfig = inferenceConfigOf(request);
+  const offersTools = request.tools.length > 0;
   return {
     modelId: request.modelId,
-    messages: request.messages.map(toBedrockMessage),
+    messages: request.messages.map((message) => toBedrockMessage(message, offersTools)),
     ...(request.system === '' ? {} : { system: [{ text: request.system }] }),
     ...(inferenceConfig ? { inferenceConfig } : {}),
-    ...(request.tools.length > 0 ? { toolConfig: toolConfigOf(request.tools) } : {}),
+    ...(offersTools ? { toolConfig: toolConfigOf(request.tools) } : {}),
   };
 }
 
@@ -230,8 +245,9 @@ function toolConfigOf(tools: readonly ToolSpec[]): ToolConfiguration {
   };
 }
 
-function toBedrockMessage(message: Message): BedrockMessage {
-  return { role: message.role, content: message.content.map(toBedrockBlock) };
+/** @param toolBlocks whether tool blocks may be sent as such (a `toolConfig` is sent), else they are sent as text. */
+function toBedrockMessage(message: Message, toolBlocks: boolean): BedrockMessage {
+  return { role: message.role, content: message.content.map((block) => (toolBlocks || block.type === 'text' ? toBedrockBlock(block) : toolBlockAsText(block))) };
 }
 
 function toBedrockBlock(block: ContentBlock): BedrockContentBlock {
@@ -243,6 +259,16 @@ function toBedrockBlock(block: ContentBlock): BedrockContentBlock {
     case 'tool_result':
       return { toolResult: { toolUseId: block.toolUseId, content: [{ text: block.content }], status: block.isError ? 'error' : 'success' } };
   }
+}
+
+/**
+ * A tool block as a text block, for a request that offers no tool (see
+ * {@link toConverseInput}): `[tool call <id>: <name> <input as JSON>]`,
+ * `[tool result <id>: <content>]`, or `[tool result <id> (error): <content>]`.
+ */
+function toolBlockAsText(block: ToolUseBlock | ToolResultBlock): BedrockContentBlock {
+  if (block.type === 'tool_use') return { text: `[tool call ${block.id}: ${block.name} ${JSON.stringify(block.input)}]` };
+  return { text: `[tool result ${block.toolUseId}${block.isError ? ' (error)' : ''}: ${block.content}]` };
 }
 
 /** A JSON object as the SDK's document type (a JSON value by construction: it came from JSON). */
@@ -391,23 +417,21 @@ function toProviderError(error: unknown, modelId: string, timeout: { timedOut: b
     modelId,
     kind,
     cause: error,
-    ...(facts.status === undefined ? {} : { status: facts.status }),
-    ...(facts.requestId === undefined ? {} : { requestId: facts.requestId }),
-    ...(wait === undefined ? {} : { retryAfterMs: wait }),
+    status: facts.status,
+    requestId: facts.requestId,
+    retryAfterMs: wait,
   });
 }
 
 /** The {@link ModelProviderError} of a 2xx output the runtime cannot read (see {@link toModelResponse}). */
 function malformedResponseError(error: unknown, output: unknown, modelId: string): ModelProviderError {
-  const status = statusOf(output);
-  const requestId = requestIdOf(output);
   const detail = error instanceof Error ? error.message : String(error);
   return new ModelProviderError(`bedrock ${modelId}: malformed response: ${detail.slice(0, MAX_MESSAGE_CHARS)}`, {
     provider: 'bedrock',
     modelId,
     kind: 'malformed_response',
     cause: error,
-    ...(status === undefined ? {} : { status }),
-    ...(requestId === undefined ? {} : { requestId }),
+    status: statusOf(output),
+    requestId: requestIdOf(output),
   });
 }

@@ -74,13 +74,16 @@ export function bedrockError(status: number, errorType: string, message: string,
  * provider picks it), answered with request id `fake-bedrock-<turn>`. Turn
  * expectations (`expect`) are not checked. A request to another path answers 404
  * `UnknownOperationException`, an unsigned one 403 `MissingAuthenticationTokenException`,
- * a call past the script's end 400 `ValidationException`.
+ * a body Converse refuses 400 `ValidationException` (see {@link wireProblems}), a call
+ * past the script's end 400 `ValidationException`.
  */
 export function scriptedBedrockHandler(script: ScriptedConversation): FakeHandler {
   const path = conversePath(script.modelId);
   return (request) => {
     const refusal = refusalOf(request, path);
     if (refusal) return refusal;
+    const problem = wireProblems(request.body);
+    if (problem !== undefined) return bedrockError(400, 'ValidationException', problem);
     const position = assistantTurns(request.body);
     const turn = script.turns[position];
     if (!turn) {
@@ -100,4 +103,18 @@ function refusalOf(request: RecordedRequest, path: string): FakeReply | undefine
     return bedrockError(403, 'MissingAuthenticationTokenException', 'fake bedrock: the request is not SigV4-signed');
   }
   return undefined;
+}
+
+/**
+ * What Converse refuses (400 `ValidationException`, message as it words it) in a
+ * request body, of what the runtime could send wrong: `toolUse` or `toolResult` blocks
+ * in the messages with no `toolConfig`. Undefined when the body passes this check.
+ */
+function wireProblems(body: unknown): string | undefined {
+  const wire = (typeof body === 'object' && body !== null ? body : {}) as { messages?: unknown; toolConfig?: unknown };
+  if (wire.toolConfig !== undefined || !Array.isArray(wire.messages)) return undefined;
+  const hasToolBlocks = (wire.messages as { content?: unknown }[]).some(
+    (message) => Array.isArray(message.content) && message.content.some((block) => typeof block === 'object' && block !== null && ('toolUse' in block || 'toolResult' in block)),
+  );
+  return hasToolBlocks ? 'The toolConfig field must be defined when using toolUse and toolResult content blocks.' : undefined;
 }

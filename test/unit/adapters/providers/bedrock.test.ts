@@ -201,6 +201,55 @@ describe('BedrockProvider: the request', () => {
     expect(server.requests[0]?.body).toEqual({ system: [{ text: 'Be brief.' }], messages: [{ role: 'user', content: [{ text: 'Investigate alert 42.' }] }] });
   });
 
+  it('with no tool offered, sends earlier tool calls and results as text and no toolConfig (Converse refuses tool blocks without one), one block for one block', async () => {
+    const script: ScriptedConversation = {
+      schemaVersion: 1,
+      modelId: MODEL,
+      turns: [{ response: textResponse('first') }, { response: textResponse('{"answer":"done"}') }],
+    };
+    server.setHandler(scriptedBedrockHandler(script));
+    const messages: Message[] = [
+      FIRST,
+      {
+        role: 'assistant',
+        content: [
+          { type: 'text', text: 'Looking.' },
+          { type: 'tool_use', id: 'tooluse_1', name: 'echo', input: { text: 'hi' } },
+          { type: 'tool_use', id: 'tooluse_2', name: 'echo', input: { text: 'again' } },
+        ],
+      },
+      {
+        role: 'user',
+        content: [
+          { type: 'tool_result', toolUseId: 'tooluse_1', content: '{"text":"hi"}', isError: false },
+          { type: 'tool_result', toolUseId: 'tooluse_2', content: '{"error":"budget exhausted"}', isError: true },
+          { type: 'text', text: 'No tool is left: answer now.' },
+        ],
+      },
+    ];
+    const response = await provider().converse(request({ messages, tools: [] }));
+    expect(response).toMatchObject({ content: [{ type: 'text', text: '{"answer":"done"}' }], requestId: 'fake-bedrock-2' });
+    expect(server.requests).toHaveLength(1);
+    expect(server.requests[0]?.body).toEqual({
+      system: [{ text: 'Be brief.' }],
+      messages: [
+        { role: 'user', content: [{ text: 'Investigate alert 42.' }] },
+        {
+          role: 'assistant',
+          content: [{ text: 'Looking.' }, { text: '[tool call tooluse_1: echo {"text":"hi"}]' }, { text: '[tool call tooluse_2: echo {"text":"again"}]' }],
+        },
+        {
+          role: 'user',
+          content: [
+            { text: '[tool result tooluse_1: {"text":"hi"}]' },
+            { text: '[tool result tooluse_2 (error): {"error":"budget exhausted"}]' },
+            { text: 'No tool is left: answer now.' },
+          ],
+        },
+      ],
+    });
+  });
+
   it('uses a client it is given', async () => {
     answer(bedrockResponse(textResponse('ok'), 'req-given'));
     const client = new BedrockRuntimeClient({ region: 'eu-west-1', endpoint: server.url, maxAttempts: 1, requestHandler: new NodeHttpHandler() });
@@ -386,5 +435,22 @@ describe('scriptedBedrockHandler', () => {
     const unsigned = await fetch(`${server.url}${conversePath(MODEL)}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"messages":[]}' });
     expect(unsigned.status).toBe(403);
     expect(unsigned.headers.get('x-amzn-errortype')).toBe('MissingAuthenticationTokenException');
+  });
+
+  it('refuses toolUse or toolResult blocks without a toolConfig, as Converse does (400 ValidationException)', async () => {
+    server.setHandler(scriptedBedrockHandler(SCRIPT));
+    const signed = { 'content-type': 'application/json', authorization: 'AWS4-HMAC-SHA256 Credential=test/20250101/us-east-1/bedrock/aws4_request' };
+    const messages = [
+      { role: 'user', content: [{ text: 'Investigate alert 42.' }] },
+      { role: 'assistant', content: [{ toolUse: { toolUseId: 'tooluse_1', name: 'echo', input: { text: 'hi' } } }] },
+      { role: 'user', content: [{ toolResult: { toolUseId: 'tooluse_1', content: [{ text: 'hi' }], status: 'success' } }] },
+    ];
+    const refused = await fetch(`${server.url}${conversePath(MODEL)}`, { method: 'POST', headers: signed, body: JSON.stringify({ messages }) });
+    expect(refused.status).toBe(400);
+    expect(refused.headers.get('x-amzn-errortype')).toBe('ValidationException');
+    expect(await refused.json()).toEqual({ message: 'The toolConfig field must be defined when using toolUse and toolResult content blocks.' });
+    const toolConfig = { tools: [{ toolSpec: { name: 'echo', inputSchema: { json: { type: 'object' } } } }] };
+    const accepted = await fetch(`${server.url}${conversePath(MODEL)}`, { method: 'POST', headers: signed, body: JSON.stringify({ messages, toolConfig }) });
+    expect(accepted.status).toBe(200);
   });
 });
