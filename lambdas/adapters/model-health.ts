@@ -21,7 +21,7 @@ const BUCKET_PREFIX = 'B#';
 
 /** One call's outcome, as counted in the health table. */
 export interface HealthSample {
-  /** When the call began, ms since the epoch. */
+  /** When the call ended (its start plus `latencyMs`), ms since the epoch: the bucket it is counted in. */
   readonly at: number;
   /** Whether it answered (a transient fault is `false`; terminal faults are not samples). */
   readonly ok: boolean;

@@ -133,7 +133,7 @@ export async function routeModelCall(route: ResolvedRoute, request: ModelRequest
         continue;
       }
       const reason = 'probing recovery';
-      probing = await change(deps, key, view.breaker, { state: 'half_open', since: now(), reason, probeUntil: now() + route.timeoutMs + 1_000 });
+      probing = await change(deps, key, view.breaker, { state: 'half_open', since: now(), reason, probeUntil: now() + route.timeoutMs + PROBE_LEASE_MARGIN_MS });
       if (!probing) {
         attempts.push({ ...who, outcome: 'skipped', calls: 0, reason: 'circuit half-open: another call took the probe' });
         open.push(index);
@@ -200,6 +200,14 @@ function timeLeft(deps: RouterDeps, now: () => number, wait = 0): boolean {
 
 /** Milliseconds that must be left before the deadline for a call (or a retry) to start. */
 export const MIN_CALL_MS = 1_000;
+
+/**
+ * Milliseconds a probe's lease (`probeUntil`) outlasts the probe's one call (`timeoutMs`):
+ * time for the probe to write its verdict on the breaker after the call ends, and for
+ * clocks of other Lambda instances that run a little ahead. Past the lease, another call
+ * may probe (a probe whose function died never releases it).
+ */
+export const PROBE_LEASE_MARGIN_MS = 1_000;
 
 /** Loads a model's adapter (SDK, key): the fault, when it fails. */
 async function load(deps: RouterDeps, ref: ModelRef, route: ResolvedRoute): Promise<ModelProviderError | undefined> {

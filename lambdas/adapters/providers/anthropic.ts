@@ -15,11 +15,15 @@
 import Anthropic, { APIConnectionError, APIConnectionTimeoutError, APIError } from '@anthropic-ai/sdk';
 import type { ContentBlockParam, MessageCreateParamsNonStreaming, MessageParam, Tool } from '@anthropic-ai/sdk/resources/messages';
 import { z } from 'zod';
-import type { ContentBlock, Message, ModelProvider, ModelRequest, ModelResponse, StopReason, ToolSpec } from '../../core/contracts/model';
+import { StopReasonSchema, type ContentBlock, type Message, type ModelProvider, type ModelRequest, type ModelResponse, type StopReason, type ToolSpec } from '../../core/contracts/model';
 import { ModelProviderError, type ProviderFaultKind } from '../../core/errors';
 import { faultKindOfStatus, retryAfterMs } from '../../core/routing';
 
-/** `max_tokens` sent when the request sets no `maxTokens`. */
+/**
+ * `max_tokens` sent when the request sets no `maxTokens`. The Messages API requires
+ * `max_tokens` and has no default of its own: 4096 is the runtime's choice, enough for
+ * a turn's answer or tool calls, and within every current Claude model's output limit.
+ */
 export const ANTHROPIC_DEFAULT_MAX_TOKENS = 4096;
 
 /** How to reach the Messages API. */
@@ -28,8 +32,9 @@ export interface AnthropicProviderOptions {
   readonly baseUrl?: string;
   /**
    * Resolves the API key, sent as the `x-api-key` header (and no `Authorization`).
-   * Awaited on the first call only;
-   * a failed or empty key is not cached, so the next call asks again.
+   * Awaited on every call (it is expected to cache): the client is rebuilt when the key
+   * changed, so a rotated key is picked up; a rejection propagates unchanged and the next
+   * call asks again. An empty key fails with a `ModelProviderError` of kind `authentication`.
    */
   readonly apiKey: () => Promise<string>;
   /**
@@ -182,7 +187,8 @@ const STOP_REASON_EQUIVALENTS: Readonly<Record<string, StopReason>> = {
   pause_turn: 'end_turn',
   model_context_window_exceeded: 'max_tokens',
 };
-const RUNTIME_STOP_REASONS: ReadonlySet<string> = new Set<StopReason>(['end_turn', 'tool_use', 'max_tokens', 'stop_sequence', 'refusal']);
+/** The runtime's stop reasons, which Anthropic sends as they are. */
+const RUNTIME_STOP_REASONS: ReadonlySet<string> = new Set<StopReason>(StopReasonSchema.options);
 
 /** A 200 whose body is not a Messages API response. */
 class MalformedResponseError extends Error {
@@ -267,9 +273,10 @@ function toProviderError(error: unknown, context: FailureContext): ModelProvider
     modelId: context.modelId,
     kind: fault.kind,
     cause: error,
-    ...(status === undefined ? {} : { status }),
-    ...(retryAfter === undefined ? {} : { retryAfterMs: retryAfter }),
-    ...(requestId === undefined ? {} : { requestId }),
+    // The constructor leaves out what is undefined.
+    status,
+    retryAfterMs: retryAfter,
+    requestId,
   });
 }
 

@@ -5,9 +5,10 @@
  * API keys (Anthropic, OpenAI) come from the reference's Secrets Manager secret
  * (Powertools Parameters `getSecret`, cached for {@link API_KEY_MAX_AGE_SECONDS}),
  * else from its environment variable. A key is handed to the SDK client only:
- * never logged, checkpointed or published.
+ * never logged, checkpointed or published. Powertools Parameters (and the Secrets
+ * Manager client it brings) is loaded at the first read of a secret, not with this
+ * module: a function that reads no secret does not pay for it at cold start.
  */
-import { getSecret } from '@aws-lambda-powertools/parameters/secrets';
 import type { ModelProvider } from '../../core/contracts/model';
 import { ModelProviderError } from '../../core/errors';
 import { DEFAULT_API_KEY_ENV, type ApiKeySource, type ModelRef } from '../../core/routing';
@@ -38,10 +39,8 @@ export function providerFor(ref: ModelRef, timeoutMs: number): ModelProvider {
   return provider;
 }
 
-function makeProvider(ref: ModelRef, timeoutMs: number): ModelProvider {
+function makeProvider(ref: Exclude<ModelRef, { provider: 'scripted' }>, timeoutMs: number): ModelProvider {
   switch (ref.provider) {
-    case 'scripted':
-      return new ScriptedModelProvider(ref.script);
     case 'bedrock':
       return lazily('bedrock', async () => new (await import('./bedrock')).BedrockProvider({ timeoutMs, ...(ref.region ? { region: ref.region } : {}), ...(ref.endpoint ? { endpoint: ref.endpoint } : {}) }));
     case 'anthropic':
@@ -86,6 +85,7 @@ export function apiKeyReader(provider: 'anthropic' | 'openai', modelId: string, 
   };
   return async () => {
     if (source?.secretName) {
+      const { getSecret } = await import('@aws-lambda-powertools/parameters/secrets');
       const value = await getSecret(source.secretName, { maxAge: API_KEY_MAX_AGE_SECONDS });
       if (typeof value !== 'string' || value.trim() === '') throw missing(`the secret ${source.secretName} holds no plain SecretString`);
       return checked(value.trim(), `the secret ${source.secretName}`);

@@ -46,10 +46,18 @@ import type { ContentBlock, Message, ModelProvider, ModelRequest, ModelResponse,
 import { ModelProviderError, type ProviderFaultKind } from '../../core/errors';
 import { faultKindOfStatus, retryAfterMs } from '../../core/routing';
 
-/** The Chat Completions API root used when no `baseUrl` is given (pinned: the SDK would otherwise read `OPENAI_BASE_URL`). */
+/**
+ * The Chat Completions API root used when no `baseUrl` is given: OpenAI's, pinned
+ * (the SDK would otherwise read `OPENAI_BASE_URL` from the environment).
+ */
 export const OPENAI_DEFAULT_BASE_URL = 'https://api.openai.com/v1';
 
-/** `max_completion_tokens` sent when the request sets no `maxTokens`. */
+/**
+ * `max_completion_tokens` sent when the request sets no `maxTokens`. OpenAI does not
+ * require it (without it, the model's own output limit applies): 4096 is the runtime's
+ * choice, the same as Anthropic's default (`ANTHROPIC_DEFAULT_MAX_TOKENS`), so that a
+ * turn is bounded alike whichever provider serves it.
+ */
 export const OPENAI_DEFAULT_MAX_TOKENS = 4096;
 
 /** How to reach the API. */
@@ -137,7 +145,7 @@ export class OpenAiProvider implements ModelProvider {
 // Request mapping
 
 /** The Chat Completions request body of a runtime request. */
-export function toChatRequest(request: ModelRequest): ChatCompletionCreateParamsNonStreaming {
+function toChatRequest(request: ModelRequest): ChatCompletionCreateParamsNonStreaming {
   return {
     model: request.modelId,
     messages: [{ role: 'system', content: request.system }, ...toChatMessages(request.messages)],
@@ -149,7 +157,7 @@ export function toChatRequest(request: ModelRequest): ChatCompletionCreateParams
 }
 
 /** The runtime's messages as Chat Completions messages (without the system message). */
-export function toChatMessages(messages: readonly Message[]): ChatCompletionMessageParam[] {
+function toChatMessages(messages: readonly Message[]): ChatCompletionMessageParam[] {
   return messages.flatMap((message) => (message.role === 'assistant' ? [toAssistantMessage(message.content)] : toUserMessages(message.content)));
 }
 
@@ -217,7 +225,7 @@ type ChatCompletionChoice = ChatCompletionBody['choices'][number];
  * @param requestedModelId the model the request named (for the error only)
  * @throws ModelProviderError kind `malformed_response` when the body is not a chat completion
  */
-export function toModelResponse(data: unknown, requestId: string | undefined, requestedModelId: string): ModelResponse {
+function toModelResponse(data: unknown, requestId: string | undefined, requestedModelId: string): ModelResponse {
   const parsed = ChatCompletionBodySchema.safeParse(data);
   if (!parsed.success) {
     const problems = parsed.error.issues.slice(0, 3).map((issue) => `${issue.path.join('.') || 'body'}: ${issue.message}`);
@@ -226,7 +234,7 @@ export function toModelResponse(data: unknown, requestId: string | undefined, re
       modelId: requestedModelId,
       kind: 'malformed_response',
       status: 200,
-      ...(requestId === undefined ? {} : { requestId }),
+      requestId,
     });
   }
   const body = parsed.data;
@@ -296,10 +304,12 @@ function stopReasonOf(finishReason: string | null | undefined, message: { toolCa
   return message.refused ? 'refusal' : 'end_turn';
 }
 
+/** The `finish_reason`s that map one-to-one to a runtime stop reason. */
+const PLAIN_STOP_REASONS: Readonly<Record<string, StopReason>> = { stop: 'end_turn', tool_calls: 'tool_use', length: 'max_tokens' };
+
 /** `providerStopReason` is kept unless the raw reason is one of the three that map one-to-one and did map so. */
 function keepsProviderStopReason(raw: string, stopReason: StopReason): boolean {
-  const plain: Readonly<Record<string, StopReason>> = { stop: 'end_turn', tool_calls: 'tool_use', length: 'max_tokens' };
-  return plain[raw] !== stopReason;
+  return PLAIN_STOP_REASONS[raw] !== stopReason;
 }
 
 // ---------------------------------------------------------------------------
@@ -356,8 +366,8 @@ function fault(message: string, kind: ProviderFaultKind, context: FailureContext
     provider: 'openai',
     modelId: context.modelId,
     kind,
-    ...(context.response ? { status: context.response.status } : {}),
-    ...(wait === undefined ? {} : { retryAfterMs: wait }),
+    status: context.response?.status,
+    retryAfterMs: wait,
     ...(requestId ? { requestId } : {}),
     ...extra,
   });

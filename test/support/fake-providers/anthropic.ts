@@ -66,7 +66,8 @@ export function anthropicError(status: number, type: string, message: string, he
  * turn is the number of assistant messages in the request body. It answers 401
  * `authentication_error` when `x-api-key` differs from `options.apiKey` (when given),
  * 404 `not_found_error` for any other path than `POST /v1/messages` and for a call past
- * the script's end. The response's `model` is the script's `modelId`, its `id` `msg_fake_<turn>`.
+ * the script's end, and 400 `invalid_request_error` for a body the Messages API refuses
+ * (see {@link wireProblems}). The response's `model` is the script's `modelId`, its `id` `msg_fake_<turn>`.
  * Turn expectations (`expect`) are not checked: the scripted provider's suite covers them.
  */
 export function scriptedAnthropicHandler(script: ScriptedConversation, options: { apiKey?: string } = {}): FakeHandler {
@@ -77,6 +78,8 @@ export function scriptedAnthropicHandler(script: ScriptedConversation, options: 
     if (request.method !== 'POST' || request.path !== ANTHROPIC_MESSAGES_PATH) {
       return anthropicError(404, 'not_found_error', `${request.method} ${request.path}: not found`);
     }
+    const problem = wireProblems(request.body);
+    if (problem !== undefined) return anthropicError(400, 'invalid_request_error', problem);
     const position = assistantTurns(request.body);
     const turn = script.turns[position];
     if (!turn) {
@@ -84,4 +87,50 @@ export function scriptedAnthropicHandler(script: ScriptedConversation, options: 
     }
     return anthropicResponse(turn.response, script.modelId, `msg_fake_${position + 1}`);
   };
+}
+
+/** A Messages API request body as the fake reads it. */
+interface WireBody {
+  readonly max_tokens?: unknown;
+  readonly temperature?: unknown;
+  readonly messages?: readonly { readonly role?: unknown; readonly content?: unknown }[];
+}
+
+/**
+ * What the Messages API refuses (400 `invalid_request_error`, messages as it words
+ * them) in a request body, of what the runtime could send wrong: no `max_tokens` (it is
+ * required); a `temperature` outside 0..1; an assistant `tool_use` whose id has no
+ * `tool_result` in the next message. Undefined when the body passes these checks.
+ */
+function wireProblems(body: unknown): string | undefined {
+  const wire = (typeof body === 'object' && body !== null ? body : {}) as WireBody;
+  if (wire.max_tokens === undefined) return 'max_tokens: Field required';
+  if (wire.temperature !== undefined && (typeof wire.temperature !== 'number' || wire.temperature < 0 || wire.temperature > 1)) {
+    return 'temperature: Input should be a number between 0 and 1';
+  }
+  const messages = wire.messages ?? [];
+  for (const [index, message] of messages.entries()) {
+    if (message.role !== 'assistant') continue;
+    const calls = blocksOf(message.content, 'tool_use').map((block) => block.id);
+    const next = messages[index + 1];
+    const answered = new Set(next?.role === 'user' ? blocksOf(next.content, 'tool_result').map((block) => block.tool_use_id) : []);
+    const unanswered = calls.filter((id) => !answered.has(id));
+    if (unanswered.length > 0) {
+      return `messages.${index}: \`tool_use\` ids were found without \`tool_result\` blocks immediately after: ${unanswered.join(', ')}. Each \`tool_use\` block must have a corresponding \`tool_result\` block in the next message.`;
+    }
+  }
+  return undefined;
+}
+
+/** The content blocks of one type in a message's `content` (a string holds none). */
+function blocksOf(content: unknown, type: string): WireBlock[] {
+  if (!Array.isArray(content)) return [];
+  return content.filter((block): block is WireBlock => typeof block === 'object' && block !== null && (block as WireBlock).type === type);
+}
+
+/** A content block as the fake reads it. */
+interface WireBlock {
+  readonly type?: unknown;
+  readonly id?: unknown;
+  readonly tool_use_id?: unknown;
 }

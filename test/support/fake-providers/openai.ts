@@ -73,7 +73,8 @@ export function openAiError(status: number, type: string, message: string, heade
  * `POST /chat/completions` (a base URL without `/v1`). The turn is the number of
  * `assistant` messages in the request; it reports the request's `model`.
  * Errors: 401 `invalid_api_key` when `authorization` is not `Bearer <apiKey>`; 404 on
- * another path or method; 400 on a call past the script's end.
+ * another path or method; 400 for a body Chat Completions refuses (see {@link wireProblems});
+ * 400 on a call past the script's end.
  * @param options.apiKey the key to accept @default {@link FAKE_OPENAI_API_KEY}
  */
 export function scriptedOpenAiHandler(script: ScriptedConversation, options: { apiKey?: string } = {}): FakeHandler {
@@ -85,6 +86,8 @@ export function scriptedOpenAiHandler(script: ScriptedConversation, options: { a
     if (request.method !== 'POST' || !isChatCompletionsPath(request.path)) {
       return openAiError(404, 'invalid_request_error', `Unknown request URL: ${request.method} ${request.path}.`, {}, 'unknown_url');
     }
+    const problem = wireProblems(request.body);
+    if (problem !== undefined) return problem;
     const position = assistantTurns(request.body);
     const turn = script.turns[position];
     if (!turn) {
@@ -102,4 +105,38 @@ function isChatCompletionsPath(path: string): boolean {
 function requestedModel(request: RecordedRequest): string | undefined {
   const model = (request.body as { model?: unknown } | undefined)?.model;
   return typeof model === 'string' ? model : undefined;
+}
+
+/** A Chat Completions message as the fake reads it. */
+interface WireMessage {
+  readonly role?: unknown;
+  readonly tool_calls?: unknown;
+  readonly tool_call_id?: unknown;
+}
+
+/**
+ * What Chat Completions refuses in a request body, of what the runtime could send
+ * wrong, as the 400 it answers: an assistant message with `tool_calls` not followed by
+ * a `tool` message for each `tool_call_id` (`param` `messages.[<index>].role`, the
+ * message after the assistant's).
+ * Undefined when the body passes this check.
+ */
+function wireProblems(body: unknown): FakeReply | undefined {
+  const wire = (body as { messages?: unknown } | undefined)?.messages;
+  if (!Array.isArray(wire)) return undefined;
+  const messages = wire as readonly WireMessage[];
+  for (const [index, message] of messages.entries()) {
+    if (message.role !== 'assistant' || !Array.isArray(message.tool_calls) || message.tool_calls.length === 0) continue;
+    const answered = new Set<unknown>();
+    for (const next of messages.slice(index + 1)) {
+      if (next.role !== 'tool') break;
+      answered.add(next.tool_call_id);
+    }
+    const unanswered = (message.tool_calls as { id?: unknown }[]).map((call) => call.id).filter((id) => !answered.has(id));
+    if (unanswered.length > 0) {
+      const text = `An assistant message with 'tool_calls' must be followed by tool messages responding to each 'tool_call_id'. The following tool_call_ids did not have response messages: ${unanswered.join(', ')}`;
+      return { status: 400, body: { error: { message: text, type: 'invalid_request_error', param: `messages.[${index + 1}].role`, code: null } } };
+    }
+  }
+  return undefined;
 }

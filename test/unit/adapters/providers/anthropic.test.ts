@@ -374,3 +374,33 @@ describe('AnthropicProvider: faults (one HTTP request each: SDK retries are off)
     expect(error.message).toMatch(message);
   });
 });
+
+describe('scriptedAnthropicHandler: what the Messages API refuses', () => {
+  const script: ScriptedConversation = { schemaVersion: 1, modelId: REPORTED_MODEL, turns: [{ response: { content: [{ type: 'text', text: 'ok' }], stopReason: 'end_turn', usage } }] };
+  const toolUse = { role: 'assistant', content: [{ type: 'tool_use', id: 'toolu_01', name: 'lookup_ip', input: { ip: '10.0.0.1' } }] };
+  const user = { role: 'user', content: [{ type: 'text', text: 'Investigate finding 42.' }] };
+
+  it.each<[string, Record<string, unknown>, string]>([
+    ['no max_tokens', { model: MODEL, messages: [user] }, 'max_tokens: Field required'],
+    ['a temperature above 1', { model: MODEL, max_tokens: 10, temperature: 1.5, messages: [user] }, 'temperature: Input should be a number between 0 and 1'],
+    ['a negative temperature', { model: MODEL, max_tokens: 10, temperature: -0.1, messages: [user] }, 'temperature: Input should be a number between 0 and 1'],
+    [
+      'a tool_use with no tool_result in the next message',
+      { model: MODEL, max_tokens: 10, messages: [user, toolUse, user] },
+      'messages.1: `tool_use` ids were found without `tool_result` blocks immediately after: toolu_01. Each `tool_use` block must have a corresponding `tool_result` block in the next message.',
+    ],
+  ])('answers 400 invalid_request_error to %s', async (_name, body, message) => {
+    server.setHandler(scriptedAnthropicHandler(script));
+    const refused = await fetch(`${server.url}/v1/messages`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+    expect(refused.status).toBe(400);
+    expect(await refused.json()).toMatchObject({ type: 'error', error: { type: 'invalid_request_error', message } });
+  });
+
+  it('accepts a tool_use answered in the next message', async () => {
+    server.setHandler(scriptedAnthropicHandler({ ...script, turns: [script.turns[0]!, script.turns[0]!] }));
+    const answered = { role: 'user', content: [{ type: 'tool_result', tool_use_id: 'toolu_01', content: 'ok' }] };
+    const body = { model: MODEL, max_tokens: 10, temperature: 1, messages: [user, toolUse, answered] };
+    const accepted = await fetch(`${server.url}/v1/messages`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+    expect(accepted.status).toBe(200);
+  });
+});

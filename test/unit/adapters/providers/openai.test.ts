@@ -346,3 +346,34 @@ describe('OpenAiProvider: faults', () => {
     expect(error.message).toMatch(/^openai gpt-4\.1: malformed response \(200\): /);
   });
 });
+
+describe('scriptedOpenAiHandler: what Chat Completions refuses', () => {
+  const script: ScriptedConversation = { schemaVersion: 1, modelId: MODEL, turns: [{ response: textResponse('ok') }, { response: textResponse('ok') }] };
+  const calls = { role: 'assistant', content: null, tool_calls: [1, 2].map((n) => ({ id: `call_${n}`, type: 'function', function: { name: 'echo', arguments: '{}' } })) };
+  const post = (messages: unknown[]): Promise<Response> =>
+    fetch(`${server.url}/v1/chat/completions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${FAKE_OPENAI_API_KEY}` },
+      body: JSON.stringify({ model: MODEL, messages: [{ role: 'system', content: 'Be brief.' }, { role: 'user', content: 'Investigate alert 42.' }, ...messages] }),
+    });
+
+  it('answers 400 to an assistant message with tool_calls not followed by a tool message for each tool_call_id', async () => {
+    server.setHandler(scriptedOpenAiHandler(script));
+    const refused = await post([calls, { role: 'tool', tool_call_id: 'call_1', content: '{}' }, { role: 'user', content: 'go on' }]);
+    expect(refused.status).toBe(400);
+    expect(await refused.json()).toEqual({
+      error: {
+        message: "An assistant message with 'tool_calls' must be followed by tool messages responding to each 'tool_call_id'. The following tool_call_ids did not have response messages: call_2",
+        type: 'invalid_request_error',
+        param: 'messages.[3].role',
+        code: null,
+      },
+    });
+  });
+
+  it('accepts tool_calls each answered by a tool message', async () => {
+    server.setHandler(scriptedOpenAiHandler(script));
+    const accepted = await post([calls, { role: 'tool', tool_call_id: 'call_2', content: '{}' }, { role: 'tool', tool_call_id: 'call_1', content: '{}' }]);
+    expect(accepted.status).toBe(200);
+  });
+});
