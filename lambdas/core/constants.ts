@@ -29,6 +29,17 @@ export const DEFAULT_MAX_OUTPUT_REPAIRS = 2;
 export const DEFAULT_TOOL_CONCURRENCY = 4;
 /** How long a human approval may wait before it counts as rejected with reason "timed out" (24 h). */
 export const DEFAULT_APPROVAL_TIMEOUT_SECONDS = 86_400;
+/**
+ * The longest timeout a Lambda function may have: 900 s (15 minutes; "Lambda quotas",
+ * function timeout, not adjustable). Bounds a tool's `timeoutSeconds` and a manifest's `timeout_ms`.
+ */
+export const LAMBDA_MAX_TIMEOUT_SECONDS = 900;
+/**
+ * The longest a Standard workflow execution may run: one year, 31,536,000 s ("Step
+ * Functions service quotas", maximum execution time). Bounds the waits a run may make
+ * (`approvalTimeoutSeconds`, `budgetPauseTimeoutSeconds`).
+ */
+export const STANDARD_WORKFLOW_MAX_SECONDS = 31_536_000;
 /** Lambda timeout of a model turn. */
 export const DEFAULT_MODEL_TIMEOUT_SECONDS = 120;
 /** Lambda timeout of a tool call. */
@@ -45,7 +56,11 @@ export const TASK_TIMEOUT_MARGIN_SECONDS = 5;
 export const HTTP_TOOL_RECORD_SECONDS = 1;
 /** How long a run paused on an exhausted budget waits for a raise or a stop: 7 days. */
 export const DEFAULT_BUDGET_PAUSE_TIMEOUT_SECONDS = 604_800;
-/** The most output tokens one model call may produce, unless the agent says otherwise. */
+/**
+ * The most output tokens one model call may produce (the request's `maxTokens`), unless
+ * the agent says otherwise. The runtime's choice: within the output maximum of every model
+ * the price table lists (`core/budget.ts`), and a bound on what one call's output can cost.
+ */
 export const DEFAULT_MAX_OUTPUT_TOKENS = 4096;
 /** The share of a budget at which `BudgetThresholdReached` is announced (once per budget per session). */
 export const BUDGET_THRESHOLD_FRACTION = 0.8;

@@ -11,7 +11,7 @@
  * was asked, or what it said).
  */
 import { z } from 'zod';
-import type { CheckpointRecord, ToolCheckpoint } from './contracts/checkpoint';
+import { CONTEXT_STRATEGIES, type CheckpointRecord, type ToolCheckpoint } from './contracts/checkpoint';
 import type { Failure } from './contracts/loop';
 import type { ToolSpec } from './contracts/model';
 import { droppedResultNote } from './loop';
@@ -29,7 +29,11 @@ import { repairMessage } from './output';
  */
 export const ESTIMATED_BYTES_PER_TOKEN = 4;
 
-/** Most UTF-8 bytes of a summary's body (before its closing note). */
+/**
+ * Most UTF-8 bytes of a summary's body (before its closing note): 1 KiB, about 256 tokens
+ * by {@link ESTIMATED_BYTES_PER_TOKEN}. The runtime's choice: room for the 150 words
+ * {@link SUMMARY_SYSTEM_PROMPT} asks for, while a summary stays much smaller than the results worth replacing.
+ */
 export const SUMMARY_MAX_BYTES = 1024;
 /** Most characters of a string value, or of a line, quoted in a summary. */
 export const SUMMARY_MAX_VALUE_CHARS = 120;
@@ -44,7 +48,7 @@ export const SUMMARY_MAX_VALUE_CHARS = 120;
  * Whatever the strategy, a request that does not fit with every tool result
  * replaced fails the run with `ContextLimitExceeded`.
  */
-export const ContextStrategySchema = z.enum(['drop-oldest-tool-results', 'summarise', 'fail'], {
+export const ContextStrategySchema = z.enum(CONTEXT_STRATEGIES, {
   error: 'must be drop-oldest-tool-results, summarise or fail',
 });
 
@@ -350,6 +354,7 @@ export interface ContextRecord {
   readonly estimatedTokens: number;
   /** The token limit, when the agent set one. */
   readonly maxContextTokens?: number;
+  /** The limit's strategy ({@link ContextStrategySchema}). */
   readonly strategy: ContextStrategy;
 }
 

@@ -14,8 +14,10 @@ import {
   DEFAULT_MODEL_TIMEOUT_SECONDS,
   DEFAULT_TOOL_CONCURRENCY,
   DEFAULT_TOOL_TIMEOUT_SECONDS,
+  LAMBDA_MAX_TIMEOUT_SECONDS,
   MAX_STEPS_LIMIT,
   STANDARD_EXECUTION_HISTORY_LIMIT,
+  STANDARD_WORKFLOW_MAX_SECONDS,
   TASK_RETRY,
 } from './constants';
 import { maxToolRetries, minimumHistoryEventLimit } from './history';
@@ -51,9 +53,9 @@ export interface ToolContext {
  * @typeParam O zod schema of the output (a result that fails it is a tool failure)
  */
 export interface ToolDefinition<I extends z.ZodType = z.ZodType, O extends z.ZodType = z.ZodType> {
-  /** `^[a-zA-Z0-9_-]{1,64}$` (the strictest of the providers' tool-name rules: Anthropic, OpenAI, Bedrock). */
+  /** {@link TOOL_NAME_PATTERN}, `^[a-zA-Z0-9_-]{1,64}$` (the strictest of the providers' tool-name rules: Anthropic, OpenAI, Bedrock). */
   readonly name: string;
-  /** Semantic version of the tool's contract, recorded with every call. */
+  /** Semantic version of the tool's contract ({@link SEMVER_PATTERN}), recorded with every call. */
   readonly version: string;
   /** What the tool does, for the model. */
   readonly description: string;
@@ -97,12 +99,15 @@ export interface ToolDefinition<I extends z.ZodType = z.ZodType, O extends z.Zod
  * Example: `{"maxAttempts":3,"intervalSeconds":1,"backoffRate":2,"maxDelaySeconds":20,"jitter":"full"}`
  */
 export interface ToolRetry {
+  /** Every attempt, the first included: an integer from 1 to 100. @default 4 ({@link TASK_RETRY}'s 3 retries + 1) */
   readonly maxAttempts: number;
+  /** Seconds before the first retry, a positive integer. @default 1 */
   readonly intervalSeconds: number;
-  /** 1 for a fixed interval, above 1 for exponential backoff. */
+  /** 1 for a fixed interval, above 1 for exponential backoff. @default 2 */
   readonly backoffRate: number;
+  /** Longest wait between attempts, seconds: an integer of at least `intervalSeconds`. @default 20 */
   readonly maxDelaySeconds: number;
-  /** `full`: JitterStrategy FULL; `none`: none. */
+  /** `full`: JitterStrategy FULL; `none`: none. @default 'full' */
   readonly jitter: 'full' | 'none';
 }
 
@@ -115,8 +120,11 @@ export interface ToolRetry {
  * Example: `{"url":"https://internal-api.corp/v1/search","method":"POST","headers":{"x-api-version":"1"}}`
  */
 export interface HttpImplementation {
+  /** The endpoint, `http:` or `https:`, without credentials (a manifest's URL is checked). */
   readonly url: string;
+  /** GET and DELETE send the input as query parameters; POST, PUT and PATCH as a JSON body. */
   readonly method: 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
+  /** Extra request headers; the runtime sets `content-type` and `idempotency-key` itself. @default none */
   readonly headers?: Readonly<Record<string, string>>;
   /** Timeout of one HTTP request, ms. @default the tool's `timeoutSeconds` × 1000 */
   readonly timeoutMs?: number;
@@ -135,16 +143,24 @@ export type ToolProps<I extends z.ZodType, O extends z.ZodType> = Omit<
   readonly tags?: readonly string[];
 };
 
-const TOOL_NAME = /^[a-zA-Z0-9_-]{1,64}$/;
+/** A tool's name: 1-64 of `[a-zA-Z0-9_-]`, the strictest of the providers' tool-name rules (Anthropic, OpenAI, Bedrock). */
+export const TOOL_NAME_PATTERN = /^[a-zA-Z0-9_-]{1,64}$/;
+/** A semantic version's shape (SemVer 2.0.0, loosely): `MAJOR.MINOR.PATCH`, optionally `-<pre-release>` and `+<build>`. */
+export const SEMVER_PATTERN = /^\d+\.\d+\.\d+(?:-[0-9A-Za-z.-]+)?(?:\+[0-9A-Za-z.-]+)?$/;
 const AGENT_NAME = /^[a-z][a-z0-9-]{0,39}$/;
 
 /**
- * Declares a tool.
- * @throws Error naming the field when the name or version is malformed.
+ * Declares a tool, applying the defaults of {@link ToolDefinition}.
+ * @throws Error naming the field: a name not matching {@link TOOL_NAME_PATTERN}, a version
+ *   not matching {@link SEMVER_PATTERN}; not exactly one of `handler` and `http`; `retry`
+ *   out of range (`maxAttempts` an integer 1-100, `intervalSeconds` a positive integer,
+ *   `backoffRate` at least 1, `maxDelaySeconds` an integer of at least `intervalSeconds`);
+ *   `timeoutSeconds` not an integer from 1 to {@link LAMBDA_MAX_TIMEOUT_SECONDS}; a `budget`
+ *   {@link ToolBudgetSchema} rejects.
  */
 export function defineTool<I extends z.ZodType, O extends z.ZodType>(props: ToolProps<I, O>): ToolDefinition<I, O> {
-  if (!TOOL_NAME.test(props.name)) throw new Error(`defineTool: name "${props.name}" must match ${TOOL_NAME}`);
-  if (!/^\d+\.\d+\.\d+(?:-[0-9A-Za-z.-]+)?(?:\+[0-9A-Za-z.-]+)?$/.test(props.version)) throw new Error(`defineTool(${props.name}): version "${props.version}" must be semver (1.0.0)`);
+  if (!TOOL_NAME_PATTERN.test(props.name)) throw new Error(`defineTool: name "${props.name}" must match ${TOOL_NAME_PATTERN}`);
+  if (!SEMVER_PATTERN.test(props.version)) throw new Error(`defineTool(${props.name}): version "${props.version}" must be semver (1.0.0)`);
   const where = `defineTool(${props.name})`;
   if (!props.handler === !props.http) throw new Error(`${where}: exactly one of handler and http is required`);
   const retry: ToolRetry = {
@@ -160,7 +176,9 @@ export function defineTool<I extends z.ZodType, O extends z.ZodType>(props: Tool
   if (!(retry.backoffRate >= 1)) throw new Error(`${where}: retry.backoffRate must be at least 1`);
   if (!Number.isInteger(retry.maxDelaySeconds) || retry.maxDelaySeconds < retry.intervalSeconds) throw new Error(`${where}: retry.maxDelaySeconds must be an integer of at least retry.intervalSeconds`);
   const timeoutSeconds = props.timeoutSeconds ?? DEFAULT_TOOL_TIMEOUT_SECONDS;
-  if (!Number.isInteger(timeoutSeconds) || timeoutSeconds < 1 || timeoutSeconds > 900) throw new Error(`${where}: timeoutSeconds must be an integer from 1 to 900 (the Lambda maximum)`);
+  if (!Number.isInteger(timeoutSeconds) || timeoutSeconds < 1 || timeoutSeconds > LAMBDA_MAX_TIMEOUT_SECONDS) {
+    throw new Error(`${where}: timeoutSeconds must be an integer from 1 to ${LAMBDA_MAX_TIMEOUT_SECONDS} (the Lambda maximum)`);
+  }
   const budget = props.budget === undefined ? undefined : ToolBudgetSchema.safeParse(props.budget);
   if (budget && !budget.success) throw new Error(`${where}: budget: ${formatIssues(budget.error, 'budget').join('; ')}`);
   return {
@@ -308,11 +326,19 @@ type DefaultedAgentField =
   | 'maxOutputTokens';
 
 /**
- * Declares an agent.
- * @throws Error naming the field: a malformed name, duplicate tool names, a
- *   non-positive limit, `maxSteps` above {@link MAX_STEPS_LIMIT}, `historyEventLimit` outside
- *   {@link minimumHistoryEventLimit} .. 25,000, an approval timeout
- *   outside 1 s .. 1 year (the Step Functions task timeout range).
+ * Declares an agent, applying the defaults of {@link AgentDefinition}.
+ * @throws Error naming the field: a malformed name; duplicate tool names; `budgets`, or a
+ *   trigger's `budgets`, that {@link BudgetsSchema} rejects; `maxSteps`, `toolConcurrency`,
+ *   `approvalTimeoutSeconds`, `modelTimeoutSeconds`, `budgetPauseTimeoutSeconds` or
+ *   `maxOutputTokens` not a positive integer; `maxOutputRepairs` negative or not an integer;
+ *   `maxSteps` above {@link MAX_STEPS_LIMIT}; `historyEventLimit` outside
+ *   {@link minimumHistoryEventLimit} (with the tools' retries) .. 25,000; a route problem
+ *   ({@link routeProblems}: timeouts, SLO, retry and breaker ranges, duplicate or empty
+ *   models, a temperature outside 0-2 or above 1 for a Claude model, an unknown step kind);
+ *   a `context` problem ({@link contextLimitProblems}, e.g. `maxContextTokens` not above
+ *   `maxOutputTokens`); an `outputPipeline` problem ({@link outputPipelineProblems});
+ *   `approvalTimeoutSeconds` or `budgetPauseTimeoutSeconds` above
+ *   {@link STANDARD_WORKFLOW_MAX_SECONDS} (1 year).
  */
 export function defineAgent<I extends z.ZodType, O extends z.ZodType>(props: AgentProps<I, O>): AgentDefinition<I, O> {
   const where = `defineAgent(${props.name})`;
@@ -363,7 +389,7 @@ export function defineAgent<I extends z.ZodType, O extends z.ZodType>(props: Age
     if (problems.length > 0) throw new Error(`${where}: ${problems.join('; ')}`);
   }
   for (const field of ['approvalTimeoutSeconds', 'budgetPauseTimeoutSeconds'] as const) {
-    if (agent[field] > 31_536_000) throw new Error(`${where}: ${field} must be at most 31536000 (1 year, the Step Functions task timeout maximum)`);
+    if (agent[field] > STANDARD_WORKFLOW_MAX_SECONDS) throw new Error(`${where}: ${field} must be at most ${STANDARD_WORKFLOW_MAX_SECONDS} (1 year, the Step Functions task timeout maximum)`);
   }
   return agent;
 }

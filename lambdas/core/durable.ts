@@ -1,7 +1,7 @@
 /**
  * Durable execution decisions, pure: where a continuation execution picks a
  * session up, which sessions may be resumed, cancelled or rolled back (the
- * context limit is in `context.ts`; its names are re-exported here for older imports).
+ * context limit is in `context.ts`).
  */
 import type { CheckpointRecord, ExecutionReason, ModelCheckpoint, SessionRecord, SessionStatus } from './contracts/checkpoint';
 
@@ -81,6 +81,3 @@ export function rollbackPlan(session: SessionRecord, records: readonly Checkpoin
   const abandoned = records.filter((r) => r.kind !== 'session' && r.kind !== 'input' && 'step' in r && r.step > toStep && r.sk.startsWith('CP#')).map((r) => r.sk);
   return { abandoned, fromStep: lastStep };
 }
-
-export type { ContextLimit, ContextStrategy } from './context';
-export { toolResultBytes } from './context';

@@ -33,7 +33,7 @@ export function binUpperBoundMs(bin: number): number {
   return Math.ceil(LATENCY_BIN_FACTOR ** bin - 1e-9);
 }
 
-/** One bucket of a model's calls: those that began in [start, start + bucketSeconds). */
+/** One bucket of a model's calls: those that ended in [start, start + bucketSeconds) (the router counts a call when it ends). */
 export interface HealthBucket {
   /** Epoch seconds, a multiple of `bucketSeconds`. */
   readonly start: number;
@@ -45,9 +45,11 @@ export interface HealthBucket {
   readonly latency: Readonly<Record<number, number>>;
 }
 
-/** A model's health over a window. */
+/** A model's health over a window. Example: `{"calls":12,"errors":3,"errorRate":0.25,"p50Ms":790,"p95Ms":1863}` */
 export interface WindowStats {
+  /** Calls in the window that answered or failed with a transient fault. */
   readonly calls: number;
+  /** Of those, the ones that failed. */
   readonly errors: number;
   /** errors / calls; 0 with no calls. */
   readonly errorRate: number;
@@ -101,8 +103,10 @@ function percentile(latency: ReadonlyMap<number, number>, total: number, p: numb
   return binUpperBoundMs(LATENCY_BIN_COUNT - 1);
 }
 
-/** A circuit's state: `closed` (calls go through), `open` (skipped), `half_open` (one probe at a time). */
-export type CircuitState = 'closed' | 'open' | 'half_open';
+/** A circuit's states: `closed` (calls go through), `open` (skipped), `half_open` (one probe at a time). */
+export const CIRCUIT_STATES = ['closed', 'open', 'half_open'] as const;
+/** A circuit's state, one of {@link CIRCUIT_STATES}. */
+export type CircuitState = (typeof CIRCUIT_STATES)[number];
 
 /** A model's circuit breaker as stored. */
 export interface Breaker {
@@ -121,6 +125,15 @@ export interface Breaker {
 export const INITIAL_BREAKER: Breaker = { state: 'closed', since: 0, version: 0 };
 
 /**
+ * Whether a latency read as a bin's upper bound (ms, as `p95Ms` is) is above the upper
+ * bound of the SLO's bin: how both the trip and the probe judge the SLO, so that
+ * latencies in the SLO's bin (up to 10% above it) pass.
+ */
+function aboveSloBin(binBoundMs: number, sloP95Ms: number): boolean {
+  return binBoundMs > binUpperBoundMs(latencyBin(sloP95Ms));
+}
+
+/**
  * Why a closed circuit must open, or undefined: at least `minCalls` calls in the
  * window, and an error rate at or above the threshold, or a p95 in a latency bin
  * above the SLO's (so above the SLO by up to 10% does not trip it).
@@ -130,7 +143,7 @@ export function tripReason(stats: WindowStats, config: Pick<BreakerConfig, 'minC
   if (stats.errorRate >= config.errorRateThreshold) {
     return `error rate ${stats.errorRate.toFixed(2)} (${stats.errors} of ${stats.calls} calls) at or above ${config.errorRateThreshold}`;
   }
-  if (sloP95Ms !== undefined && stats.p95Ms !== undefined && stats.p95Ms > binUpperBoundMs(latencyBin(sloP95Ms))) {
+  if (sloP95Ms !== undefined && stats.p95Ms !== undefined && aboveSloBin(stats.p95Ms, sloP95Ms)) {
     return `p95 latency ${stats.p95Ms} ms above the SLO of ${sloP95Ms} ms over ${stats.calls} calls`;
   }
   return undefined;
@@ -165,8 +178,7 @@ export function admit(breaker: Breaker, stats: WindowStats, config: BreakerConfi
  */
 export function probeVerdict(outcome: { ok: boolean; latencyMs: number }, sloP95Ms?: number): { state: 'closed' | 'open'; reason: string } {
   if (!outcome.ok) return { state: 'open', reason: 'the probe failed' };
-  // Judged as a trip is: in a bin above the SLO's.
-  if (sloP95Ms !== undefined && binUpperBoundMs(latencyBin(outcome.latencyMs)) > binUpperBoundMs(latencyBin(sloP95Ms))) {
+  if (sloP95Ms !== undefined && aboveSloBin(binUpperBoundMs(latencyBin(outcome.latencyMs)), sloP95Ms)) {
     return { state: 'open', reason: `the probe took ${outcome.latencyMs} ms, above the SLO of ${sloP95Ms} ms` };
   }
   return { state: 'closed', reason: `the probe answered in ${outcome.latencyMs} ms` };

@@ -77,6 +77,8 @@ export function runToolsEvents(iterations: readonly number[]): number {
 /**
  * The most events one more turn can add: a model turn retried to the limit, then
  * the largest Map (every call approved after a timeout, every task retried to the limit).
+ * @param maxCallsPerTurn the Map's iterations @default {@link MAX_TOOL_CALLS_PER_TURN}
+ * @param toolRetries retries of each tool's Task (the agent's {@link maxToolRetries}) @default `TASK_RETRY.maxAttempts` (3)
  */
 export function worstTurnEvents(maxCallsPerTurn: number = MAX_TOOL_CALLS_PER_TURN, toolRetries: number = TASK_RETRY.maxAttempts): number {
   const retries = TASK_RETRY.maxAttempts;
@@ -104,6 +106,8 @@ export const END_RESERVE_EVENTS = HISTORY_EVENTS.pass + 2 * taskEvents(5) + HIST
  * when `events` so far plus the worst next turn plus the end reserve would reach `limit`.
  * @param events history events so far in this execution (the payload's estimate)
  * @param limit the history event limit @default 25,000 (the Standard execution quota)
+ * @param maxCallsPerTurn as in {@link worstTurnEvents}
+ * @param toolRetries retries of each tool's Task, as in {@link worstTurnEvents}
  */
 export function shouldContinueAsNew(events: number, limit: number = STANDARD_EXECUTION_HISTORY_LIMIT, maxCallsPerTurn?: number, toolRetries?: number): boolean {
   return events + worstTurnEvents(maxCallsPerTurn, toolRetries) + END_RESERVE_EVENTS >= limit;
@@ -142,6 +146,8 @@ export function executionArnOf(stateMachineArn: string, name: string): string {
 /**
  * The smallest history event limit that leaves room for one worst-case turn after
  * an execution's start (so every execution makes progress).
+ * @param maxCallsPerTurn as in {@link worstTurnEvents}
+ * @param toolRetries retries of each tool's Task, as in {@link worstTurnEvents}
  */
 export function minimumHistoryEventLimit(maxCallsPerTurn?: number, toolRetries?: number): number {
   return startEvents(TASK_RETRY.maxAttempts) + worstTurnEvents(maxCallsPerTurn, toolRetries) + END_RESERVE_EVENTS + 1;

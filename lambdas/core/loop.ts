@@ -8,9 +8,7 @@ import type { CheckpointRecord, InputCheckpoint, ModelCheckpoint, ToolCheckpoint
 import { admitToolCalls, type ToolBudget } from './budget';
 import type { Failure, ToolCallRef } from './contracts/loop';
 import type { ContentBlock, Message, ModelResponse, ToolResultBlock, ToolUseBlock } from './contracts/model';
-import { answerText, OUTPUT_REPAIR_PREFIX, outputFailure, parseAnswerJson, repairMessage, type FinalDecision } from './output';
-
-export { answerText };
+import { OUTPUT_REPAIR_PREFIX, outputFailure, parseAnswerJson, repairMessage, type FinalDecision } from './output';
 import { formatIssues } from './validation';
 
 /** Prefix of the user message that sends a rejected final answer back to the model (`core/output.ts`). */
@@ -96,29 +94,28 @@ export function parseFinalAnswer<O extends z.ZodType>(
   return parsed.success ? { ok: true, output: parsed.data } : { ok: false, errors: formatIssues(parsed.error) };
 }
 
-/** A tool call not run, with the real reason (recorded for auditors; the model sees less). */
-export interface Denial {
-  readonly callId: string;
-  readonly tool: string;
-  /** `not_declared`: no such tool; `denied`: a policy forbids it; `budget_exceeded`: its calls per session are used up. */
-  readonly reason: 'not_declared' | 'denied' | 'budget_exceeded';
-  /** Determining policy ids (for `denied`). */
-  readonly policies?: string[];
-  readonly policyVersion?: string;
-  readonly errors?: string[];
-}
+/**
+ * A tool call not run, with the real reason (recorded for auditors; the model sees less):
+ * an item of the model checkpoint's `denials`, whose schema documents the fields.
+ * Example: `{"callId":"toolu_06","tool":"drop_table","reason":"denied","policies":["no-ddl"],"policyVersion":"bundled"}`
+ */
+export type Denial = NonNullable<ModelCheckpoint['denials']>[number];
 
-/** What a model answer means for the run. */
-export type TurnDecision =
-  | { outcome: 'tool_calls'; calls: ToolCallRef[]; inlineResults: ToolResultBlock[]; denials: Denial[] }
-  | Exclude<FinalDecision, { outcome: 'failed' }>
-  | (Extract<FinalDecision, { outcome: 'failed' }> & { failure: Failure });
+/** What a model answer means for the run: tool calls to run, or the output pipeline's {@link FinalDecision}. */
+export type TurnDecision = { outcome: 'tool_calls'; calls: ToolCallRef[]; inlineResults: ToolResultBlock[]; denials: Denial[] } | FinalDecision;
 
-/** A policy's answer to one tool call (`callTool`, with its arguments). */
+/**
+ * A policy's answer to one tool call (`callTool`, with its arguments).
+ * Example: `{"allowed":false,"policies":["no-ddl"],"errors":[],"version":"bundled"}`
+ */
 export interface CallAuthorization {
+  /** True only when the policy allowed the call without any error. */
   readonly allowed: boolean;
+  /** The determining policy ids (`@id` annotations, else Cedar's `policy0` …); empty when nothing matched. */
   readonly policies: string[];
+  /** Evaluation or request errors, one line each (any error denies). */
   readonly errors: string[];
+  /** The policy set that decided: `bundled` (the agent's file or the default) or the policy table override's version. */
   readonly version?: string;
 }
 
@@ -149,10 +146,7 @@ export function unknownToolResult(toolUseId: string, name: string): ToolResultBl
  */
 export function decideTurn(response: ModelResponse, ctx: TurnContext): TurnDecision {
   const uses = response.content.filter((b): b is ToolUseBlock => b.type === 'tool_use');
-  if (uses.length === 0) {
-    const decided = ctx.final(response);
-    return decided;
-  }
+  if (uses.length === 0) return ctx.final(response);
   const inlineResults: ToolResultBlock[] = [];
   const denials: Denial[] = [];
   const candidates: { use: ToolUseBlock; functionArn: string; needsApproval: boolean }[] = [];

@@ -8,19 +8,17 @@
  */
 import { LineCounter, parseDocument } from 'yaml';
 import { z } from 'zod';
-import { TASK_RETRY } from './constants';
-import { defineTool, type HttpImplementation, type ToolContext, type ToolDefinition, type ToolRetry } from './define';
+import { LAMBDA_MAX_TIMEOUT_SECONDS, TASK_RETRY } from './constants';
+import { defineTool, SEMVER_PATTERN, TOOL_NAME_PATTERN, type HttpImplementation, type ToolContext, type ToolDefinition, type ToolRetry } from './define';
 import { DataClassificationSchema } from './policy';
 
 /** Shortest tool timeout a manifest may declare, ms (the Lambda timeout is whole seconds). */
 export const MANIFEST_MIN_TIMEOUT_MS = 1_000;
-/** Longest tool timeout a manifest may declare, ms: 15 minutes, the Lambda maximum. */
-export const MANIFEST_MAX_TIMEOUT_MS = 900_000;
+/** Longest tool timeout a manifest may declare, ms: 900,000, the Lambda maximum ({@link LAMBDA_MAX_TIMEOUT_SECONDS}). */
+export const MANIFEST_MAX_TIMEOUT_MS = LAMBDA_MAX_TIMEOUT_SECONDS * 1000;
 /** Aliases a manifest may expand (YAML anchors), against alias-bomb documents. */
 const MAX_YAML_ALIASES = 100;
 
-const TOOL_NAME = /^[a-zA-Z0-9_-]{1,64}$/;
-const SEMVER = /^\d+\.\d+\.\d+(?:-[0-9A-Za-z.-]+)?(?:\+[0-9A-Za-z.-]+)?$/;
 /** An HTTP header name (RFC 9110 `token`). */
 const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 /** Headers the runtime sets on every request; a manifest may not override them. */
@@ -127,9 +125,9 @@ const PolicyManifestSchema = z.strictObject(
 
 const MANIFEST_SHAPE = {
   /** `^[a-zA-Z0-9_-]{1,64}$`: what the model calls. */
-  name: z.string(expected(`a tool name matching ${TOOL_NAME}`)).regex(TOOL_NAME, expected(`a tool name matching ${TOOL_NAME}`)),
+  name: z.string(expected(`a tool name matching ${TOOL_NAME_PATTERN}`)).regex(TOOL_NAME_PATTERN, expected(`a tool name matching ${TOOL_NAME_PATTERN}`)),
   /** Semantic version of the tool's contract. */
-  version: z.string(expected('a semantic version such as "1.2.0"')).regex(SEMVER, expected('a semantic version such as "1.2.0"')),
+  version: z.string(expected('a semantic version such as "1.2.0"')).regex(SEMVER_PATTERN, expected('a semantic version such as "1.2.0"')),
   /** What the tool does, for the model. */
   description: z.string(expected('a description')).min(1, expected('a non-empty description')),
   input_schema: jsonSchemaField('input'),
@@ -291,6 +289,8 @@ export function toolFromManifest(text: string, options: ToolFromManifestOptions)
 
 /**
  * Reads several manifests (see {@link toolFromManifest}), in order.
+ * @param handlers the functions the manifests' `implementation.handler` names, shared by all
+ *   of them @default none (only HTTP tools load)
  * @throws ManifestError listing the problems of every manifest at once, and tool
  *   names declared by more than one manifest.
  */

@@ -60,6 +60,7 @@ export interface SemanticRule<O = unknown> {
 export interface ConfidenceRule<O = unknown> {
   /** `^[a-z][a-z0-9_-]{0,63}$`: names the score in records and reasons. */
   readonly name: string;
+  /** The answer's score, a number from 0 to 1, and why when it lowers confidence. */
   readonly score: (output: O, context: OutputContext) => { readonly score: number; readonly reason?: string };
 }
 

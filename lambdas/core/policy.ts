@@ -19,7 +19,10 @@ import type { ToolDefinition } from './define';
 
 /**
  * Who a run acts for: taken from the trigger (never from the model), stored with
- * the session, and the Cedar principal of every authorisation.
+ * the session, and the Cedar principal of every authorisation. Unknown keys are rejected.
+ * The length limits (ids of 1-256 characters, roles of 1-128, at most 50 roles) are the
+ * runtime's choice: room for the usual user, tenant and role ids, while a principal stays
+ * small in every session head and every policy request.
  * Example: `{"user":"alice","tenant":"acme","roles":["dba"]}`
  */
 export const PrincipalSchema = z
@@ -117,11 +120,17 @@ export type ArgumentType = { type: 'String' } | { type: 'Long' } | { type: 'Bool
  * that Cedar checks the request and entities against it).
  */
 export interface AuthorizationRequest {
+  /** `User::"<user>"`. */
   readonly principal: EntityUidJson;
+  /** `Action::"discoverTool"` or `Action::"callTool"`. */
   readonly action: EntityUidJson;
+  /** `Tool::"<tool name>"`. */
   readonly resource: EntityUidJson;
+  /** `{}` for `discoverTool`; `{arguments, step}` for `callTool`. */
   readonly context: Context;
+  /** The user, its roles and the tool ({@link principalEntities}, {@link toolEntity}). */
   readonly entities: EntityJson[];
+  /** The agent's schema ({@link policySchema}). */
   readonly schema: PolicySchema;
 }
 
@@ -349,7 +358,9 @@ export function authorizationRequest(input: AuthorizationInput): AuthorizationRe
 
 /** The two parsing functions of `@cedar-policy/cedar-wasm` {@link policyNames} uses (core imports no values from it). */
 export interface CedarParser {
+  /** Splits a policy set's text into the text of each policy (cedar-wasm `policySetTextToParts`). */
   policySetTextToParts(text: string): PolicySetTextToPartsAnswer;
+  /** Parses one policy's text into Cedar's JSON form, annotations included (cedar-wasm `policyToJson`). */
   policyToJson(policy: string): PolicyToJsonAnswer;
 }
 

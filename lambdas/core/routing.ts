@@ -53,6 +53,7 @@ interface ModelRefBase {
 /** A scripted model: replays a recorded conversation (`adapters/providers/scripted.ts`). */
 export interface ScriptedModelRef extends ModelRefBase {
   readonly provider: 'scripted';
+  /** The recorded conversation it replays, turn by turn; its `modelId` is the model's id (`contracts/scripted.ts`). */
   readonly script: ScriptedConversation;
 }
 
@@ -104,17 +105,24 @@ export type ModelRef = ScriptedModelRef | BedrockModelRef | AnthropicModelRef | 
 export const RetryConfigSchema = z.object({
   /** Calls of one model per step, the first included. @default 3 */
   maxAttempts: z.number().int().min(1).max(10),
-  /** @default 250 */
+  /** Milliseconds of the first retry's backoff ceiling, doubling per retry. @default 250 */
   baseDelayMs: z.number().int().nonnegative(),
-  /** @default 8000 */
+  /** Largest backoff ceiling, ms (at least `baseDelayMs`). @default 8000 */
   maxDelayMs: z.number().int().nonnegative(),
-  /** @default 20000 */
+  /** Longest `Retry-After` waited for in the function, ms; a longer one moves the call on. @default 20000 */
   maxRetryAfterMs: z.number().int().nonnegative(),
 });
 /** See {@link RetryConfigSchema}. */
 export type RetryConfig = z.infer<typeof RetryConfigSchema>;
 
-/** The retry configuration of every route that does not override it. */
+/**
+ * The retry configuration of every route that does not override it: the runtime's
+ * choice. 3 attempts and an 8 s ceiling are the Anthropic and OpenAI SDKs' own defaults
+ * (2 retries, 0.5 s doubling to 8 s), whose retries the providers turn off so that the
+ * router does them; the 250 ms base keeps one model's retries short against its 50 s
+ * call timeout ({@link DEFAULT_MODEL_CALL_TIMEOUT_MS}), leaving time for a fallback; a
+ * `Retry-After` above 20 s is better spent on the next model than waiting in the function.
+ */
 export const DEFAULT_RETRY: RetryConfig = { maxAttempts: 3, baseDelayMs: 250, maxDelayMs: 8_000, maxRetryAfterMs: 20_000 };
 
 /**
@@ -141,8 +149,18 @@ export const BreakerConfigSchema = z.object({
 /** See {@link BreakerConfigSchema}. */
 export type BreakerConfig = z.infer<typeof BreakerConfigSchema>;
 
-/** The breaker configuration of every route that does not override it. */
+/**
+ * The breaker configuration of every route that does not override it: the runtime's
+ * choice. A 60 s window of 5 s buckets reads 12 small items per model and forgets an
+ * outage within a minute; 5 calls at least, so that one or two failures of a quiet model
+ * do not open it; half of them failing opens it; 30 s open before a probe, so that a
+ * model that recovered is back within a minute.
+ */
 export const DEFAULT_BREAKER: BreakerConfig = { windowSeconds: 60, bucketSeconds: 5, minCalls: 5, errorRateThreshold: 0.5, halfOpenAfterSeconds: 30 };
+
+/** A route's `retry` and `breaker` overrides: any of the fields (checked by {@link routeProblems}). */
+const RetryOverrideSchema = RetryConfigSchema.partial();
+const BreakerOverrideSchema = BreakerConfigSchema.partial();
 
 /**
  * Milliseconds one call may take before it counts as a `timeout` fault: 50 s, so that
@@ -182,7 +200,10 @@ export interface ModelRoute {
   readonly sloP95Ms?: number;
   /** Milliseconds one call may take. @default {@link DEFAULT_MODEL_CALL_TIMEOUT_MS} (or what a shorter model turn leaves) */
   readonly timeoutMs?: number;
-  /** Sampling temperature of the route's calls, 0 to 2; at most 1 when the route holds a Claude model (Anthropic accepts 0 to 1). @default the provider's */
+  /**
+   * Sampling temperature of the route's calls, 0 to 2 (the widest range a provider takes: OpenAI API
+   * reference, `temperature`); at most 1 when the route holds a Claude model (Anthropic accepts 0 to 1). @default the provider's
+   */
   readonly temperature?: number;
   /** Overrides of {@link DEFAULT_RETRY}, field by field. */
   readonly retry?: Partial<RetryConfig>;
@@ -202,7 +223,9 @@ export interface ResolvedRoute {
   readonly timeoutMs: number;
   /** Sampling temperature; absent: the provider's default. */
   readonly temperature?: number;
+  /** {@link DEFAULT_RETRY} with the route's overrides. */
   readonly retry: RetryConfig;
+  /** {@link DEFAULT_BREAKER} with the route's overrides. */
   readonly breaker: BreakerConfig;
 }
 
@@ -234,7 +257,7 @@ function hostOf(url: string | undefined): string | undefined {
 }
 
 /** Whether a value is a route (has `primary`) rather than a model reference. */
-export function isRoute(value: ModelRef | ModelRoute): value is ModelRoute {
+function isRoute(value: ModelRef | ModelRoute): value is ModelRoute {
   return 'primary' in value;
 }
 
@@ -300,9 +323,11 @@ export function routeProblems(model: ModelRef | ModelRoute, routes?: Partial<Rec
       keys.add(modelKey(ref));
     });
     if (route.timeoutMs !== undefined && (!Number.isInteger(route.timeoutMs) || route.timeoutMs < 1)) problems.push(`${field}.timeoutMs: must be a positive integer`);
-    if (modelTimeoutSeconds !== undefined && route.timeoutMs !== undefined && route.timeoutMs + turnMarginMs(modelTimeoutSeconds) > modelTimeoutSeconds * 1000) {
+    if (modelTimeoutSeconds !== undefined && route.timeoutMs !== undefined) {
       const margin = turnMarginMs(modelTimeoutSeconds);
-      problems.push(`${field}.timeoutMs: ${route.timeoutMs} ms and the ${margin} ms kept for the checkpoint do not fit in modelTimeoutSeconds (${modelTimeoutSeconds} s): no call could start`);
+      if (route.timeoutMs + margin > modelTimeoutSeconds * 1000) {
+        problems.push(`${field}.timeoutMs: ${route.timeoutMs} ms and the ${margin} ms kept for the checkpoint do not fit in modelTimeoutSeconds (${modelTimeoutSeconds} s): no call could start`);
+      }
     }
     const breakerSettings = { ...DEFAULT_BREAKER, ...defined(route.breaker) };
     if (breakerSettings.windowSeconds < 2 * breakerSettings.bucketSeconds) {
@@ -316,9 +341,9 @@ export function routeProblems(model: ModelRef | ModelRoute, routes?: Partial<Rec
       const claude = models.find(isClaude);
       if (claude) problems.push(`${field}.temperature: ${route.temperature} is above 1, the most Anthropic accepts (${modelKey(claude)})`);
     }
-    const retry = RetryConfigSchema.partial().safeParse(route.retry ?? {});
+    const retry = RetryOverrideSchema.safeParse(route.retry ?? {});
     if (!retry.success) for (const issue of retry.error.issues) problems.push(`${field}.retry.${issue.path.join('.')}: ${issue.message}`);
-    const breaker = BreakerConfigSchema.partial().safeParse(route.breaker ?? {});
+    const breaker = BreakerOverrideSchema.safeParse(route.breaker ?? {});
     if (!breaker.success) for (const issue of breaker.error.issues) problems.push(`${field}.breaker.${issue.path.join('.')}: ${issue.message}`);
   };
   check(isRoute(model) ? model : { primary: model }, 'model');
@@ -364,8 +389,9 @@ export function retryAfterMs(header: (name: string) => string | null | undefined
 
 /**
  * The fault kind of an HTTP status from a provider (see `ProviderFaultKind`):
- * 429 `throttled`; 529 and 503 `overloaded`; 408 and 504 `timeout`; other 5xx
- * `server_error`; 401 `authentication`; 403 `permission`; 404 `not_found`; other 4xx `invalid_request`.
+ * 429 `throttled`; 529 and 503 `overloaded` (529 is Anthropic's `overloaded_error`,
+ * Anthropic API "Errors" page); 408 and 504 `timeout`; other 5xx `server_error`;
+ * 401 `authentication`; 403 `permission`; 404 `not_found`; other 4xx `invalid_request`.
  */
 export function faultKindOfStatus(status: number): ProviderFaultKind {
   if (status === 429) return 'throttled';

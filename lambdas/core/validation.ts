@@ -24,6 +24,7 @@ export interface ArgumentIssue {
   readonly expected: string;
   /** What the call gave, as JSON (at most 100 characters), or `missing`. */
   readonly got: string;
+  /** zod's message for the issue. */
   readonly message: string;
 }
 

@@ -22,7 +22,8 @@
 import { z } from 'zod';
 import { BudgetRaiseSchema, BudgetsSchema } from '../budget';
 import { PrincipalSchema } from '../policy';
-import { BudgetStandingSchema, CancellationSchema, StopSchema } from './checkpoint';
+import { CancellationSchema, SessionPauseSchema, SessionStatusSchema, StopSchema } from './checkpoint';
+import { PauseSchema } from './loop';
 
 /** Idempotency keys: 1-128 printable ASCII characters. */
 export const IdempotencyKeySchema = z.string().regex(/^[\x21-\x7e]{1,128}$/, 'must be 1-128 printable ASCII characters without spaces');
@@ -43,7 +44,10 @@ export const StartRunRequestSchema = z.object({
   principal: PrincipalSchema.optional(),
   /** Budgets of this run, overriding the agent's field by field. */
   budgets: BudgetsSchema.optional(),
-  /** How deep in a chain of sub-agents this run is (a supervisor starting a sub-agent passes its own depth + 1). @default 0 */
+  /**
+   * How deep in a chain of sub-agents this run is (a supervisor starting a sub-agent passes its own depth + 1):
+   * 0-100, the runtime's bound on the field (the agent's `subAgentDepth` budget is what limits a run). @default 0
+   */
   depth: z.number().int().nonnegative().max(100).optional(),
 });
 
@@ -73,7 +77,7 @@ export const PendingApprovalSchema = z.object({
 export const RunStatusSchema = z.object({
   sessionId: z.string(),
   agent: z.string(),
-  status: z.enum(['RUNNING', 'PAUSED_BUDGET', 'SUCCEEDED', 'FAILED', 'CANCELLED', 'STOPPED']),
+  status: SessionStatusSchema,
   /** The session's current execution. */
   executionArn: z.string(),
   /** Executions the session has had (1 + continuations, resumes and rollbacks). */
@@ -93,8 +97,8 @@ export const RunStatusSchema = z.object({
   pendingApprovals: z.array(PendingApprovalSchema),
   /** The budgets in force. */
   budgets: BudgetsSchema.optional(),
-  /** The budget the run is paused on (status PAUSED_BUDGET). */
-  pause: BudgetStandingSchema.extend({ at: z.string(), approvalId: z.string(), step: z.number() }).optional(),
+  /** The budget the run is paused on (status PAUSED_BUDGET): the session head's {@link SessionPauseSchema}, `step` any number here. */
+  pause: SessionPauseSchema.extend({ step: z.number() }).optional(),
   /** How the run was stopped (status STOPPED). */
   stop: StopSchema.optional(),
   /** Who the run acts for. */
@@ -237,13 +241,17 @@ export const StopRunResponseSchema = z.object({
   sessionId: z.string(),
   status: z.literal('STOPPED'),
   step: z.number().int().nonnegative(),
-  pause: BudgetStandingSchema,
+  pause: PauseSchema,
   completedToolCalls: z.number().int().nonnegative(),
 });
 
+/** Body of POST /runs/{sessionId}/budget ({@link RaiseBudgetRequestSchema}). */
 export type RaiseBudgetRequest = z.infer<typeof RaiseBudgetRequestSchema>;
+/** Answer of POST /runs/{sessionId}/budget ({@link RaiseBudgetResponseSchema}). */
 export type RaiseBudgetResponse = z.infer<typeof RaiseBudgetResponseSchema>;
+/** Body of POST /runs/{sessionId}/stop ({@link StopRunRequestSchema}). */
 export type StopRunRequest = z.infer<typeof StopRunRequestSchema>;
+/** Answer of POST /runs/{sessionId}/stop ({@link StopRunResponseSchema}). */
 export type StopRunResponse = z.infer<typeof StopRunResponseSchema>;
 export type StartRunRequest = z.infer<typeof StartRunRequestSchema>;
 export type Problem = z.infer<typeof ProblemSchema>;

@@ -52,10 +52,18 @@ import {
 } from './checkpoint-v1';
 import { BudgetsSchema, type Budgets } from '../budget';
 import { PrincipalSchema, type Principal } from '../policy';
-import { PauseSchema } from './loop';
-import { ModelResponseSchema, type ToolResultBlockSchema } from './model';
+import { CIRCUIT_STATES } from '../health';
+import { FailureSchema, PauseSchema } from './loop';
+import { ModelResponseSchema, UsageSchema, type ToolResultBlockSchema } from './model';
 
 const v2 = { schemaVersion: z.literal(CHECKPOINT_SCHEMA_VERSION) };
+
+/**
+ * The context limit's strategies (`core/context.ts`, `ContextStrategySchema`, which
+ * says what each does). Listed here, not there, because this file may not import
+ * `context.ts` (it imports this one).
+ */
+export const CONTEXT_STRATEGIES = ['drop-oldest-tool-results', 'summarise', 'fail'] as const;
 
 /** The stages of the pipeline, in the order they run. */
 export const OUTPUT_STAGES = ['parse', 'schema', 'rules', 'confidence', 'gate'] as const;
@@ -86,10 +94,12 @@ export type OutputStage = StageOutcome['stage'];
 export const SessionStatusSchema = z.enum(['RUNNING', 'PAUSED_BUDGET', 'SUCCEEDED', 'FAILED', 'CANCELLED', 'STOPPED']);
 
 /**
- * Where a budget stands: which one, how much is used, its limit (units of the budget:
- * tokens, USD, steps, seconds). Example: `{"budget":"costUsd","used":0.0502,"limit":0.05}`
+ * The current budget pause of a session (status `PAUSED_BUDGET`): the budget used up
+ * ({@link PauseSchema}), when the wait began (`at`, ISO 8601), the wait's approval id,
+ * and the model turns completed (`step`).
+ * Example: `{"budget":"costUsd","used":0.0502,"limit":0.05,"at":"2026-11-21T10:00:00.000Z","approvalId":"apv_…","step":3}`
  */
-export const BudgetStandingSchema = PauseSchema;
+export const SessionPauseSchema = PauseSchema.extend({ at: z.string(), approvalId: z.string(), step: z.number().int().nonnegative() });
 
 /** How a run ended on `stop` (while paused on a budget). Example: `{"reason":"too expensive","by":"alice","at":"2026-11-21T10:00:00.000Z"}` */
 export const StopSchema = z.object({ reason: z.string(), by: z.string().optional(), at: z.string() });
@@ -136,7 +146,7 @@ export const SessionRecordSchema = SessionRecordV1Schema.extend({
   /** Pauses so far. */
   pauses: z.number().int().nonnegative().optional(),
   /** The current pause (status `PAUSED_BUDGET`): the budget used up, when, and the approval id of the wait. */
-  pause: BudgetStandingSchema.extend({ at: z.string(), approvalId: z.string(), step: z.number().int().nonnegative() }).optional(),
+  pause: SessionPauseSchema.optional(),
   /** How the run was stopped (status `STOPPED`). */
   stop: StopSchema.optional(),
   /** How deep in a chain of sub-agents this run is (0: started by a trigger or a person). */
@@ -161,14 +171,19 @@ export const RoutingRecordSchema = z.object({
       provider: z.string(),
       modelId: z.string(),
       outcome: z.enum(['answered', 'failed', 'skipped']),
+      /** Calls made to this model (1 + retries); 0 when skipped. */
       calls: z.number().int().nonnegative(),
+      /** True when the call probed the model's half-open circuit. */
       probe: z.boolean().optional(),
       /** Milliseconds of the last call (the adapter's loading excluded). */
       latencyMs: z.number().nonnegative().optional(),
       /** The last fault's kind (`ProviderFaultKind`). */
       fault: z.string().optional(),
+      /** The last fault's HTTP status, when the provider answered one. */
       status: z.number().int().optional(),
+      /** The provider's request id of the answer, or of the last fault. */
       requestId: z.string().optional(),
+      /** Why it was skipped (`circuit open`, no time left, …) or how it failed, in words; also set on a last-resort call. */
       reason: z.string().optional(),
     }),
   ),
@@ -178,8 +193,8 @@ export const RoutingRecordSchema = z.object({
       modelId: z.string(),
       /** The model's health key (provider, model id, and where it is served). */
       model: z.string().optional(),
-      from: z.enum(['closed', 'open', 'half_open']),
-      to: z.enum(['closed', 'open', 'half_open']),
+      from: z.enum(CIRCUIT_STATES),
+      to: z.enum(CIRCUIT_STATES),
       reason: z.string(),
       at: z.string(),
       stats: z.object({ calls: z.number(), errors: z.number(), errorRate: z.number(), p50Ms: z.number().optional(), p95Ms: z.number().optional() }).optional(),
@@ -197,7 +212,7 @@ export const ModelSummarySchema = z.object({
   text: z.string(),
   provider: z.string(),
   modelId: z.string(),
-  usage: z.object({ inputTokens: z.number().int().nonnegative(), outputTokens: z.number().int().nonnegative() }),
+  usage: UsageSchema,
   costUsd: z.number().nonnegative(),
   transitions: RoutingRecordSchema.shape.transitions,
 });
@@ -227,7 +242,7 @@ export const ModelCheckpointSchema = ModelCheckpointV1Schema.extend({
       summarisedToolResults: z.number().int().nonnegative().optional(),
       estimatedTokens: z.number().int().nonnegative().optional(),
       maxContextTokens: z.number().int().positive().optional(),
-      strategy: z.enum(['drop-oldest-tool-results', 'summarise', 'fail']).optional(),
+      strategy: z.enum(CONTEXT_STRATEGIES).optional(),
       /**
        * Summaries a model wrote in this turn (the agent's `summarise` route), by the sort key
        * of the tool result they replace: later turns reuse them, so each result is summarised once.
@@ -236,7 +251,7 @@ export const ModelCheckpointSchema = ModelCheckpointV1Schema.extend({
     })
     .optional(),
   /** Token usage of the call (also inside `response`, which may be in S3). */
-  usage: z.object({ inputTokens: z.number().int().nonnegative(), outputTokens: z.number().int().nonnegative() }).optional(),
+  usage: UsageSchema.optional(),
   /** What the call cost, USD (price table, `core/budget.ts`). */
   costUsd: z.number().nonnegative().optional(),
   /** `review`: a valid answer below the confidence gate (or failing rules, as declared) waits for a human. */
@@ -251,9 +266,13 @@ export const ModelCheckpointSchema = ModelCheckpointV1Schema.extend({
       z.object({
         callId: z.string(),
         tool: z.string(),
+        /** `not_declared`: no such tool; `denied`: a policy forbids it; `budget_exceeded`: its calls per session are used up. */
         reason: z.enum(['not_declared', 'denied', 'budget_exceeded']),
+        /** Determining policy ids (`denied`). */
         policies: z.array(z.string()).optional(),
+        /** The policy set that decided (`denied`): `bundled` (the agent's file or the default) or the policy table override's version, e.g. `"3"`. */
         policyVersion: z.string().optional(),
+        /** Cedar's evaluation or request errors, one line each (`denied`; any error denies). */
         errors: z.array(z.string()).optional(),
       }),
     )
@@ -267,7 +286,7 @@ export const ModelCheckpointSchema = ModelCheckpointV1Schema.extend({
   /** Why the answer went to a human (outcome `review`). */
   reviewReasons: z.array(z.string()).optional(),
   /** Why the run cannot go on (outcome `failed`): `OutputValidationFailed`, `OutputRuleFailed`, `LowConfidence`. */
-  failure: z.object({ error: z.string(), cause: z.string() }).optional(),
+  failure: FailureSchema.optional(),
   /** The request's parameters, as sent to the model that answered. */
   params: z.object({ maxTokens: z.number().int().positive().optional(), temperature: z.number().optional() }).optional(),
   /** How the call was routed (absent on records written before routing). */
@@ -383,7 +402,7 @@ export const NoticeRecordSchema = z.object({
  * A budget ran out and the run paused (`PAUSE#<when its wait began>`): the snapshot of where it stood.
  * Example: `{"sessionId":"ses_a1","sk":"PAUSE#2026-11-21T10:00:00.000Z","schemaVersion":2,"kind":"pause","agent":"ssh-investigator","step":3,"budget":"costUsd","used":0.0502,"limit":0.05,"budgets":{"costUsd":0.05},"approvalId":"apv_…","expiresAt":"…","createdAt":"…"}`
  */
-export const PauseRecordSchema = BudgetStandingSchema.extend({
+export const PauseRecordSchema = PauseSchema.extend({
   sessionId: SessionRecordSchema.shape.sessionId,
   sk: z.string(),
   ...v2,
@@ -420,7 +439,9 @@ export type Cancellation = z.infer<typeof CancellationSchema>;
 export type SessionRecord = z.infer<typeof SessionRecordSchema>;
 export type InputCheckpoint = z.infer<typeof InputCheckpointSchema>;
 export type ModelCheckpoint = z.infer<typeof ModelCheckpointSchema>;
+/** How a model call was routed ({@link RoutingRecordSchema}). */
 export type RoutingRecord = z.infer<typeof RoutingRecordSchema>;
+/** A tool result summarised by a model ({@link ModelSummarySchema}). */
 export type ModelSummary = z.infer<typeof ModelSummarySchema>;
 export type ApprovalCheckpoint = z.infer<typeof ApprovalCheckpointSchema>;
 export type IntentCheckpoint = z.infer<typeof IntentCheckpointSchema>;
@@ -428,9 +449,10 @@ export type ToolCheckpoint = z.infer<typeof ToolCheckpointSchema>;
 export type ExecutionReason = z.infer<typeof ExecutionReasonSchema>;
 export type ExecutionRecord = z.infer<typeof ExecutionRecordSchema>;
 export type RollbackRecord = z.infer<typeof RollbackRecordSchema>;
+/** A governance notice ({@link NoticeRecordSchema}). */
 export type NoticeRecord = z.infer<typeof NoticeRecordSchema>;
+/** A budget pause's snapshot ({@link PauseRecordSchema}). */
 export type PauseRecord = z.infer<typeof PauseRecordSchema>;
-export type BudgetStanding = z.infer<typeof BudgetStandingSchema>;
 export type CheckpointRecord = z.infer<typeof CheckpointRecordSchema>;
 export type ToolResult = z.infer<typeof ToolResultBlockSchema>;
 

@@ -121,7 +121,9 @@ export const ContinuationSchema = z.object({
 });
 
 /**
- * A budget that stopped the run, as the pause carries it. Example: `{"budget":"costUsd","used":0.0502,"limit":0.05}`
+ * A budget that stopped the run, as the pause carries it: which budget, how much is
+ * used and its limit, in the budget's units (tokens, USD, steps, seconds, depth).
+ * Example: `{"budget":"costUsd","used":0.0502,"limit":0.05}`
  */
 export const PauseSchema = z.object({
   budget: z.enum(['inputTokens', 'outputTokens', 'costUsd', 'steps', 'wallClockSeconds', 'subAgentDepth']),
@@ -238,6 +240,8 @@ export type ModelTurnResult = z.infer<typeof ModelTurnResultSchema>;
 export type ApprovalOutcome = z.infer<typeof ApprovalOutcomeSchema>;
 export type ToolTaskInput = z.infer<typeof ToolTaskInputSchema>;
 export type ApprovalRequestInput = z.infer<typeof ApprovalRequestInputSchema>;
+/** A human's answer to a loop wait ({@link WaitDecisionSchema}). */
 export type WaitDecision = z.infer<typeof WaitDecisionSchema>;
+/** A budget that stopped the run ({@link PauseSchema}). */
 export type Pause = z.infer<typeof PauseSchema>;
 export type RecordFailureInput = z.infer<typeof RecordFailureInputSchema>;

@@ -73,7 +73,9 @@ export const ModelRequestSchema = z.object({
   system: z.string(),
   messages: z.array(MessageSchema),
   tools: z.array(ToolSpecSchema),
+  /** The most output tokens of the answer; absent: the provider adapter's default. */
   maxTokens: z.number().int().positive().optional(),
+  /** Sampling temperature, 0 to 2 (OpenAI API reference, `temperature`; Anthropic takes 0 to 1). @default the provider's */
   temperature: z.number().min(0).max(2).optional(),
 });
 

@@ -10,10 +10,10 @@ import {
   resumePoint,
   rollbackPlan,
   takeoverStatuses,
-  toolResultBytes,
   whyNotCancellable,
   whyNotResumable,
 } from '../../../lambdas/core/durable';
+import { toolResultBytes } from '../../../lambdas/core/context';
 import {
   CREATED_AT,
   EXECUTION_ARN,
