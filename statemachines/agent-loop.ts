@@ -39,28 +39,53 @@ import { APPROVAL_TIMED_OUT_REASON, EVENT_SCHEMA_VERSION, FAILURE_RETRY, IN_PROG
 import type { ToolRetry } from '../lambdas/core/define';
 import { TERMINAL_ERROR_NAMES } from '../lambdas/core/errors';
 
-/** A tool as the loop runs it: its function, and its Task's TimeoutSeconds and Retry. */
+/**
+ * A tool as the loop runs it: its function, and its Task's TimeoutSeconds and Retry.
+ * Example: `{name: "lookup_host", function: <the tool's Lambda>, needsApproval: false, timeoutSeconds: 30, retry: {maxAttempts: 3, intervalSeconds: 1, backoffRate: 2, maxDelaySeconds: 20, jitter: "full"}}`
+ */
 export interface LoopTool {
+  /**
+   * The tool's declared name (`defineTool`: 1-64 characters of `[a-zA-Z0-9_-]`): Dispatch
+   * routes a call whose `call.tool` equals it to the Task `RunTool-<name>`, so names must be unique.
+   */
   readonly name: string;
+  /** The Lambda function the tool's Task invokes (payload: the session, step, branch, call, approval, execution ARN and retry count). */
   readonly function: lambda.IFunction;
+  /**
+   * Whether every call goes through an approval wait first (RequestApproval,
+   * `.waitForTaskToken` with the loop's `approvalTimeoutSeconds`); the tool's Task then
+   * gets the decision: approved, it runs the call; rejected or timed out, it records
+   * the call as rejected without running it.
+   */
   readonly needsApproval: boolean;
-  /** The tool's timeout; the Task's TimeoutSeconds adds {@link TASK_TIMEOUT_MARGIN_SECONDS}. */
+  /** The tool's timeout, seconds; the Task's TimeoutSeconds adds {@link TASK_TIMEOUT_MARGIN_SECONDS}. */
   readonly timeoutSeconds: number;
+  /**
+   * The Retry of the tool's Task for faults (terminal errors are never retried).
+   * `maxAttempts` counts every attempt including the first: the Task's Retry
+   * `MaxAttempts` is `maxAttempts - 1` (1: no retry). Intervals and the delay cap in seconds.
+   */
   readonly retry: ToolRetry;
 }
 
 /** Props of {@link AgentLoop}. */
 export interface AgentLoopProps {
+  /** The agent's name: in every approval request and failure envelope. */
   readonly agentName: string;
   /** Model turns allowed; a run reaching it ends with `StepLimitReached`. */
   readonly maxSteps: number;
   /** The RunTools Map's MaxConcurrency. */
   readonly toolConcurrency: number;
-  /** TimeoutSeconds of each approval wait (tool calls and output reviews). */
+  /** TimeoutSeconds of each approval wait (tool calls and output reviews), seconds; past it the wait's decision is `timed_out`. */
   readonly approvalTimeoutSeconds: number;
-  /** TimeoutSeconds of a budget pause; past it the run fails with `BudgetExhausted`. */
+  /**
+   * TimeoutSeconds of a budget pause (PauseForBudget), seconds; past it the run fails
+   * with `BudgetExhausted`. Required here; the `Agent` construct passes the
+   * definition's, which `defineAgent` defaults to `DEFAULT_BUDGET_PAUSE_TIMEOUT_SECONDS`
+   * (604800 s, 7 days).
+   */
   readonly budgetPauseTimeoutSeconds: number;
-  /** The model turn's timeout; its Task's TimeoutSeconds adds {@link TASK_TIMEOUT_MARGIN_SECONDS}. */
+  /** The model turn's timeout, seconds; its Task's TimeoutSeconds adds {@link TASK_TIMEOUT_MARGIN_SECONDS}. */
   readonly modelTimeoutSeconds: number;
   /** The agent's tools: one RunTool Task each. */
   readonly tools: readonly LoopTool[];
@@ -92,7 +117,6 @@ export const STATE = {
   raised: 'Raised?',
   stopped: 'Stopped',
   budgetExhausted: 'BudgetExhausted',
-  pauseTimedOut: 'PauseTimedOut',
   reviewOutput: 'ReviewOutput',
   reviewTimedOut: 'ReviewTimedOut',
   recordFailure: 'RecordFailure',
@@ -117,9 +141,11 @@ const PROGRESS = {
 const EXECUTION_ARN = sfn.JsonPath.stringAt('$$.Execution.Id');
 
 /**
- * The agent loop. Start state: Prepare. It ends in Done, DuplicateTrigger or Failed.
- * Functions invoked by ARN from the payload (the tools) are not known to the
- * graph: grant the state machine `lambda:InvokeFunction` on them.
+ * The agent loop. Start state: Prepare. It ends in Done, DuplicateTrigger, Superseded,
+ * Stopped or ContinuedAsNew (Succeed), or in Failed or RecordFailureFailed (Fail).
+ * Every function it invokes is a Task's own (CDK grants `lambda:InvokeFunction` on it);
+ * ContinueAsNew starts the state machine's next execution with a custom state, so grant
+ * the state machine `states:StartExecution` on itself (the `Agent` construct does).
  */
 export class AgentLoop extends sfn.StateMachineFragment {
   readonly startState: sfn.State;

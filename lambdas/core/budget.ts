@@ -6,7 +6,7 @@
  */
 import { z } from 'zod';
 import { BUDGET_THRESHOLD_FRACTION } from './constants';
-import type { CheckpointRecord, ToolCheckpoint } from './contracts/checkpoint';
+import type { CheckpointRecord, ModelCheckpoint, ToolCheckpoint } from './contracts/checkpoint';
 import type { Usage } from './contracts/model';
 import { CorruptCheckpointError } from './errors';
 
@@ -269,33 +269,53 @@ export const TOOL_STATUSES_THAT_RAN: readonly ToolCheckpoint['status'][] = ['suc
  * @throws CorruptCheckpointError when `session.createdAt` is not a date.
  */
 export function spendOf(records: readonly CheckpointRecord[], session: { createdAt: string; pausedSeconds?: number }, now: number): Spend {
-  let inputTokens = 0;
-  let outputTokens = 0;
-  let costUsd = 0;
-  let steps = 0;
   const toolCalls: Record<string, number> = {};
+  const spent: Mutable<Spend> = { inputTokens: 0, outputTokens: 0, costUsd: 0, steps: 0, wallClockSeconds: 0, toolCalls };
   for (const record of records) {
     if (record.kind === 'model') {
-      const usage = record.usage ?? record.response?.usage;
-      inputTokens += usage?.inputTokens ?? 0;
-      outputTokens += usage?.outputTokens ?? 0;
-      costUsd += record.costUsd ?? 0;
-      steps += 1;
-      // The summaries a `summarise` model wrote for the turn spend too (not a step of their own).
-      for (const summary of Object.values(record.context?.summaries ?? {})) {
-        inputTokens += summary.usage.inputTokens;
-        outputTokens += summary.usage.outputTokens;
-        costUsd += summary.costUsd;
-      }
+      accrueModelRecord(spent, record);
     } else if (record.kind === 'tool') {
-      costUsd += record.costUsd ?? 0;
+      spent.costUsd += record.costUsd ?? 0;
       if (TOOL_STATUSES_THAT_RAN.includes(record.status)) toolCalls[record.tool] = (toolCalls[record.tool] ?? 0) + 1;
     }
   }
   const created = Date.parse(session.createdAt);
   if (Number.isNaN(created)) throw new CorruptCheckpointError(`session createdAt is not a date: ${JSON.stringify(session.createdAt)}`);
   const wallClockSeconds = Math.max(0, Math.floor((now - created) / 1000 - (session.pausedSeconds ?? 0)));
-  return { inputTokens, outputTokens, costUsd: roundUsd(costUsd), steps, wallClockSeconds, toolCalls };
+  return { ...spent, costUsd: roundUsd(spent.costUsd), wallClockSeconds };
+}
+
+/**
+ * A spend with one model checkpoint added, as {@link spendOf} counts it: one step; the
+ * checkpoint's `usage` (or, when absent, as in version 1 records, `response.usage`) and
+ * `costUsd` (absent: 0); and the usage and cost of the summaries a `summarise` model
+ * wrote in the turn (`context.summaries`, not a step of their own). `wallClockSeconds`
+ * and `toolCalls` are kept. For a turn just checkpointed, not yet among the records read.
+ * Example: `addModelRecord({"inputTokens":100,"outputTokens":10,"costUsd":0.0005,"steps":1,…}, {usage:{inputTokens:120,outputTokens:8},costUsd:0.00048,…})`
+ * → `{"inputTokens":220,"outputTokens":18,"costUsd":0.00098,"steps":2,…}`
+ * @returns a new spend; `costUsd` rounded to 1e-9 ({@link roundUsd}), like {@link spendOf}'s.
+ */
+export function addModelRecord(spend: Spend, record: ModelCheckpoint): Spend {
+  const added: Mutable<Spend> = { ...spend };
+  accrueModelRecord(added, record);
+  return { ...added, costUsd: roundUsd(added.costUsd) };
+}
+
+type Mutable<T> = { -readonly [K in keyof T]: T[K] };
+
+/** Adds a model checkpoint to `spent`, in place (cost not rounded: {@link spendOf} rounds the sum once). */
+function accrueModelRecord(spent: Mutable<Spend>, record: ModelCheckpoint): void {
+  const usage = record.usage ?? record.response?.usage;
+  spent.inputTokens += usage?.inputTokens ?? 0;
+  spent.outputTokens += usage?.outputTokens ?? 0;
+  spent.costUsd += record.costUsd ?? 0;
+  spent.steps += 1;
+  // The summaries a `summarise` model wrote for the turn spend too (not a step of their own).
+  for (const summary of Object.values(record.context?.summaries ?? {})) {
+    spent.inputTokens += summary.usage.inputTokens;
+    spent.outputTokens += summary.usage.outputTokens;
+    spent.costUsd += summary.costUsd;
+  }
 }
 
 // ---------------------------------------------------------------------------
@@ -366,7 +386,7 @@ export function exhaustedBudget(spend: Spend, limits: Budgets): { budget: SpendB
  * `BudgetThresholdReached` for those it has not announced yet in the session.
  * @param fraction @default BUDGET_THRESHOLD_FRACTION (0.8)
  */
-export function thresholdsReached(spend: Spend, limits: Budgets, fraction: number = BUDGET_THRESHOLD_FRACTION): BudgetName[] {
+export function thresholdsReached(spend: Spend, limits: Budgets, fraction: number = BUDGET_THRESHOLD_FRACTION): SpendBudgetName[] {
   return budgetUse(spend, limits)
     .filter((u) => u.used >= roundUsd(fraction * u.limit))
     .map((u) => u.budget);
@@ -439,9 +459,6 @@ export function affordable(spend: Spend, limits: Budgets, extraCostUsd: number):
 export const BudgetRaiseSchema = BudgetsSchema.refine((raise) => Object.values(raise).some((v) => v !== undefined), {
   error: 'name at least one budget to raise',
 });
-
-/** The body of `raise-budget`. */
-export type BudgetRaise = z.infer<typeof BudgetRaiseSchema>;
 
 /**
  * The budgets after a raise: each field of `raise` replaces the current limit (it is the

@@ -45,9 +45,16 @@ async function project(record: DynamoDBRecord, append: AppendEvent, publish: Pub
 }
 
 /**
- * Builds the projector handler around an append function. Records are handled
- * one after the other (stream order); each failure is reported by its sequence
- * number in `batchItemFailures`.
+ * Builds the projector handler around an append and a publish function. Records are
+ * handled one after the other (stream order); each failure is reported by its sequence
+ * number in `batchItemFailures` (the record is redelivered).
+ * @param append appends one event-log row (the DynamoDB event table in Lambda); false when
+ *   the row was already there (a redelivered record), which is not an error.
+ * @param publish publishes an event whose type is in {@link PUBLISHED_EVENT_TYPES} on the
+ *   runtime's bus (EventBridge PutEvents in Lambda), with {@link publishedDetail} as detail.
+ *   Called after the append, so a published event is always in the log; at least once:
+ *   a redelivered record, or one whose publish failed after its append, publishes again.
+ * @returns the Lambda handler of the checkpoint stream, answering `{batchItemFailures}`.
  */
 export function createProjector(append: AppendEvent, publish: PublishEvent): (event: DynamoDBStreamEvent, context: Context) => Promise<DynamoDBBatchResponse> {
   const processor = new BatchProcessor(EventType.DynamoDBStreams);

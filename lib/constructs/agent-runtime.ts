@@ -37,11 +37,12 @@ export interface AgentRuntimeProps {
    * @default apigw.AuthorizationType.IAM (SigV4-signed requests)
    */
   readonly apiAuthorization?: apigw.AuthorizationType.IAM | apigw.AuthorizationType.NONE;
-  /** Days the dead-letter queues keep messages. @default 14 (the SQS maximum) */
+  /** Days the dead-letter queues keep messages: an integer from 1 to 14 (the constructor throws otherwise). @default 14 (the SQS maximum) */
   readonly deadLetterRetentionDays?: number;
   /**
    * Bodies (tool results, model responses) larger than this many bytes are stored in
-   * the body bucket and checkpointed by reference. @default 16384 (16 KiB)
+   * the body bucket and checkpointed by reference: an integer from 1 to 262144 (256 KiB;
+   * the constructor throws otherwise). @default 16384 (16 KiB)
    */
   readonly bodyInlineLimitBytes?: number;
   /**
@@ -52,7 +53,9 @@ export interface AgentRuntimeProps {
   readonly faultInjection?: boolean;
   /**
    * The deployment's environment, as policies see it: the `environment` attribute of
-   * every Cedar `Tool` entity (`resource.environment == "production"`). @default 'production'
+   * every Cedar `Tool` entity (`resource.environment == "production"`). It must match
+   * `^[A-Za-z0-9_-]{1,64}$` (1 to 64 letters, digits, `_` or `-`); the constructor
+   * throws an Error naming the value otherwise. @default 'production'
    */
   readonly environment?: string;
   /**
@@ -68,6 +71,8 @@ export interface AgentRuntimeProps {
  * The shared runtime. Agents register with {@link AgentRuntime.registerAgent}
  * (the {@link Agent} construct does it), which wires them into the API and
  * grants the approval functions their task callbacks.
+ * @throws Error from the constructor, naming the prop and the value, when
+ *   `deadLetterRetentionDays`, `bodyInlineLimitBytes` or `environment` is out of range.
  */
 export class AgentRuntime extends Construct {
   /** Sessions and checkpoints; partition key `sessionId`, sort key `sk`; stream NEW_AND_OLD_IMAGES. */
@@ -117,7 +122,12 @@ export class AgentRuntime extends Construct {
   readonly logGroup?: logs.LogGroup;
   /** Bodies larger than this many bytes go to {@link bodyBucket}. */
   readonly bodyInlineLimitBytes: number;
-  /** Resumes, cancels and rolls back sessions (POST /runs/{sessionId}/resume, /cancel, /rollback). */
+  /**
+   * Controls sessions: resumes, cancels, rolls back, raises the budgets of (raise-budget,
+   * which also answers a budget pause) and stops (a budget-paused run) them:
+   * POST /runs/{sessionId}/resume, /cancel, /rollback, /budget and /stop
+   * (`lambdas/handlers/api-control-run.ts`).
+   */
   readonly controlRunFunction: RuntimeFunction;
   /** The HTTP API (REST, IAM authorisation): runs, events, approvals. */
   readonly api: apigw.RestApi;

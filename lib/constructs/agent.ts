@@ -58,6 +58,9 @@ export interface AgentProps {
  * An agent: a Standard state machine running the agent loop, a Lambda function
  * per tool, and an EventBridge rule per trigger that starts executions with the
  * whole event as input (failed deliveries go to the runtime's delivery DLQ).
+ * @throws Error from the constructor when `module` does not exist, when the agent's
+ *   Cedar policies are not valid against its tools (every problem listed, see
+ *   `checkPolicies`), or when the runtime already has an agent of that name.
  */
 export class Agent extends Construct {
   /** The agent's name (its definition's). */
@@ -272,11 +275,24 @@ export class Agent extends Construct {
 }
 
 /**
- * The resources `bedrock:InvokeModel` needs for a model id: the foundation model in
- * the region; for a cross-region inference profile (`us.`, `eu.`, `apac.`, `global.`
- * prefixes), the profile and its foundation model in every region it routes to
- * (Amazon Bedrock User Guide, "Prerequisites for inference profiles"); for a model ARN
- * (an application inference profile, provisioned throughput), the ARN and any foundation model.
+ * The resources `bedrock:InvokeModel` needs for a model id (Amazon Bedrock User Guide,
+ * "Prerequisites for inference profiles"), in the partition of the stack (`Aws.PARTITION`):
+ * - a model ARN (`arn:` prefix: an application inference profile, a provisioned
+ *   throughput, an imported model): the ARN itself and every foundation model in every
+ *   region (`arn:<partition>:bedrock:*::foundation-model/*`), since which models it routes
+ *   to is not known from the ARN;
+ * - a cross-region (system-defined) inference profile, an id with one of the prefixes
+ *   `us.`, `us-gov.`, `eu.`, `apac.`, `ca.`, `jp.`, `au.` or `global.`: the profile in
+ *   `region` (`…:bedrock:<region>:<account>:inference-profile/<modelId>`) and the
+ *   foundation model the id names after the prefix, in every region it may route to
+ *   (`…:bedrock:*::foundation-model/<id>`);
+ * - any other id, a foundation model: `…:bedrock:<region>::foundation-model/<modelId>`.
+ * Example: `bedrockModelArns('us.anthropic.claude-sonnet-4-5-20250929-v1:0', 'us-east-1')` →
+ * `["arn:aws:bedrock:us-east-1:<account>:inference-profile/us.anthropic.claude-sonnet-4-5-20250929-v1:0", "arn:aws:bedrock:*::foundation-model/anthropic.claude-sonnet-4-5-20250929-v1:0"]`
+ * (partition and account are CDK tokens).
+ * @param modelId the model id or ARN the provider calls (`ModelRef.modelId`)
+ * @param region the region the model is called in (`ModelRef.region`); @default the stack's region (`Aws.REGION`)
+ * @returns the resource ARNs for an IAM policy statement (one or two)
  */
 export function bedrockModelArns(modelId: string, region?: string): string[] {
   const where = region ?? Aws.REGION;

@@ -19,13 +19,15 @@ export interface RuntimeFunctionProps {
   readonly entry: string;
   /** Name of the exported handler. @default 'handler' */
   readonly handler?: string;
+  /** The function's description (what it serves, e.g. `POST /runs/{sessionId}/resume, …`). */
   readonly description: string;
   /** Powertools service name (`POWERTOOLS_SERVICE_NAME`), e.g. `agent-runtime` or the agent's name. */
   readonly serviceName: string;
-  /** @default 30 seconds */
+  /** The Lambda timeout. @default 30 seconds */
   readonly timeout?: Duration;
-  /** @default 512 MiB */
+  /** Memory, MiB. @default 512 MiB */
   readonly memorySize?: number;
+  /** Environment variables, added to (and overriding) the Powertools ones (`POWERTOOLS_SERVICE_NAME`, `POWERTOOLS_LOG_LEVEL`, `NODE_OPTIONS`). @default none */
   readonly environment?: Record<string, string>;
   /** Days of CloudWatch Logs retention (of its own log group). @default logs.RetentionDays.ONE_MONTH */
   readonly logRetention?: logs.RetentionDays;

@@ -7,10 +7,11 @@ import { AgentRuntime, type AgentRuntimeProps } from '../constructs/agent-runtim
 
 /** An agent to deploy: its definition, the module exporting it, and optional extra wiring. */
 export interface AgentSpec {
+  /** The agent, as `defineAgent` returned it. */
   readonly definition: AgentDefinition;
   /** Module exporting the definition (see {@link import('../constructs/agent').AgentProps.module}). */
   readonly module: string;
-  /** @default 'agent' */
+  /** Name under which the module exports the definition. @default 'agent' */
   readonly exportName?: string;
   /** Adds what the agent's tools need (tables, grants, environment). */
   readonly configure?: (agent: Agent, scope: Construct) => void;
@@ -18,7 +19,9 @@ export interface AgentSpec {
 
 /** Props of {@link AgentRuntimeStack}. */
 export interface AgentRuntimeStackProps extends StackProps {
+  /** The agents to deploy, each an {@link Agent} bound to the stack's runtime. */
   readonly agents: readonly AgentSpec[];
+  /** Props of the stack's {@link AgentRuntime}. @default the runtime's defaults */
   readonly runtime?: AgentRuntimeProps;
   /** Whether each agent gets its CloudWatch alarms (see {@link Agent.alarms}). @default true */
   readonly alarms?: boolean;
@@ -26,12 +29,17 @@ export interface AgentRuntimeStackProps extends StackProps {
 
 /**
  * The runtime and its agents. Outputs: `ApiUrl`, `DeadLetterQueueUrl`,
- * `CheckpointTableName`, `EventTableName`, `EventBusName`, `BodyBucketName`,
+ * `DeliveryDeadLetterQueueUrl`, `CheckpointTableName`, `EventTableName`,
+ * `ApprovalTableName`, `EventBusName`, `BodyBucketName`, `ModelHealthTableName`,
  * `IdempotencyTableName`, `PolicyTableName`, `FaultTableName` (with fault injection), and per agent
- * `StateMachine<agent>` (non-alphanumerics removed).
+ * `StateMachine<agent>` (its ARN; the agent's name with non-alphanumerics removed).
+ * @throws Error from the constructor as {@link AgentRuntime} and {@link Agent} throw (a prop
+ *   out of range, a missing module, invalid policies, two agents of one name).
  */
 export class AgentRuntimeStack extends Stack {
+  /** The shared runtime. */
   readonly runtime: AgentRuntime;
+  /** The agents, in the order of `props.agents`. */
   readonly agents: Agent[];
 
   constructor(scope: Construct, id: string, props: AgentRuntimeStackProps) {

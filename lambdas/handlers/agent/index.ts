@@ -31,8 +31,18 @@ import { startRun } from './start-run';
 
 /** The handlers of an agent. */
 export interface AgentHandlers {
+  /** The Prepare task: validates the trigger, creates the session (see `prepare.ts`). */
   prepare(event: PrepareEvent, context: Context): Promise<PrepareResult>;
+  /**
+   * The ModelTurn task (see `model-turn.ts`). @throws ZodError when `event` is not a
+   * {@link ModelTurnInputSchema}; whatever the turn throws (faults, retried by the Task).
+   */
   modelTurn(event: unknown, context: Context): Promise<ModelTurnResult>;
+  /**
+   * A tool's RunTool task, for the tool named by the function's `AGENT_TOOL_NAME` (see
+   * `run-tool.ts`). @throws ZodError when `event` is not a {@link ToolTaskInputSchema};
+   * ConfigurationError when the environment variable is unset; whatever the call throws.
+   */
   runTool(event: unknown, context: Context): Promise<ToolTaskResult>;
   /** POST /agents/{agent}/runs (API Gateway Lambda proxy). */
   startRun(event: APIGatewayProxyEvent, context: Context): Promise<APIGatewayProxyResult>;

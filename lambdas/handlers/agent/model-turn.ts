@@ -1,6 +1,7 @@
 /**
  * A model turn: builds the conversation from the checkpoints (bodies stored in
- * S3 loaded by reference, under the agent's context limit), calls the model once
+ * S3 loaded by reference, under the agent's context limit: a tool result the limit
+ * replaces is read only for a summary or a final answer), calls the model once
  * per idempotency key (Powertools idempotency: a retried or resumed turn gets the
  * recorded answer, not a second call), decides the outcome and checkpoints it.
  * A turn whose checkpoint exists is replayed from it without calling the model.
@@ -23,7 +24,9 @@
  * `continue` with the StartExecution of the session's next execution instead.
  */
 import {
+  addModelRecord,
   affordable,
+  budgetUse,
   exhaustedBudget,
   modelCallCostUsd,
   priceOf,
@@ -52,7 +55,16 @@ import type { PolicySnapshot, StepDeps } from './deps';
 
 type Progress = Pick<ModelTurnResult, 'events' | 'execution' | 'branch' | 'toolRuns' | 'decision'>;
 
-/** Runs one model turn. @throws ConfigurationError when a tool has no function ARN or the session head is missing. */
+/**
+ * Runs one model turn (step `input.step + 1`).
+ * @returns the outcome: `tool_calls` (with the calls to run), `final`, `repair`, `review`
+ *   (an answer waiting for a human), `paused` (with the budget used up, before the spend),
+ *   `failed` (with the failure), or `continue` (with the next execution's StartExecution);
+ *   with the loop's progress (history events, execution, branch).
+ * @throws ConfigurationError when a tool has no function ARN or the session head is missing;
+ *   SessionFencedError when the execution no longer owns the session; the model router's
+ *   errors (faults, retried by the Task).
+ */
 export async function modelTurn(input: ModelTurnInput, deps: StepDeps): Promise<ModelTurnResult> {
   const { agent, store } = deps;
   const now = deps.now ?? Date.now;
@@ -95,7 +107,7 @@ export async function modelTurn(input: ModelTurnInput, deps: StepDeps): Promise<
     const exhausted = exhaustedBudget(spend, limits);
     if (exhausted) {
       // A budget may go from under 80% to used up between two turns: announce before pausing.
-      await announceThresholds(input.sessionId, spend, limits, input.step, deps, input.executionArn);
+      await writeNotices(input.sessionId, input.step, thresholdNotices(spend, limits), deps, input.executionArn);
       return { ...base, step: input.step, outcome: 'paused', pause: exhausted, ...waiting };
     }
     const called = await callModel(input, step, repairsBefore, records, head, spend, deps, now);
@@ -104,10 +116,12 @@ export async function modelTurn(input: ModelTurnInput, deps: StepDeps): Promise<
     record = called;
   }
 
-  const after = replayed ? spend : addTurn(spend, record);
-  await announceThresholds(input.sessionId, after, limits, step, deps, input.executionArn);
+  const after = replayed ? spend : addModelRecord(spend, record);
   // Also on a replay: a crash may have come between the model checkpoint and the notices.
-  await announceRouting(record, deps, input.executionArn, input.branch);
+  // One read of the session's notices for all of them: budget thresholds, routing, then tool budgets
+  // (a review has no tool calls, so none of the last).
+  const notices = [...thresholdNotices(after, limits), ...routingNotices(record, input.branch), ...(record.outcome === 'review' ? [] : toolBudgetNotices(record, deps))];
+  await writeNotices(input.sessionId, step, notices, deps, input.executionArn);
 
   if (record.outcome === 'review') {
     // Only a replayed review has been waited for. Its answer is in the payload, or (after a
@@ -124,8 +138,6 @@ export async function modelTurn(input: ModelTurnInput, deps: StepDeps): Promise<
     return { ...base, step, outcome: 'final', ...progress };
   }
 
-  // Also on a replay: a crash may have come between the model checkpoint and the notices.
-  await announceToolBudgets(record, deps, input.executionArn);
   if (record.outcome === 'tool_calls') {
     // Before the calls run: their declared cost must fit the cost budget.
     const pending = record.calls.filter((c) => !records.some((r) => r.kind === 'tool' && r.step === step && r.callId === c.callId));
@@ -142,67 +154,36 @@ export async function modelTurn(input: ModelTurnInput, deps: StepDeps): Promise<
   return { ...resultOf(record, repairsBefore, agent.maxOutputRepairs), ...progress };
 }
 
-/** The spend with this turn's model call added (a turn just called, not yet among the records read). */
-function addTurn(spend: Spend, record: ModelCheckpoint): Spend {
-  const summaries = Object.values(record.context?.summaries ?? {});
-  return {
-    ...spend,
-    steps: spend.steps + 1,
-    inputTokens: spend.inputTokens + (record.usage?.inputTokens ?? 0) + summaries.reduce((n, x) => n + x.usage.inputTokens, 0),
-    outputTokens: spend.outputTokens + (record.usage?.outputTokens ?? 0) + summaries.reduce((n, x) => n + x.usage.outputTokens, 0),
-    costUsd: roundUsd(spend.costUsd + (record.costUsd ?? 0) + summaries.reduce((n, x) => n + x.costUsd, 0)),
-  };
+/** A governance notice to write (once per key: its sort key is `NOTICE#<notice>#<key>`). */
+type Notice = { notice: NoticeRecord['notice']; key: string; detail: Record<string, unknown> };
+
+/** A `BudgetThresholdReached` notice for each budget at 80% or more (keyed by the budget: once per budget per session). */
+function thresholdNotices(spend: Spend, limits: Budgets): Notice[] {
+  const reached = new Set(thresholdsReached(spend, limits));
+  return budgetUse(spend, limits)
+    .filter((use) => reached.has(use.budget))
+    .map(({ budget, used, limit }) => ({ notice: 'BudgetThresholdReached', key: budget, detail: { budget, used, limit } }));
 }
 
-/** Writes a `BudgetThresholdReached` notice for each budget at 80% or more (once per budget per session: the notice's key). */
-async function announceThresholds(sessionId: string, spend: Spend, limits: Budgets, step: number, deps: StepDeps, executionArn: string): Promise<void> {
-  const reached = thresholdsReached(spend, limits);
-  if (reached.length === 0) return;
-  // One read of the notices already written, instead of a refused write per budget every turn.
-  const written = new Set((await deps.store.listNotices(sessionId)).map((n) => n.sk));
-  for (const budget of reached.filter((b) => !written.has(checkpointKey.notice('BudgetThresholdReached', b)))) {
-    const used = budget === 'wallClockSeconds' ? spend.wallClockSeconds : budget === 'subAgentDepth' ? 0 : spend[budget];
-    await deps.store.putCheckpoint(
-      {
-        sessionId,
-        sk: checkpointKey.notice('BudgetThresholdReached', budget),
-        kind: 'notice',
-        notice: 'BudgetThresholdReached',
-        agent: deps.agent.name,
-        step,
-        detail: { budget, used, limit: limits[budget] },
-      },
-      executionArn,
-    );
-  }
-}
-
-/** Writes a `ToolBudgetExceeded` notice for each call the turn refused past its tool's calls per session (once per call). */
-async function announceToolBudgets(record: ModelCheckpoint, deps: StepDeps, executionArn: string): Promise<void> {
-  for (const denial of (record.denials ?? []).filter((d) => d.reason === 'budget_exceeded')) {
-    await deps.store.putCheckpoint(
-      {
-        sessionId: record.sessionId,
-        sk: checkpointKey.notice('ToolBudgetExceeded', `${record.step}#${denial.callId}`),
-        kind: 'notice',
-        notice: 'ToolBudgetExceeded',
-        agent: deps.agent.name,
-        step: record.step,
-        detail: { tool: denial.tool, callId: denial.callId, callsPerSession: deps.agent.tools.find((t) => t.name === denial.tool)?.budget?.callsPerSession },
-      },
-      executionArn,
-    );
-  }
+/** A `ToolBudgetExceeded` notice for each call the turn refused past its tool's calls per session (once per call). */
+function toolBudgetNotices(record: ModelCheckpoint, deps: StepDeps): Notice[] {
+  return (record.denials ?? [])
+    .filter((d) => d.reason === 'budget_exceeded')
+    .map((denial) => ({
+      notice: 'ToolBudgetExceeded',
+      key: `${record.step}#${denial.callId}`,
+      detail: { tool: denial.tool, callId: denial.callId, callsPerSession: deps.agent.tools.find((t) => t.name === denial.tool)?.budget?.callsPerSession },
+    }));
 }
 
 /**
- * Writes the routing notices of a model turn (once per key): `ModelFallback` when a
- * fallback answered, and one notice per circuit change the call (and its summaries) made.
+ * The routing notices of a model turn: `ModelFallback` when a fallback answered, and
+ * one notice per circuit change the call (and its summaries) made.
  */
-async function announceRouting(record: ModelCheckpoint, deps: StepDeps, executionArn: string, branch: number): Promise<void> {
+function routingNotices(record: ModelCheckpoint, branch: number): Notice[] {
   const routing = record.routing;
-  if (!routing) return;
-  const notices: RoutingNotice[] = [];
+  if (!routing) return [];
+  const notices: Notice[] = [];
   if (routing.servedBy.index > 0) {
     const primary = routing.route[0];
     // Per branch: a rolled-back session's fallback at the same step is a new one.
@@ -211,20 +192,21 @@ async function announceRouting(record: ModelCheckpoint, deps: StepDeps, executio
   }
   const summaryTransitions = Object.values(record.context?.summaries ?? {}).flatMap((x) => x.transitions);
   notices.push(...[...routing.transitions, ...summaryTransitions].map(circuitNotice));
-  await writeNotices(record.sessionId, record.step, notices, deps, executionArn);
+  return notices;
 }
 
-type RoutingNotice = { notice: NoticeRecord['notice']; key: string; detail: Record<string, unknown> };
-
 /** The notice of a circuit change (keyed by the model and the change's time). */
-function circuitNotice(t: Omit<CircuitTransition, 'model'> & { model?: string }): RoutingNotice {
+function circuitNotice(t: Omit<CircuitTransition, 'model'> & { model?: string }): Notice {
   const notice = t.to === 'open' ? 'CircuitOpened' : t.to === 'half_open' ? 'CircuitHalfOpened' : 'CircuitClosed';
   const model = t.model ?? `${t.provider}/${t.modelId}`;
   return { notice, key: `${model}#${t.at}`, detail: { model, from: t.from, to: t.to, reason: t.reason, at: t.at, stats: t.stats } };
 }
 
-/** Writes the notices not written yet (one read of the session's notices, not a refused write each). */
-async function writeNotices(sessionId: string, step: number, notices: readonly RoutingNotice[], deps: StepDeps, executionArn: string): Promise<void> {
+/**
+ * Writes, in order, the notices not written yet: one read of the session's notices
+ * (none when there is nothing to write), not a refused write each.
+ */
+async function writeNotices(sessionId: string, step: number, notices: readonly Notice[], deps: StepDeps, executionArn: string): Promise<void> {
   if (notices.length === 0) return;
   const written = new Set((await deps.store.listNotices(sessionId)).map((n) => n.sk));
   for (const n of notices.filter((x) => !written.has(checkpointKey.notice(x.notice, x.key)))) {
@@ -255,14 +237,18 @@ async function callModel(
     if (!functionArn) throw new ConfigurationError(`no function ARN configured for tool ${tool.name}`);
     tools.set(tool.name, { functionArn, needsApproval: tool.needsApproval, budget: tool.budget });
   }
-  const offered = agent.tools.filter((tool) => policies.decide({ principal, action: 'discoverTool', tool }).allowed);
+  const offered = new Map(agent.tools.filter((tool) => policies.decide({ principal, action: 'discoverTool', tool }).allowed).map((tool) => [tool.name, tool]));
   const history = records.filter((r) => r.kind !== 'model' || r.step < step);
-  // Every body, also of the results the plan replaces: summaries and the output pipeline read them.
-  const loadedHistory = await loadBodies(history, deps);
-  const toolSpecs = offered.map(toolSpec);
-  const context = planContext(loadedHistory, agent.context, { system: agent.systemPrompt, tools: toolSpecs, maxOutputTokens: agent.maxOutputTokens });
+  // Tool results stored in S3 are read only where needed. Before the plan: the model answers (the plan
+  // sizes an answer by its content), and under `summarise` every result (a summary needs its result).
+  const summarise = agent.context?.strategy === 'summarise';
+  const planned = await loadBodies(history, deps, () => summarise);
+  const toolSpecs = [...offered.values()].map(toolSpec);
+  const context = planContext(planned, agent.context, { system: agent.systemPrompt, tools: toolSpecs, maxOutputTokens: agent.maxOutputTokens });
   const sk = checkpointKey.model(step);
   if (context.exceeded) return { failure: contextLimitFailure(context) };
+  // Then the results the model sees in full (the plan sized the others from their references).
+  const loadedHistory = await loadBodies(planned, deps, (tool) => !context.replaced.has(tool.sk));
   const summaries = await modelSummaries(context.summarisedKeys, loadedHistory, input, deps, now);
   const route = resolveRoute(agent.model, agent.routes, stepKindOf(records, step), agent.modelTimeoutSeconds);
   const request: ModelRequest = {
@@ -301,12 +287,15 @@ async function callModel(
   const provider = deps.provider(served, route.timeoutMs);
   const servedRequest = { ...request, modelId: modelIdOf(served) };
   const durationMs = now() - started;
-  const offeredNames = new Set(offered.map((t) => t.name));
+  // A final answer (no tool call) goes through the output pipeline, which reads every result of the session, the replaced ones too.
+  const final = !response.content.some((block) => block.type === 'tool_use');
+  const everyResult = final ? await loadBodies(loadedHistory, deps, () => true) : loadedHistory;
   const decision = decideTurn(response, {
     tools,
     authorize: (use) => {
-      const tool = agent.tools.find((t) => t.name === use.name);
-      if (!tool || !offeredNames.has(tool.name)) return { allowed: false, policies: [], errors: [], version: policies.version };
+      // A declared tool the principal may not discover is denied like an undeclared one.
+      const tool = offered.get(use.name);
+      if (!tool) return { allowed: false, policies: [], errors: [], version: policies.version };
       return { ...policies.decide({ principal, action: 'callTool', tool, arguments: use.input, step }), version: policies.version };
     },
     // Calls of rolled-back turns count too (the spend includes the abandoned checkpoints).
@@ -315,7 +304,7 @@ async function callModel(
       decideFinalAnswer(answer, {
         schema: agent.output,
         pipeline: agent.outputPipeline,
-        context: outputContext(loadedHistory, now()),
+        context: outputContext(everyResult, now()),
         repairs: repairsBefore,
         maxOutputRepairs: agent.maxOutputRepairs,
       }),
@@ -342,7 +331,7 @@ async function callModel(
       calls: decision.outcome === 'tool_calls' ? decision.calls : [],
       inlineResults: decision.outcome === 'tool_calls' ? decision.inlineResults : [],
       denials: decision.outcome === 'tool_calls' && decision.denials.length > 0 ? decision.denials : undefined,
-      offeredTools: [...offeredNames],
+      offeredTools: [...offered.keys()],
       validationErrors: decision.outcome === 'repair' || decision.outcome === 'failed' ? decision.validationErrors : undefined,
       output: decision.outcome === 'final' || decision.outcome === 'review' ? decision.output : undefined,
       stages: 'stages' in decision ? decision.stages : undefined,
@@ -427,12 +416,15 @@ function withSummaries(record: ReturnType<typeof contextRecord>, written: Record
   return { ...record, summaries: written };
 }
 
-/** The records with their S3 bodies loaded: model answers and tool results. */
-async function loadBodies(records: CheckpointRecord[], deps: StepDeps): Promise<CheckpointRecord[]> {
+/**
+ * The records with their S3 bodies loaded: every model answer, and the tool results
+ * `results` picks (the others stay by reference). A body already loaded is not read again.
+ */
+async function loadBodies(records: readonly CheckpointRecord[], deps: StepDeps, results: (tool: ToolCheckpoint) => boolean): Promise<CheckpointRecord[]> {
   return Promise.all(
     records.map(async (r) => {
       if (r.kind === 'model' && !r.response && r.responseRef) return { ...r, response: JSON.parse(await deps.bodies.get(r.responseRef)) as ModelResponse };
-      if (r.kind === 'tool' && r.result === undefined && r.resultRef) return { ...r, result: await deps.bodies.get(r.resultRef) };
+      if (r.kind === 'tool' && r.result === undefined && r.resultRef && results(r)) return { ...r, result: await deps.bodies.get(r.resultRef) };
       return r;
     }),
   );

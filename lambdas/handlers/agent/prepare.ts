@@ -22,7 +22,9 @@ import type { StepDeps } from './deps';
 export interface PrepareEvent {
   /** The execution input: an EventBridge event, an API trigger, or a continuation. */
   trigger: unknown;
+  /** The execution's ARN (`$$.Execution.Id`): the session's owner. */
   executionArn: string;
+  /** The execution's name (`$$.Execution.Name`): the session id reported when the trigger cannot be parsed. */
   executionName: string;
   /** This attempt's `$$.State.RetryCount`. @default 0 */
   retryCount?: number;
@@ -32,7 +34,8 @@ export interface PrepareEvent {
  * Runs Prepare.
  * @returns `ready`; `duplicate` (this trigger already runs in another execution);
  *   `superseded` (a continuation whose session moved on); or `failed` with
- *   `InvalidInput` naming the fields.
+ *   `InvalidInput` naming the fields, or `SubAgentDepthExceeded` when the run is deeper
+ *   than its `subAgentDepth` budget.
  */
 export async function prepare(event: PrepareEvent, deps: StepDeps): Promise<PrepareResult> {
   const { agent, store } = deps;

@@ -48,9 +48,14 @@ export interface ToolTaskResult {
 type Outcome = Pick<ToolCheckpoint, 'status' | 'isError'> & { result?: string; resultRef?: BodyRef };
 
 /**
- * Runs the call.
+ * Runs the call once (a call already checkpointed returns its recorded status; Powertools
+ * idempotency per call id), after the call-time policy check and input validation, and
+ * checkpoints its outcome (a result above the inline limit in S3, by reference).
  * @param toolName the tool this function serves (its `AGENT_TOOL_NAME`)
- * @throws ConfigurationError when the call names another tool or its model turn is missing;
+ * @returns the call's status and the history events its iteration wrote
+ * @throws ConfigurationError when the call names another tool, the agent declares no such
+ *   tool, its model turn (or the tool call in it) is missing, a tool that needs approval
+ *   arrives without a decision, or the tool has neither a `handler` nor an `http` endpoint;
  *   ToolOutputInvalidError when the tool's result fails its output schema;
  *   SessionFencedError when the execution no longer owns the session;
  *   whatever the tool throws other than ToolError (a fault: retried).

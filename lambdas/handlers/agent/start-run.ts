@@ -24,7 +24,10 @@ import type { ApiTrigger } from '../../core/trigger';
 import { formatIssues } from '../../core/validation';
 import { logger, logStep } from '../../observability/powertools';
 
-/** Starts a run of `agent` on `stateMachineArn` for an API request. */
+/**
+ * Starts a run of `agent` on `stateMachineArn` for an API request (API Gateway Lambda
+ * proxy). The answers (202, 200, 400, 409) are those of the module comment.
+ */
 export async function startRun(event: APIGatewayProxyEvent, agent: AgentDefinition, stateMachineArn: string): Promise<APIGatewayProxyResult> {
   const requestedAt = Date.now();
   const body = parseBody(event, StartRunRequestSchema);

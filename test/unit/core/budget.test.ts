@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { ZodError } from 'zod';
 import {
+  addModelRecord,
   admitToolCalls,
   affordable,
   BudgetRaiseSchema,
@@ -27,6 +28,7 @@ import {
   ModelCheckpointSchema,
   ToolCheckpointSchema,
   type CheckpointRecord,
+  type ModelCheckpoint,
   type ToolCheckpoint,
 } from '../../../lambdas/core/contracts/checkpoint';
 import { CorruptCheckpointError } from '../../../lambdas/core/errors';
@@ -257,6 +259,37 @@ describe('spendOf', () => {
 
   it('fails when the session head has no valid createdAt', () => {
     expect(() => spendOf([], { createdAt: 'yesterday' }, now)).toThrow(CorruptCheckpointError);
+  });
+});
+
+describe('addModelRecord', () => {
+  const now = T0 + 95_500;
+  const summary = (inputTokens: number, outputTokens: number, costUsd: number): unknown => ({
+    text: 'a summary',
+    provider: 'scripted',
+    modelId: 'summariser',
+    usage: { inputTokens, outputTokens },
+    costUsd,
+    transitions: [],
+  });
+  const summarised = ModelCheckpointSchema.parse({
+    ...modelCheckpoint(2, { usage: { inputTokens: 2000, outputTokens: 50 }, costUsd: 0.2 }),
+    context: { toolResultBytes: 0, droppedToolResults: 0, summaries: { a: summary(300, 20, 0.1), b: summary(5, 1, 0.000000001) } },
+  });
+
+  it('adds a model checkpoint as spendOf counts it: one step, its usage and cost, and its summaries', () => {
+    const before = [modelCheckpoint(1, { usage: { inputTokens: 1000, outputTokens: 100 }, costUsd: 0.1 }), toolCheckpoint(1, 'c1', 'lookup_host', 'succeeded', 0.001)];
+    const spent = spendOf(before, { createdAt: CREATED_AT }, now);
+    const after = addModelRecord(spent, summarised);
+    expect(after).toEqual(spendOf([...before, summarised], { createdAt: CREATED_AT }, now));
+    expect(after).toEqual({ inputTokens: 3305, outputTokens: 171, costUsd: 0.401000001, steps: 2, wallClockSeconds: 95, toolCalls: { lookup_host: 1 } });
+  });
+
+  it('reads usage from the response when the checkpoint has none, counts an absent cost as 0, and returns a new spend', () => {
+    const start = spend({ steps: 1, costUsd: 0.5 });
+    const record = modelCheckpoint(2, { responseUsage: { inputTokens: 70, outputTokens: 7 } }) as ModelCheckpoint;
+    expect(addModelRecord(start, record)).toEqual({ ...start, inputTokens: 70, outputTokens: 7, steps: 2 });
+    expect(start).toEqual(spend({ steps: 1, costUsd: 0.5 }));
   });
 });
 

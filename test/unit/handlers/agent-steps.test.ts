@@ -1595,6 +1595,25 @@ describe("modelTurn: the agent's context limit", () => {
     expect(h.bodies.gets.slice(reads)).toContain(dropped);
   });
 
+  it('does not read a dropped result on a turn that calls tools (only a final answer needs it, for the output pipeline)', async () => {
+    const { agent } = opsAgentWith([...turns().slice(0, 2), call(use('c3', 'dump', { label: 'third', bytes: 300 })), say(ANSWER)], {
+      context: { maxToolResultBytes: RESULT_BYTES + 10, strategy: 'drop-oldest-tool-results' },
+    });
+    const h = harness(agent, { inlineLimitBytes: 64 });
+    const turn1 = await nextTurn(h, await ready(h));
+    const turn2 = await nextTurn(h, turn1, await runTools(h, turn1));
+    const runs = await runTools(h, turn2);
+    const dropped = (await toolCheckpoint(h, turn2.sessionId, 1, 'c1')).resultRef?.key;
+    const kept = (await toolCheckpoint(h, turn2.sessionId, 2, 'c2')).resultRef?.key;
+    const reads = h.bodies.gets.length;
+
+    await expect(nextTurn(h, turn2, runs)).resolves.toMatchObject({ step: 3, outcome: 'tool_calls' });
+
+    expect(JSON.parse((h.modelCalls[2]?.messages[2]?.content[0] as { content: string }).content)).toMatchObject({ error: 'CONTEXT_DROPPED' });
+    expect(h.bodies.gets.slice(reads)).toContain(kept);
+    expect(h.bodies.gets.slice(reads)).not.toContain(dropped);
+  });
+
   /** What the context limit recorded for a request: its estimated tokens are a count, whatever the estimate. */
   const contextOf = (strategy: 'drop-oldest-tool-results' | 'fail', toolResultBytes: number, droppedToolResults: number): unknown => ({
     toolResultBytes,
@@ -2067,6 +2086,18 @@ describe('modelTurn: tool budgets', () => {
       step: 2,
       detail: { tool: 'limited', callId: 'l2', callsPerSession: 1 },
     });
+  });
+
+  it('reads the notices once for a turn that writes several kinds, and writes them in order: budget thresholds, then tool budgets', async () => {
+    const h = harness(governedAgent([call(use('l1', 'limited', { text: 'a' })), call(use('l2', 'limited', { text: 'b' }), use('e2', 'echo', { text: 'c' })), say(ANSWER)], { budgets: { costUsd: 0.12 } }));
+    const turn1 = await nextTurn(h, await ready(h));
+    const runs = await runTools(h, turn1);
+    const reads = vi.spyOn(h.store, 'listNotices');
+
+    await nextTurn(h, turn1, runs);
+
+    expect(reads).toHaveBeenCalledTimes(1);
+    expect(noticeWrites(h)).toEqual(['NOTICE#BudgetThresholdReached#costUsd', 'NOTICE#ToolBudgetExceeded#2#l2']);
   });
 
   it('counts only the calls that ran against a tool\'s calls per session (not one refused for invalid arguments)', async () => {
