@@ -131,27 +131,36 @@ describe('BedrockProvider: answers', () => {
   });
 });
 
+/**
+ * FIRST, then an answer with two echo calls, then their results (the second an error
+ * with `failed` as its content), then `after` in the same user message.
+ */
+function toolExchange(failed: string, after: Message['content'] = []): Message[] {
+  return [
+    FIRST,
+    {
+      role: 'assistant',
+      content: [
+        { type: 'text', text: 'Looking.' },
+        { type: 'tool_use', id: 'tooluse_1', name: 'echo', input: { text: 'hi' } },
+        { type: 'tool_use', id: 'tooluse_2', name: 'echo', input: { text: 'again' } },
+      ],
+    },
+    {
+      role: 'user',
+      content: [
+        { type: 'tool_result', toolUseId: 'tooluse_1', content: '{"text":"hi"}', isError: false },
+        { type: 'tool_result', toolUseId: 'tooluse_2', content: failed, isError: true },
+        ...after,
+      ],
+    },
+  ];
+}
+
 describe('BedrockProvider: the request', () => {
   it('sends a signed POST to /model/{modelId}/converse with system, messages, tool results, tools and inference settings', async () => {
     answer(bedrockResponse(textResponse('ok')));
-    const messages: Message[] = [
-      FIRST,
-      {
-        role: 'assistant',
-        content: [
-          { type: 'text', text: 'Looking.' },
-          { type: 'tool_use', id: 'tooluse_1', name: 'echo', input: { text: 'hi' } },
-          { type: 'tool_use', id: 'tooluse_2', name: 'echo', input: { text: 'again' } },
-        ],
-      },
-      {
-        role: 'user',
-        content: [
-          { type: 'tool_result', toolUseId: 'tooluse_1', content: '{"text":"hi"}', isError: false },
-          { type: 'tool_result', toolUseId: 'tooluse_2', content: '{"error":"no such line"}', isError: true },
-        ],
-      },
-    ];
+    const messages = toolExchange('{"error":"no such line"}');
     await provider().converse(request({ messages, maxTokens: 1024, temperature: 0.2 }));
 
     expect(server.requests).toHaveLength(1);
@@ -208,25 +217,7 @@ describe('BedrockProvider: the request', () => {
       turns: [{ response: textResponse('first') }, { response: textResponse('{"answer":"done"}') }],
     };
     server.setHandler(scriptedBedrockHandler(script));
-    const messages: Message[] = [
-      FIRST,
-      {
-        role: 'assistant',
-        content: [
-          { type: 'text', text: 'Looking.' },
-          { type: 'tool_use', id: 'tooluse_1', name: 'echo', input: { text: 'hi' } },
-          { type: 'tool_use', id: 'tooluse_2', name: 'echo', input: { text: 'again' } },
-        ],
-      },
-      {
-        role: 'user',
-        content: [
-          { type: 'tool_result', toolUseId: 'tooluse_1', content: '{"text":"hi"}', isError: false },
-          { type: 'tool_result', toolUseId: 'tooluse_2', content: '{"error":"budget exhausted"}', isError: true },
-          { type: 'text', text: 'No tool is left: answer now.' },
-        ],
-      },
-    ];
+    const messages = toolExchange('{"error":"budget exhausted"}', [{ type: 'text', text: 'No tool is left: answer now.' }]);
     const response = await provider().converse(request({ messages, tools: [] }));
     expect(response).toMatchObject({ content: [{ type: 'text', text: '{"answer":"done"}' }], requestId: 'fake-bedrock-2' });
     expect(server.requests).toHaveLength(1);
